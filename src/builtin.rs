@@ -1,0 +1,26 @@
+//! Built-in profiles, embedded in the binary. The tidy test checks that this list matches
+//! `profiles/` and that every profile has a golden case.
+
+/// (name, one-line description, YAML text), sorted by name.
+pub const PROFILES: &[(&str, &str, &str)] = &[
+    (
+        "debian-nftables-default-nat",
+        "Debian desktop on nftables with libvirt's default NAT network (seed 000)",
+        include_str!("../profiles/debian-nftables-default-nat.yaml"),
+    ),
+    (
+        "laptop-wifi",
+        "Arch laptop on WiFi: custom NAT with systemd-networkd and nftables, DNAT to a web server (seed 001)",
+        include_str!("../profiles/laptop-wifi.yaml"),
+    ),
+    (
+        "server-custom-routed",
+        "Dedicated server: custom routed public subnet with DHCPv6 from dnsmasq, networkd, nftables (seed 004)",
+        include_str!("../profiles/server-custom-routed.yaml"),
+    ),
+];
+
+/// The YAML text of built-in profile `name`.
+pub fn get(name: &str) -> Option<&'static str> {
+    PROFILES.iter().find(|(n, _, _)| *n == name).map(|(_, _, text)| *text)
+}

@@ -1,0 +1,173 @@
+//! The bundle: a sorted map of relative path → file, and the only code that writes to disk.
+//!
+//! `write_to` renders into a temporary sibling directory and renames it into place, so a failed
+//! write leaves nothing behind; an existing directory is replaced only if it is a bundle (it has a
+//! `MANIFEST` that starts with our header) or `force` is set. `write_tar` writes a reproducible
+//! archive: sorted entries, mtime 0, uid/gid 0, fixed modes.
+
+use anyhow::{bail, Context as _, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// First line of every MANIFEST; marks a directory as a vnetgen bundle.
+pub const MANIFEST_HEADER: &str = "# vnetgen bundle manifest: mode sha256 path";
+
+/// One file of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// Unix permission bits, e.g. 0o644.
+    pub mode: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// A rendered bundle: relative paths (with `/`) to files. Directories are implied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bundle {
+    pub files: BTreeMap<String, File>,
+}
+
+impl Bundle {
+    /// Adds a file; a path may be added once only.
+    pub fn add(&mut self, path: impl Into<String>, mode: u32, text: impl Into<Vec<u8>>) {
+        let path = path.into();
+        debug_assert!(!path.starts_with('/') && !path.contains(".."), "bad bundle path {path}");
+        let prev = self.files.insert(path.clone(), File { mode, bytes: text.into() });
+        assert!(prev.is_none(), "bundle path {path} added twice");
+    }
+
+    /// The MANIFEST text: mode, sha256 and path of every file, sorted by path.
+    pub fn manifest(&self) -> String {
+        let mut out = String::from(MANIFEST_HEADER);
+        out.push('\n');
+        for (path, f) in &self.files {
+            let digest = Sha256::digest(&f.bytes);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            out.push_str(&format!("{:04o} {hex} {path}\n", f.mode));
+        }
+        out
+    }
+
+    /// Writes the bundle as directory `out`, atomically (temp dir + rename).
+    pub fn write_to(&self, out: &Path, force: bool) -> Result<()> {
+        if out.exists() {
+            if !out.is_dir() {
+                bail!("{} exists and is not a directory", out.display());
+            }
+            if !force && !is_bundle_dir(out) {
+                bail!("{} exists and is not a vnetgen bundle; pass --force to replace it", out.display());
+            }
+        }
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = out.file_name().context("output path has no file name")?.to_string_lossy().into_owned();
+        let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
+        let result = self.write_tree(&tmp).and_then(|()| replace_dir(&tmp, out, &parent, &base));
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    fn write_tree(&self, root: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        for (path, f) in &self.files {
+            let dest = root.join(path);
+            if let Some(dir) = dest.parent() {
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            fs::write(&dest, &f.bytes).with_context(|| format!("writing {}", dest.display()))?;
+            fs::set_permissions(&dest, fs::Permissions::from_mode(f.mode))
+                .with_context(|| format!("setting mode of {}", dest.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a reproducible tar archive of the bundle, every path under `prefix/`.
+    pub fn write_tar(&self, out: &Path, prefix: &str) -> Result<()> {
+        let mut buf: Vec<u8> = Vec::new();
+        {
+            let mut tar = tar::Builder::new(&mut buf);
+            tar.mode(tar::HeaderMode::Deterministic);
+            let mut dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+            dirs.insert(prefix.to_string());
+            for path in self.files.keys() {
+                let mut p = Path::new(path).parent();
+                while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+                    dirs.insert(format!("{prefix}/{}", d.display()));
+                    p = d.parent();
+                }
+            }
+            let mut entries: BTreeMap<String, Option<&File>> = BTreeMap::new();
+            for d in dirs {
+                entries.insert(format!("{d}/"), None);
+            }
+            for (path, f) in &self.files {
+                entries.insert(format!("{prefix}/{path}"), Some(f));
+            }
+            for (name, file) in entries {
+                let mut h = tar::Header::new_ustar();
+                h.set_mtime(0);
+                h.set_uid(0);
+                h.set_gid(0);
+                match file {
+                    None => {
+                        h.set_entry_type(tar::EntryType::Directory);
+                        h.set_mode(0o755);
+                        h.set_size(0);
+                        tar.append_data(&mut h, &name, std::io::empty())?;
+                    }
+                    Some(f) => {
+                        h.set_entry_type(tar::EntryType::Regular);
+                        h.set_mode(f.mode);
+                        h.set_size(f.bytes.len() as u64);
+                        tar.append_data(&mut h, &name, f.bytes.as_slice())?;
+                    }
+                }
+            }
+            tar.finish()?;
+        }
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = parent.join(format!(
+            ".{}.tmp-{}",
+            out.file_name().context("tar path has no file name")?.to_string_lossy(),
+            std::process::id()
+        ));
+        let write = || -> Result<()> {
+            let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            fs::rename(&tmp, out).with_context(|| format!("renaming into {}", out.display()))
+        };
+        let r = write();
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+}
+
+/// Returns true if `dir` holds a vnetgen bundle (its MANIFEST starts with our header).
+pub fn is_bundle_dir(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("MANIFEST")).is_ok_and(|m| m.starts_with(MANIFEST_HEADER))
+}
+
+fn replace_dir(tmp: &Path, out: &Path, parent: &Path, base: &str) -> Result<()> {
+    if out.exists() {
+        let old = parent.join(format!(".{base}.old-{}", std::process::id()));
+        fs::rename(out, &old).with_context(|| format!("moving old {} aside", out.display()))?;
+        if let Err(e) = fs::rename(tmp, out) {
+            let _ = fs::rename(&old, out);
+            return Err(e).with_context(|| format!("renaming into {}", out.display()));
+        }
+        fs::remove_dir_all(&old).with_context(|| format!("removing old {}", old.display()))?;
+    } else {
+        fs::rename(tmp, out).with_context(|| format!("renaming into {}", out.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! vnetgen: a YAML profile of a libvirt/QEMU host → a complete, reproducible setup bundle.
+//!
+//! The pipeline (see ARCHITECTURE.md): `profile` (YAML → raw structs) → `lower` (raw → validated
+//! `model`, every problem collected) → `render` (model → `bundle::Bundle`, pure) →
+//! `bundle::Bundle::write_to` (the only code that writes). `main.rs` is the only code that prints.
+
+pub mod builtin;
+pub mod bundle;
+pub mod diag;
+pub mod lower;
+pub mod model;
+pub mod profile;
+pub mod render;
+pub mod templates;
+
+use diag::Diagnostic;
+
+/// A profile read and checked: the model when it is valid, and every diagnostic (warnings
+/// included) either way.
+pub struct Checked {
+    pub model: Option<model::Profile>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses and lowers a profile's bytes. Never panics on any input.
+pub fn check(bytes: &[u8]) -> Checked {
+    match profile::parse(bytes) {
+        Err(d) => Checked { model: None, diagnostics: vec![d] },
+        Ok(raw) => {
+            let (model, diagnostics) = lower::lower(&raw);
+            Checked { model, diagnostics }
+        }
+    }
+}
+
+/// The resolved profile as YAML: every default filled in (`vnetgen show`, the bundle's
+/// `profile.yaml`).
+pub fn resolved_yaml(model: &model::Profile) -> String {
+    let mut out = String::from("# Resolved by vnetgen: every default is written out.\n");
+    out.push_str(&profile::to_yaml(&lower::raise(model)));
+    out
+}
+
+/// Renders the bundle of a valid profile.
+pub fn render_bundle(model: &model::Profile, templates: &templates::Templates) -> anyhow::Result<bundle::Bundle> {
+    render::render(model, templates, &resolved_yaml(model))
+}
+
+/// The JSON Schema of the profile format, pretty-printed.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(profile::Profile);
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    s.push('\n');
+    s
+}

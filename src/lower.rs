@@ -1,0 +1,1130 @@
+//! `lower`: raw profile → validated model, collecting every problem before returning; and `raise`,
+//! the way back (model → raw profile with every default filled in, for `vnetgen show`).
+//!
+//! Every check lives here, and every diagnostic points at the key or value it is about. Nothing
+//! here does IO.
+
+use crate::diag::{Diagnostic, Loc};
+use crate::model::*;
+use crate::profile::{self as raw, S};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Lowers a raw profile. Returns the model (None if any error was found) and every diagnostic,
+/// warnings included.
+pub fn lower(p: &raw::Profile) -> (Option<Profile>, Vec<Diagnostic>) {
+    let mut cx = Cx::default();
+    let model = cx.profile(p);
+    let has_error = cx.diags.iter().any(Diagnostic::is_error);
+    (if has_error { None } else { model }, cx.diags)
+}
+
+#[derive(Default)]
+struct Cx {
+    diags: Vec<Diagnostic>,
+}
+
+impl Cx {
+    fn err(&mut self, loc: Loc, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::error(loc, msg));
+    }
+
+    fn err_help(&mut self, loc: Loc, msg: impl Into<String>, help: impl Into<String>) {
+        self.diags.push(Diagnostic::error(loc, msg).with_help(help));
+    }
+
+    fn profile(&mut self, p: &raw::Profile) -> Option<Profile> {
+        if p.version.value != 1 {
+            self.err_help(
+                p.version.loc,
+                format!("unsupported profile version {}", p.version.value),
+                "this vnetgen reads `version: 1`",
+            );
+        }
+        let name = self.profile_name(&p.name);
+        let host = self.host(&p.host);
+        if p.networks.value.is_empty() {
+            self.err(p.networks.loc, "a profile needs at least one network");
+        }
+        let mut networks = Vec::new();
+        for n in &p.networks.value {
+            if let Some(net) = self.network(n, host.as_ref(), name.as_ref()) {
+                networks.push(net);
+            }
+        }
+        self.cross_network(&p.networks.value, &networks, host.as_ref());
+        Some(Profile { name: name?, host: host?, networks }).filter(|pr| pr.networks.len() == p.networks.value.len())
+    }
+
+    fn profile_name(&mut self, s: &S<String>) -> Option<Name> {
+        let v = &s.value;
+        let ok = !v.is_empty()
+            && v.len() <= 48
+            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !v.starts_with('-');
+        if ok {
+            Some(Name(v.clone()))
+        } else {
+            self.err_help(
+                s.loc,
+                format!("invalid profile name {v:?}"),
+                "use 1-48 lowercase letters, digits and '-', not starting with '-', e.g. `laptop-wifi`",
+            );
+            None
+        }
+    }
+
+    fn host(&mut self, h: &S<raw::Host>) -> Option<Host> {
+        let h_loc = h.loc;
+        let h = &h.value;
+        let distro = h.distro.value;
+        let release = match &h.release {
+            Some(r) => {
+                let v = &r.value;
+                let numeric = !v.is_empty()
+                    && v.len() <= 16
+                    && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    && v.parse::<f64>().is_ok();
+                let ok = if distro == Distro::Arch { v == "rolling" } else { numeric };
+                if !ok {
+                    let help = if distro == Distro::Arch {
+                        "Arch is a rolling release: use `release: rolling` or leave it out".to_string()
+                    } else {
+                        format!("use the release number, e.g. `release: \"{}\"`", distro.default_release())
+                    };
+                    self.err_help(r.loc, format!("invalid release {v:?} for {}", distro.as_str()), help);
+                }
+                v.clone()
+            }
+            None => distro.default_release().to_string(),
+        };
+        if h.uplinks.value.is_empty() {
+            self.err(h.uplinks.loc, "a host needs at least one uplink");
+        }
+        let mut uplinks = Vec::new();
+        let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
+        for u in &h.uplinks.value {
+            if let Some(prev) = seen.insert(u.value.name.value.clone(), u.value.name.loc) {
+                self.err(
+                    u.value.name.loc,
+                    format!("uplink {} is listed twice (first at line {})", u.value.name.value, prev.line),
+                );
+            }
+            if let Some(up) = self.uplink(u) {
+                uplinks.push(up);
+            }
+        }
+        let _ = h_loc;
+        if uplinks.len() != h.uplinks.value.len() || uplinks.is_empty() {
+            return None;
+        }
+        Some(Host { distro, release, stack: h.stack.value, firewall: h.firewall.value, uplinks })
+    }
+
+    fn uplink(&mut self, u: &S<raw::Uplink>) -> Option<Uplink> {
+        let u = &u.value;
+        let name = self.ifname(&u.name);
+        let kind = u.kind.as_ref().map_or(UplinkKind::Ethernet, |k| k.value);
+        let mac = u.mac.as_ref().map(|m| self.mac(m));
+        let ipv4 = match &u.ipv4 {
+            None => Some(UplinkV4::Dhcp),
+            Some(s) => self.uplink_v4(s),
+        };
+        let ipv6 = match &u.ipv6 {
+            None => Some(UplinkV6::Slaac),
+            Some(s) => self.uplink_v6(s),
+        };
+        let mac = match mac {
+            Some(None) => return None,
+            Some(Some(m)) => Some(m),
+            None => None,
+        };
+        Some(Uplink { name: name?, kind, mac, ipv4: ipv4?, ipv6: ipv6? })
+    }
+
+    fn uplink_v4(&mut self, s: &S<raw::UplinkIpv4>) -> Option<UplinkV4> {
+        let v = &s.value;
+        match v.method.value {
+            raw::AddrMethod::Static => {
+                let Some(addr) = &v.address else {
+                    self.err_help(
+                        v.method.loc,
+                        "static IPv4 addressing needs an `address`",
+                        "add e.g. `address: 203.0.113.3/24`",
+                    );
+                    return None;
+                };
+                let (address, subnet) = self.host_cidr4(addr)?;
+                let gateway = match &v.gateway {
+                    Some(g) => {
+                        let gw = self.ipv4(g)?;
+                        if !subnet.is_host(gw) || gw == address {
+                            self.err_help(
+                                g.loc,
+                                format!("gateway {gw} is outside the uplink's subnet {subnet}"),
+                                "the gateway must be another address of the uplink's own subnet",
+                            );
+                        }
+                        Some(gw)
+                    }
+                    None => None,
+                };
+                let dns = self.dns_list(v.dns.as_deref())?;
+                Some(UplinkV4::Static { address, subnet, gateway, dns })
+            }
+            m => {
+                for (key, loc) in
+                    [("address", v.address.as_ref().map(|x| x.loc)), ("gateway", v.gateway.as_ref().map(|x| x.loc))]
+                {
+                    if let Some(loc) = loc {
+                        self.err(loc, format!("`{key}` only goes with `method: static`"));
+                    }
+                }
+                if let Some(d) = v.dns.as_ref().and_then(|d| d.first()) {
+                    self.err(d.loc, "`dns` only goes with `method: static`");
+                }
+                Some(if m == raw::AddrMethod::Dhcp { UplinkV4::Dhcp } else { UplinkV4::None })
+            }
+        }
+    }
+
+    fn uplink_v6(&mut self, s: &S<raw::UplinkIpv6>) -> Option<UplinkV6> {
+        let v = &s.value;
+        match v.method.value {
+            raw::AddrMethod6::Static => {
+                let Some(addr) = &v.address else {
+                    self.err_help(
+                        v.method.loc,
+                        "static IPv6 addressing needs an `address`",
+                        "add e.g. `address: 2001:db8::1/64`",
+                    );
+                    return None;
+                };
+                let (address, subnet) = self.host_cidr6(addr)?;
+                let gateway = match &v.gateway {
+                    Some(g) => {
+                        let gw = self.ipv6(g)?;
+                        let link_local = (u128::from(gw) >> 118) == 0x3fa;
+                        if !link_local && !subnet.contains(gw) {
+                            self.err_help(
+                                g.loc,
+                                format!("gateway {gw} is outside the uplink's subnet {subnet}"),
+                                "use an address of the uplink's subnet or a link-local one such as fe80::1",
+                            );
+                        }
+                        Some(gw)
+                    }
+                    None => None,
+                };
+                Some(UplinkV6::Static { address, subnet, gateway })
+            }
+            m => {
+                for (key, loc) in
+                    [("address", v.address.as_ref().map(|x| x.loc)), ("gateway", v.gateway.as_ref().map(|x| x.loc))]
+                {
+                    if let Some(loc) = loc {
+                        self.err(loc, format!("`{key}` only goes with `method: static`"));
+                    }
+                }
+                Some(match m {
+                    raw::AddrMethod6::Slaac => UplinkV6::Slaac,
+                    raw::AddrMethod6::Dhcp => UplinkV6::Dhcp,
+                    _ => UplinkV6::None,
+                })
+            }
+        }
+    }
+
+    fn network(&mut self, n: &S<raw::Network>, host: Option<&Host>, profile: Option<&Name>) -> Option<Network> {
+        let n_loc = n.loc;
+        let n = &n.value;
+        let name = self.net_name(&n.name);
+        let mode = n.mode.value;
+        let bridge = self.ifname(&n.bridge);
+
+        // Which uplink.
+        let uplink = match (&n.uplink, host) {
+            (_, None) => None,
+            (None, Some(_)) => Some(0),
+            (Some(u), Some(h)) => {
+                let found = h.uplinks.iter().position(|x| x.name.0 == u.value);
+                if found.is_none() {
+                    let names: Vec<&str> = h.uplinks.iter().map(|x| x.name.as_str()).collect();
+                    self.err_help(
+                        u.loc,
+                        format!("no uplink named {:?}", u.value),
+                        format!("uplinks of this host: {}", names.join(", ")),
+                    );
+                }
+                found
+            }
+        };
+        let up = host.zip(uplink).map(|(h, i)| &h.uplinks[i]);
+
+        // Bridged networks share a real Ethernet device.
+        if mode == Mode::Bridged {
+            if let Some(up) = up {
+                if up.kind == UplinkKind::Wifi {
+                    self.err_help(
+                        n.mode.loc,
+                        format!("network {} cannot be bridged: uplink {} is WiFi", n.name.value, up.name),
+                        "a WiFi access point only accepts frames from MAC addresses that \
+                         associated with it, so guests on a bridge with a wireless uplink get no \
+                         traffic through; use `mode: nat`, `mode: routed` or `mode: custom-routed` \
+                         (or `custom-nat`) instead",
+                    );
+                } else if up.mac.is_none() {
+                    self.err_help(
+                        n.mode.loc,
+                        format!("bridged network {} needs the MAC address of uplink {}", n.name.value, up.name),
+                        format!(
+                            "the bridge takes over the uplink's MAC so the LAN's DHCP lease stays the same; \
+                             add `mac:` to uplink {} (see `ip link show {}`)",
+                            up.name, up.name
+                        ),
+                    );
+                }
+            }
+            if let Some(v4) = &n.ipv4 {
+                self.err_help(
+                    v4.loc,
+                    "a bridged network has no subnet of its own",
+                    "guests on a bridged network get their addresses from the LAN; remove `ipv4:`",
+                );
+            }
+            if let Some(v6) = &n.ipv6 {
+                self.err_help(
+                    v6.loc,
+                    "a bridged network has no subnet of its own",
+                    "guests on a bridged network get their addresses from the LAN; remove `ipv6:`",
+                );
+            }
+            if let Some(d) = n.dns.as_ref().and_then(|d| d.first()) {
+                self.err(d.loc, "a bridged network takes DNS from the LAN; remove `dns:`");
+            }
+        }
+
+        // What this version renders. Every other combination is refused here, with the reason,
+        // rather than rendered half.
+        if let Some(h) = host {
+            let needs_stack = mode.is_custom() || mode == Mode::Bridged;
+            if needs_stack && h.stack != Stack::Networkd {
+                self.err_help(
+                    n.mode.loc,
+                    format!("{} networks are not rendered for the {} stack yet", mode.as_str(), h.stack.as_str()),
+                    "this version renders host-managed bridges for `stack: networkd`; libvirt-managed \
+                     nat, routed and isolated networks work with every stack",
+                );
+            }
+            if mode.is_custom() && h.firewall != Firewall::Nftables {
+                self.err_help(
+                    n.mode.loc,
+                    format!("{} networks are not rendered for the {} firewall yet", mode.as_str(), h.firewall.as_str()),
+                    "this version writes custom-network rules for `firewall: nftables`; libvirt-managed \
+                     networks work with every firewall",
+                );
+            }
+        }
+
+        // Bridge MAC.
+        let bridge_mac = match (&n.bridge_mac, mode) {
+            (Some(m), Mode::Bridged) => {
+                self.err_help(
+                    m.loc,
+                    "a bridged network's bridge always takes the uplink's MAC",
+                    "remove `bridge-mac:`; set the uplink's `mac:` instead",
+                );
+                None
+            }
+            (None, Mode::Bridged) => up.and_then(|u| u.mac),
+            (Some(m), _) => self.mac(m),
+            (None, m) if m.is_custom() => match (profile, &name) {
+                (Some(p), Some(nm)) => Some(derived_mac(p.as_str(), nm.as_str())),
+                _ => None,
+            },
+            (None, _) => None,
+        };
+
+        let ipv4 = n.ipv4.as_ref().and_then(|s| self.net4(s));
+        let ipv6 = n.ipv6.as_ref().and_then(|s| self.net6(s));
+        let ipv4_failed = n.ipv4.is_some() && ipv4.is_none();
+        let ipv6_failed = n.ipv6.is_some() && ipv6.is_none();
+
+        if mode != Mode::Bridged && n.ipv4.is_none() && n.ipv6.is_none() {
+            self.err_help(
+                n.name.loc,
+                format!("network {} has no subnet", n.name.value),
+                "add `ipv4: {subnet: 192.168.100.0/24}` (and/or `ipv6:`)",
+            );
+        }
+        if matches!(mode, Mode::Nat | Mode::CustomNat) && n.ipv4.is_none() && n.ipv6.is_some() {
+            self.err_help(
+                n.mode.loc,
+                format!("{} network {} has no IPv4 subnet to masquerade", mode.as_str(), n.name.value),
+                "NAT is for IPv4; for an IPv6-only network use `mode: routed` or `custom-routed`",
+            );
+        }
+
+        let dns = self.dns_list(n.dns.as_deref());
+
+        // Forwards.
+        let mut forwards = Vec::new();
+        if let Some(fs) = &n.forwards {
+            if !fs.is_empty() && mode != Mode::CustomNat {
+                let help = match mode {
+                    Mode::Nat => {
+                        "libvirt's own NAT rules reject new connections towards its guests; use \
+                         `mode: custom-nat` to have vnetgen own the rules and forward ports"
+                    }
+                    _ => {
+                        "guests on routed, isolated and bridged networks are reached at their own \
+                          addresses, so there is nothing to forward; remove `forwards:`"
+                    }
+                };
+                self.err_help(
+                    fs[0].loc,
+                    format!("port forwards need a custom-nat network, not {}", mode.as_str()),
+                    help,
+                );
+            }
+            for f in fs {
+                if let Some(fw) = self.forward(f, ipv4.as_ref(), ipv4_failed) {
+                    forwards.push(fw);
+                }
+            }
+            self.forward_clashes(fs, &forwards);
+            if forwards.len() != fs.len() {
+                return None;
+            }
+        }
+
+        let _ = n_loc;
+        if ipv4_failed || ipv6_failed {
+            return None;
+        }
+        Some(Network {
+            name: name?,
+            mode,
+            bridge: bridge?,
+            bridge_mac,
+            uplink: uplink?,
+            ipv4,
+            ipv6,
+            dns: dns?,
+            forwards,
+        })
+    }
+
+    fn net4(&mut self, s: &S<raw::NetIpv4>) -> Option<Net4> {
+        let v = &s.value;
+        let subnet = self.subnet4(&v.subnet)?;
+        if subnet.prefix > 30 {
+            self.err_help(
+                v.subnet.loc,
+                format!("subnet {subnet} is too small for a network"),
+                "a network needs room for the host and at least one guest: use /30 or larger",
+            );
+            return None;
+        }
+        let gateway = match &v.gateway {
+            Some(g) => {
+                let gw = self.ipv4(g)?;
+                // The network address itself may be the host's (seed 004 uses 203.0.113.88 of
+                // 203.0.113.88/29 so that all six other addresses go to guests).
+                if !subnet.contains(gw) || gw == subnet.broadcast() {
+                    self.err_help(
+                        g.loc,
+                        format!("gateway {gw} is outside subnet {subnet}"),
+                        format!("use a host address of {subnet}, e.g. {}", first_host4(subnet)),
+                    );
+                    return None;
+                }
+                gw
+            }
+            None => first_host4(subnet),
+        };
+        let dhcp = match &v.dhcp {
+            None => None,
+            Some(d) => Some(self.dhcp4(d, subnet, gateway)?),
+        };
+        Some(Net4 { subnet, gateway, dhcp })
+    }
+
+    fn dhcp4(&mut self, s: &S<raw::Dhcp4>, subnet: Subnet4, gateway: Ipv4Addr) -> Option<Dhcp4> {
+        let d = &s.value;
+        let start = self.ipv4(&d.start);
+        let end = self.ipv4(&d.end);
+        let (start, end) = (start?, end?);
+        let mut ok = true;
+        for (addr, key) in [(start, &d.start), (end, &d.end)] {
+            if !subnet.is_host(addr) {
+                self.err_help(
+                    key.loc,
+                    format!("DHCP range address {addr} is outside subnet {subnet}"),
+                    format!("use host addresses of {subnet}"),
+                );
+                ok = false;
+            }
+        }
+        if ok && u32::from(start) > u32::from(end) {
+            self.err(d.start.loc, format!("DHCP range starts at {start}, after its end {end}"));
+            ok = false;
+        }
+        if ok && u32::from(start) <= u32::from(gateway) && u32::from(gateway) <= u32::from(end) {
+            let help = if u32::from(gateway) == u32::from(start) {
+                format!("start the range after the gateway, e.g. `start: {}`", Ipv4Addr::from(u32::from(gateway) + 1))
+            } else {
+                "move the range so that it does not include the gateway address".to_string()
+            };
+            self.err_help(d.start.loc, format!("DHCP range {start}-{end} contains the gateway {gateway}"), help);
+            ok = false;
+        }
+        let mut hosts = Vec::new();
+        let mut by_ip: BTreeMap<Ipv4Addr, Loc> = BTreeMap::new();
+        let mut by_mac: BTreeMap<Mac, Loc> = BTreeMap::new();
+        for h in d.hosts.iter().flatten() {
+            let hv = &h.value;
+            let mac = self.mac(&hv.mac);
+            let ip = self.ipv4(&hv.ip);
+            let name = hv.name.as_ref().and_then(|n| self.host_name(n));
+            let (Some(mac), Some(ip)) = (mac, ip) else {
+                ok = false;
+                continue;
+            };
+            if !subnet.is_host(ip) || ip == gateway {
+                let why =
+                    if ip == gateway { "is the gateway".to_string() } else { format!("is outside subnet {subnet}") };
+                self.err(hv.ip.loc, format!("fixed lease address {ip} {why}"));
+                ok = false;
+            }
+            if let Some(prev) = by_ip.insert(ip, hv.ip.loc) {
+                self.err(hv.ip.loc, format!("address {ip} is given to two hosts (first at line {})", prev.line));
+                ok = false;
+            }
+            if let Some(prev) = by_mac.insert(mac, hv.mac.loc) {
+                self.err(hv.mac.loc, format!("MAC {mac} has two fixed leases (first at line {})", prev.line));
+                ok = false;
+            }
+            if hv.name.is_some() && name.is_none() {
+                ok = false;
+            }
+            hosts.push(Lease4 { mac, ip, name });
+        }
+        ok.then_some(Dhcp4 { start, end, hosts })
+    }
+
+    fn net6(&mut self, s: &S<raw::NetIpv6>) -> Option<Net6> {
+        let v = &s.value;
+        let subnet = self.subnet6(&v.subnet)?;
+        if subnet.prefix != 64 {
+            self.diags.push(
+                Diagnostic::warning(v.subnet.loc, format!("IPv6 subnet {subnet} is not a /64"))
+                    .with_help("SLAAC and many IPv6 features only work on /64 subnets"),
+            );
+        }
+        let gateway = match &v.gateway {
+            Some(g) => {
+                let gw = self.ipv6(g)?;
+                if !subnet.contains(gw) || gw == subnet.network {
+                    self.err(g.loc, format!("gateway {gw} is outside subnet {subnet}"));
+                    return None;
+                }
+                gw
+            }
+            None => Ipv6Addr::from(u128::from(subnet.network) + 1),
+        };
+        let mode = v.mode.as_ref().map_or(Ipv6Mode::Slaac, |m| m.value);
+        let dhcp = match (&v.dhcp, mode) {
+            (None, Ipv6Mode::Dhcpv6) => {
+                let loc = v.mode.as_ref().map_or(s.loc, |m| m.loc);
+                self.err_help(loc, "`mode: dhcpv6` needs a `dhcp` range", "add `dhcp: {start: ..., end: ...}`");
+                return None;
+            }
+            (Some(d), Ipv6Mode::Dhcpv6) => Some(self.dhcp6(d, subnet, gateway)?),
+            (Some(d), _) => {
+                self.err_help(d.loc, "a DHCPv6 range needs `mode: dhcpv6`", "set `mode: dhcpv6` or remove `dhcp:`");
+                return None;
+            }
+            (None, _) => None,
+        };
+        Some(Net6 { subnet, gateway, mode, dhcp })
+    }
+
+    fn dhcp6(&mut self, s: &S<raw::Dhcp6>, subnet: Subnet6, gateway: Ipv6Addr) -> Option<Dhcp6> {
+        let d = &s.value;
+        let (start, end) = (self.ipv6(&d.start), self.ipv6(&d.end));
+        let (start, end) = (start?, end?);
+        let mut ok = true;
+        for (addr, key) in [(start, &d.start), (end, &d.end)] {
+            if !subnet.contains(addr) {
+                self.err(key.loc, format!("DHCPv6 range address {addr} is outside subnet {subnet}"));
+                ok = false;
+            }
+        }
+        if ok && u128::from(start) > u128::from(end) {
+            self.err(d.start.loc, format!("DHCPv6 range starts at {start}, after its end {end}"));
+            ok = false;
+        }
+        if ok && u128::from(start) <= u128::from(gateway) && u128::from(gateway) <= u128::from(end) {
+            self.err(d.start.loc, format!("DHCPv6 range {start}-{end} contains the gateway {gateway}"));
+            ok = false;
+        }
+        let mut hosts = Vec::new();
+        let mut by_ip: BTreeMap<Ipv6Addr, Loc> = BTreeMap::new();
+        for h in d.hosts.iter().flatten() {
+            let hv = &h.value;
+            let duid = self.duid(&hv.duid);
+            let ip = self.ipv6(&hv.ip);
+            let (Some(duid), Some(ip)) = (duid, ip) else {
+                ok = false;
+                continue;
+            };
+            if !subnet.contains(ip) || ip == gateway {
+                self.err(hv.ip.loc, format!("fixed lease address {ip} is outside subnet {subnet} or the gateway"));
+                ok = false;
+            }
+            if let Some(prev) = by_ip.insert(ip, hv.ip.loc) {
+                self.err(hv.ip.loc, format!("address {ip} is given to two hosts (first at line {})", prev.line));
+                ok = false;
+            }
+            hosts.push(Lease6 { duid, ip });
+        }
+        ok.then_some(Dhcp6 { start, end, hosts })
+    }
+
+    fn forward(&mut self, f: &S<raw::Forward>, v4: Option<&Net4>, v4_failed: bool) -> Option<Forward> {
+        let fv = &f.value;
+        let guest = self.ipv4(&fv.guest)?;
+        let host_address = match &fv.host_address {
+            Some(a) => Some(self.ipv4(a)?),
+            None => None,
+        };
+        if fv.host_port.value == 0 {
+            self.err(fv.host_port.loc, "port 0 cannot be forwarded");
+            return None;
+        }
+        if fv.guest_port.as_ref().is_some_and(|p| p.value == 0) {
+            self.err(fv.guest_port.as_ref().map_or(f.loc, |p| p.loc), "port 0 cannot be forwarded");
+            return None;
+        }
+        match v4 {
+            Some(n) if !n.subnet.is_host(guest) || guest == n.gateway => {
+                self.err_help(
+                    fv.guest.loc,
+                    format!("forward target {guest} is outside the network's subnet {}", n.subnet),
+                    "forward to the address of a guest on this network (give it a fixed DHCP lease)",
+                );
+                return None;
+            }
+            None if !v4_failed => {
+                self.err(fv.guest.loc, "a port forward needs the network to have an IPv4 subnet");
+                return None;
+            }
+            None => return None,
+            _ => {}
+        }
+        Some(Forward {
+            proto: fv.proto.value,
+            host_port: fv.host_port.value,
+            host_address,
+            guest,
+            guest_port: fv.guest_port.as_ref().map_or(fv.host_port.value, |p| p.value),
+        })
+    }
+
+    fn forward_clashes(&mut self, raw: &[S<raw::Forward>], fws: &[Forward]) {
+        if raw.len() != fws.len() {
+            return;
+        }
+        for (i, a) in fws.iter().enumerate() {
+            for (j, b) in fws.iter().enumerate().take(i) {
+                let same_addr =
+                    a.host_address.is_none() || b.host_address.is_none() || a.host_address == b.host_address;
+                if a.proto == b.proto && a.host_port == b.host_port && same_addr {
+                    self.err_help(
+                        raw[i].value.host_port.loc,
+                        format!(
+                            "host port {}/{} is already forwarded (line {})",
+                            a.host_port,
+                            a.proto.as_str(),
+                            raw[j].value.host_port.loc.line
+                        ),
+                        "a host port can reach one guest only; pick another host port",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Checks between networks (names, bridges, subnets, forwards), and against the uplinks.
+    fn cross_network(&mut self, raws: &[S<raw::Network>], nets: &[Network], host: Option<&Host>) {
+        let mut names: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut bridges: BTreeMap<&str, u32> = BTreeMap::new();
+        for r in raws {
+            let n = &r.value;
+            if let Some(line) = names.insert(&n.name.value, n.name.loc.line) {
+                self.err(n.name.loc, format!("network name {} is used twice (first at line {line})", n.name.value));
+            }
+            if let Some(line) = bridges.insert(&n.bridge.value, n.bridge.loc.line) {
+                self.err_help(
+                    n.bridge.loc,
+                    format!("bridge {} is used by two networks (first at line {line})", n.bridge.value),
+                    "every network needs a bridge of its own, e.g. virbr10, virbr11",
+                );
+            }
+            if let Some(h) = host {
+                if h.uplinks.iter().any(|u| u.name.0 == n.bridge.value) {
+                    self.err(n.bridge.loc, format!("bridge {} has the name of an uplink", n.bridge.value));
+                }
+            }
+        }
+        // Subnet overlaps: only when every network lowered, so indices line up.
+        if nets.len() == raws.len() {
+            for (i, a) in nets.iter().enumerate() {
+                for b in nets.iter().take(i) {
+                    if let (Some(x), Some(y)) = (&a.ipv4, &b.ipv4) {
+                        if x.subnet.overlaps(y.subnet) {
+                            let loc = raws[i].value.ipv4.as_ref().map_or(raws[i].loc, |s| s.value.subnet.loc);
+                            self.err(
+                                loc,
+                                format!("subnet {} overlaps subnet {} of network {}", x.subnet, y.subnet, b.name),
+                            );
+                        }
+                    }
+                    if let (Some(x), Some(y)) = (&a.ipv6, &b.ipv6) {
+                        if x.subnet.overlaps(y.subnet) {
+                            let loc = raws[i].value.ipv6.as_ref().map_or(raws[i].loc, |s| s.value.subnet.loc);
+                            self.err(
+                                loc,
+                                format!("subnet {} overlaps subnet {} of network {}", x.subnet, y.subnet, b.name),
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(h) = host {
+                for (i, n) in nets.iter().enumerate() {
+                    for u in &h.uplinks {
+                        if let (Some(x), UplinkV4::Static { subnet, .. }) = (&n.ipv4, &u.ipv4) {
+                            if x.subnet.overlaps(*subnet) {
+                                let loc = raws[i].value.ipv4.as_ref().map_or(raws[i].loc, |s| s.value.subnet.loc);
+                                let msg = format!("subnet {} overlaps uplink {}'s subnet {subnet}", x.subnet, u.name);
+                                if matches!(n.mode, Mode::Routed | Mode::CustomRouted) {
+                                    // Seed 004's dedicated server slices the routed subnet out of
+                                    // its own block: fine once the provider routes it to the host.
+                                    self.diags.push(Diagnostic::warning(loc, msg).with_help(
+                                        "the LAN's router must route this subnet to the host (not treat it as on-link)",
+                                    ));
+                                } else {
+                                    self.err_help(
+                                        loc,
+                                        msg,
+                                        "guests need a subnet of their own; pick an unused private range",
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // Forwards across networks claim the same host ports.
+            let mut claimed: BTreeMap<(Proto, u16), (Option<Ipv4Addr>, u32)> = BTreeMap::new();
+            for (i, n) in nets.iter().enumerate() {
+                let raw_fw = raws[i].value.forwards.as_deref().unwrap_or(&[]);
+                for (f, r) in n.forwards.iter().zip(raw_fw) {
+                    if let Some((addr, line)) = claimed.get(&(f.proto, f.host_port)) {
+                        let same = addr.is_none() || f.host_address.is_none() || *addr == f.host_address;
+                        if same && *line != r.value.host_port.loc.line && !same_network(raws, i, *line) {
+                            self.err(
+                                r.value.host_port.loc,
+                                format!(
+                                    "host port {}/{} is already forwarded (line {line})",
+                                    f.host_port,
+                                    f.proto.as_str()
+                                ),
+                            );
+                        }
+                    } else {
+                        claimed.insert((f.proto, f.host_port), (f.host_address, r.value.host_port.loc.line));
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- scalar parsers -------------------------------------------------------------------
+
+    fn ifname(&mut self, s: &S<String>) -> Option<IfName> {
+        let v = &s.value;
+        if v.is_empty() || v.len() > 15 {
+            self.err_help(
+                s.loc,
+                format!("interface name {v:?} is {} bytes long", v.len()),
+                "Linux interface names are 1 to 15 bytes",
+            );
+            return None;
+        }
+        if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') || v == "." || v == ".."
+        {
+            self.err_help(
+                s.loc,
+                format!("interface name {v:?} has characters outside A-Za-z0-9_.-"),
+                "use letters, digits, '_', '.' and '-' only",
+            );
+            return None;
+        }
+        Some(IfName(v.clone()))
+    }
+
+    fn net_name(&mut self, s: &S<String>) -> Option<Name> {
+        let v = &s.value;
+        let ok = !v.is_empty()
+            && v.len() <= 50
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+            && !v.starts_with(['.', '-']);
+        if ok {
+            Some(Name(v.clone()))
+        } else {
+            self.err_help(
+                s.loc,
+                format!("invalid network name {v:?}"),
+                "use 1-50 letters, digits, '_', '.' and '-', starting with a letter or digit",
+            );
+            None
+        }
+    }
+
+    fn host_name(&mut self, s: &S<String>) -> Option<Name> {
+        let v = &s.value;
+        let ok = !v.is_empty()
+            && v.len() <= 63
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !v.starts_with('-')
+            && !v.ends_with('-');
+        if ok {
+            Some(Name(v.clone()))
+        } else {
+            self.err_help(s.loc, format!("invalid host name {v:?}"), "use 1-63 letters, digits and '-'");
+            None
+        }
+    }
+
+    fn mac(&mut self, s: &S<String>) -> Option<Mac> {
+        match parse_hex_bytes(&s.value) {
+            Some(b) if b.len() == 6 => {
+                let mac = Mac([b[0], b[1], b[2], b[3], b[4], b[5]]);
+                if b[0] & 1 == 1 {
+                    self.err_help(
+                        s.loc,
+                        format!("MAC address {} is a multicast address", s.value),
+                        "the lowest bit of the first byte must be 0; libvirt guests use 52:54:00:xx:xx:xx",
+                    );
+                    return None;
+                }
+                Some(mac)
+            }
+            _ => {
+                self.err_help(
+                    s.loc,
+                    format!("invalid MAC address {:?}", s.value),
+                    "write six hex bytes separated by ':', e.g. 52:54:00:7e:27:af",
+                );
+                None
+            }
+        }
+    }
+
+    fn duid(&mut self, s: &S<String>) -> Option<Duid> {
+        match parse_hex_bytes(&s.value) {
+            Some(b) if (2..=130).contains(&b.len()) => Some(Duid(b)),
+            _ => {
+                self.err_help(
+                    s.loc,
+                    format!("invalid DUID {:?}", s.value),
+                    "write hex bytes separated by ':', e.g. 00:01:00:01:1a:ff:2b:ff:52:54:00:8a:11:4c",
+                );
+                None
+            }
+        }
+    }
+
+    fn ipv4(&mut self, s: &S<String>) -> Option<Ipv4Addr> {
+        match s.value.parse::<Ipv4Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(s.loc, format!("invalid IPv4 address {:?}", s.value));
+                None
+            }
+        }
+    }
+
+    fn ipv6(&mut self, s: &S<String>) -> Option<Ipv6Addr> {
+        match s.value.parse::<Ipv6Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(s.loc, format!("invalid IPv6 address {:?}", s.value));
+                None
+            }
+        }
+    }
+
+    fn dns_list(&mut self, list: Option<&[S<String>]>) -> Option<Vec<IpAddr>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for s in list.unwrap_or(&[]) {
+            match s.value.parse::<IpAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => {
+                    self.err(s.loc, format!("invalid DNS server address {:?}", s.value));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `a.b.c.d/len`, split and range-checked.
+    fn cidr4(&mut self, s: &S<String>) -> Option<(Ipv4Addr, u8)> {
+        let parsed = s.value.split_once('/').and_then(|(a, p)| {
+            let a = a.parse::<Ipv4Addr>().ok()?;
+            let p = p.parse::<u8>().ok().filter(|p| *p <= 32)?;
+            Some((a, p))
+        });
+        if parsed.is_none() {
+            self.err_help(
+                s.loc,
+                format!("invalid IPv4 CIDR {:?}", s.value),
+                "write an address and prefix length, e.g. 192.168.100.0/24",
+            );
+        }
+        parsed
+    }
+
+    fn cidr6(&mut self, s: &S<String>) -> Option<(Ipv6Addr, u8)> {
+        let parsed = s.value.split_once('/').and_then(|(a, p)| {
+            let a = a.parse::<Ipv6Addr>().ok()?;
+            let p = p.parse::<u8>().ok().filter(|p| *p <= 128)?;
+            Some((a, p))
+        });
+        if parsed.is_none() {
+            self.err_help(
+                s.loc,
+                format!("invalid IPv6 CIDR {:?}", s.value),
+                "write an address and prefix length, e.g. 2001:db8:aa::/64",
+            );
+        }
+        parsed
+    }
+
+    fn subnet4(&mut self, s: &S<String>) -> Option<Subnet4> {
+        let (a, prefix) = self.cidr4(s)?;
+        let subnet = Subnet4 { network: Ipv4Addr::from(u32::from(a) & Subnet4 { network: a, prefix }.mask()), prefix };
+        if subnet.network != a {
+            self.err_help(
+                s.loc,
+                format!("subnet {} has host bits set", s.value),
+                format!("did you mean {subnet}? (put the host's own address in `gateway:`)"),
+            );
+            return None;
+        }
+        Some(subnet)
+    }
+
+    fn subnet6(&mut self, s: &S<String>) -> Option<Subnet6> {
+        let (a, prefix) = self.cidr6(s)?;
+        let mask = Subnet6 { network: a, prefix }.mask();
+        let subnet = Subnet6 { network: Ipv6Addr::from(u128::from(a) & mask), prefix };
+        if subnet.network != a {
+            self.err_help(
+                s.loc,
+                format!("subnet {} has host bits set", s.value),
+                format!("did you mean {subnet}? (put the host's own address in `gateway:`)"),
+            );
+            return None;
+        }
+        Some(subnet)
+    }
+
+    fn host_cidr4(&mut self, s: &S<String>) -> Option<(Ipv4Addr, Subnet4)> {
+        let (a, prefix) = self.cidr4(s)?;
+        let mask = Subnet4 { network: a, prefix }.mask();
+        let subnet = Subnet4 { network: Ipv4Addr::from(u32::from(a) & mask), prefix };
+        if !subnet.is_host(a) {
+            self.err_help(
+                s.loc,
+                format!("{} is not a host address of its subnet {subnet}", s.value),
+                "give the uplink's own address with the subnet's prefix length, e.g. 203.0.113.3/24",
+            );
+            return None;
+        }
+        Some((a, subnet))
+    }
+
+    fn host_cidr6(&mut self, s: &S<String>) -> Option<(Ipv6Addr, Subnet6)> {
+        let (a, prefix) = self.cidr6(s)?;
+        let mask = Subnet6 { network: a, prefix }.mask();
+        Some((a, Subnet6 { network: Ipv6Addr::from(u128::from(a) & mask), prefix }))
+    }
+}
+
+fn same_network(raws: &[S<raw::Network>], i: usize, line: u32) -> bool {
+    raws[i].value.forwards.iter().flatten().any(|f| f.value.host_port.loc.line == line)
+}
+
+fn first_host4(subnet: Subnet4) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network) + 1)
+}
+
+fn parse_hex_bytes(s: &str) -> Option<Vec<u8>> {
+    s.split(':').map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None }).collect()
+}
+
+/// A stable, locally administered-looking libvirt MAC (52:54:00:xx:xx:xx) derived from the
+/// profile and network names, so the same profile always pins the same bridge MAC.
+pub fn derived_mac(profile: &str, network: &str) -> Mac {
+    // FNV-1a: tiny, stable across versions and platforms.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in profile.bytes().chain([0u8]).chain(network.bytes()) {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let [_, a, b, c] = h.to_be_bytes();
+    Mac([0x52, 0x54, 0x00, a, b, c])
+}
+
+// ---- raise: model → raw profile with every default filled in ------------------------------
+
+/// The resolved profile: the model written back as a raw profile, every default made explicit.
+/// `lower(raise(m))` gives back `m`.
+pub fn raise(p: &Profile) -> raw::Profile {
+    let s = |v: &str| S::new(v.to_string());
+    let host = raw::Host {
+        distro: S::new(p.host.distro),
+        release: Some(s(&p.host.release)),
+        stack: S::new(p.host.stack),
+        firewall: S::new(p.host.firewall),
+        uplinks: S::new(
+            p.host
+                .uplinks
+                .iter()
+                .map(|u| {
+                    S::new(raw::Uplink {
+                        name: s(u.name.as_str()),
+                        kind: Some(S::new(u.kind)),
+                        mac: u.mac.map(|m| s(&m.to_string())),
+                        ipv4: Some(S::new(match &u.ipv4 {
+                            UplinkV4::Dhcp => addr4(raw::AddrMethod::Dhcp),
+                            UplinkV4::None => addr4(raw::AddrMethod::None),
+                            UplinkV4::Static { address, subnet, gateway, dns } => raw::UplinkIpv4 {
+                                method: S::new(raw::AddrMethod::Static),
+                                address: Some(s(&format!("{address}/{}", subnet.prefix))),
+                                gateway: gateway.map(|g| s(&g.to_string())),
+                                dns: (!dns.is_empty()).then(|| dns.iter().map(|d| s(&d.to_string())).collect()),
+                            },
+                        })),
+                        ipv6: Some(S::new(match &u.ipv6 {
+                            UplinkV6::Slaac => addr6(raw::AddrMethod6::Slaac),
+                            UplinkV6::Dhcp => addr6(raw::AddrMethod6::Dhcp),
+                            UplinkV6::None => addr6(raw::AddrMethod6::None),
+                            UplinkV6::Static { address, subnet, gateway } => raw::UplinkIpv6 {
+                                method: S::new(raw::AddrMethod6::Static),
+                                address: Some(s(&format!("{address}/{}", subnet.prefix))),
+                                gateway: gateway.map(|g| s(&g.to_string())),
+                            },
+                        })),
+                    })
+                })
+                .collect(),
+        ),
+    };
+    let networks = p
+        .networks
+        .iter()
+        .map(|n| {
+            S::new(raw::Network {
+                name: s(n.name.as_str()),
+                mode: S::new(n.mode),
+                bridge: s(n.bridge.as_str()),
+                bridge_mac: if n.mode == Mode::Bridged { None } else { n.bridge_mac.map(|m| s(&m.to_string())) },
+                uplink: Some(s(p.host.uplinks[n.uplink].name.as_str())),
+                ipv4: n.ipv4.as_ref().map(|v| {
+                    S::new(raw::NetIpv4 {
+                        subnet: s(&v.subnet.to_string()),
+                        gateway: Some(s(&v.gateway.to_string())),
+                        dhcp: v.dhcp.as_ref().map(|d| {
+                            S::new(raw::Dhcp4 {
+                                start: s(&d.start.to_string()),
+                                end: s(&d.end.to_string()),
+                                hosts: (!d.hosts.is_empty()).then(|| {
+                                    d.hosts
+                                        .iter()
+                                        .map(|h| {
+                                            S::new(raw::Host4 {
+                                                mac: s(&h.mac.to_string()),
+                                                ip: s(&h.ip.to_string()),
+                                                name: h.name.as_ref().map(|x| s(x.as_str())),
+                                            })
+                                        })
+                                        .collect()
+                                }),
+                            })
+                        }),
+                    })
+                }),
+                ipv6: n.ipv6.as_ref().map(|v| {
+                    S::new(raw::NetIpv6 {
+                        subnet: s(&v.subnet.to_string()),
+                        gateway: Some(s(&v.gateway.to_string())),
+                        mode: Some(S::new(v.mode)),
+                        dhcp: v.dhcp.as_ref().map(|d| {
+                            S::new(raw::Dhcp6 {
+                                start: s(&d.start.to_string()),
+                                end: s(&d.end.to_string()),
+                                hosts: (!d.hosts.is_empty()).then(|| {
+                                    d.hosts
+                                        .iter()
+                                        .map(|h| {
+                                            S::new(raw::Host6 {
+                                                duid: s(&h.duid.to_string()),
+                                                ip: s(&h.ip.to_string()),
+                                            })
+                                        })
+                                        .collect()
+                                }),
+                            })
+                        }),
+                    })
+                }),
+                dns: (!n.dns.is_empty()).then(|| n.dns.iter().map(|d| s(&d.to_string())).collect()),
+                forwards: (!n.forwards.is_empty()).then(|| {
+                    n.forwards
+                        .iter()
+                        .map(|f| {
+                            S::new(raw::Forward {
+                                proto: S::new(f.proto),
+                                host_port: S::new(f.host_port),
+                                host_address: f.host_address.map(|a| s(&a.to_string())),
+                                guest: s(&f.guest.to_string()),
+                                guest_port: Some(S::new(f.guest_port)),
+                            })
+                        })
+                        .collect()
+                }),
+            })
+        })
+        .collect();
+    raw::Profile { version: S::new(1), name: s(p.name.as_str()), host: S::new(host), networks: S::new(networks) }
+}
+
+fn addr4(m: raw::AddrMethod) -> raw::UplinkIpv4 {
+    raw::UplinkIpv4 { method: S::new(m), address: None, gateway: None, dns: None }
+}
+
+fn addr6(m: raw::AddrMethod6) -> raw::UplinkIpv6 {
+    raw::UplinkIpv6 { method: S::new(m), address: None, gateway: None }
+}
+
+/// Names of all uplinks a profile's networks use, sorted.
+pub fn used_uplinks(p: &Profile) -> BTreeSet<&str> {
+    p.networks.iter().map(|n| p.host.uplinks[n.uplink].name.as_str()).collect()
+}

@@ -1,0 +1,406 @@
+//! The validated model: domain types built by `lower` from a raw profile. Every value here has
+//! been checked, so renderers can emit it without further validation: names only contain
+//! `A-Za-z0-9_.-`, addresses are parsed, ranges lie inside their subnets.
+//!
+//! Model types have no `Deserialize`; they are only built by `lower`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub use crate::profile::{Distro, Firewall, Ipv6Mode, Mode, Proto, Stack, UplinkKind};
+
+/// A kernel interface name: 1–15 bytes of `A-Za-z0-9_.-`, not `.` or `..`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IfName(pub(crate) String);
+
+/// A libvirt network, profile or host name: `A-Za-z0-9_.-` (profile names: `a-z0-9-`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(pub(crate) String);
+
+/// A unicast Ethernet MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+/// A DHCPv6 unique identifier (colon-separated hex bytes).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duid(pub Vec<u8>);
+
+macro_rules! string_newtype {
+    ($t:ty) => {
+        impl $t {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+string_newtype!(IfName);
+string_newtype!(Name);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl fmt::Display for Duid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        f.write_str(&parts.join(":"))
+    }
+}
+
+/// An IPv4 subnet: network address and prefix length (host bits are zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Subnet4 {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet4 {
+    pub fn mask(self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        }
+    }
+    pub fn netmask(self) -> Ipv4Addr {
+        Ipv4Addr::from(self.mask())
+    }
+    pub fn broadcast(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask())
+    }
+    /// Returns true if `addr` lies in this subnet (network and broadcast included).
+    pub fn contains(self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & self.mask() == u32::from(self.network)
+    }
+    /// Returns true if `addr` is usable by a host: inside, and neither the network nor the
+    /// broadcast address (a /31 or /32 has no such reserved addresses).
+    pub fn is_host(self, addr: Ipv4Addr) -> bool {
+        self.contains(addr) && (self.prefix >= 31 || (addr != self.network && addr != self.broadcast()))
+    }
+    /// Returns true if the two subnets share any address.
+    pub fn overlaps(self, other: Subnet4) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+    /// Number of addresses in the subnet.
+    pub fn size(self) -> u64 {
+        1u64 << (32 - self.prefix)
+    }
+}
+
+impl fmt::Display for Subnet4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// An IPv6 subnet: network address and prefix length (host bits are zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Subnet6 {
+    pub network: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    pub fn mask(self) -> u128 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - self.prefix)
+        }
+    }
+    /// Returns true if `addr` lies in this subnet.
+    pub fn contains(self, addr: Ipv6Addr) -> bool {
+        u128::from(addr) & self.mask() == u128::from(self.network)
+    }
+    /// Returns true if the two subnets share any address.
+    pub fn overlaps(self, other: Subnet6) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// A whole, validated profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// `name:` — names the bundle and the host's state directory.
+    pub name: Name,
+    pub host: Host,
+    /// `networks:` — at least one, in profile order.
+    pub networks: Vec<Network>,
+}
+
+/// `host:` — the machine the bundle is for.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// `distro: debian`
+    pub distro: Distro,
+    /// `release: "12"` — defaulted per distro.
+    pub release: String,
+    /// `stack: networkd`
+    pub stack: Stack,
+    /// `firewall: nftables`
+    pub firewall: Firewall,
+    /// `uplinks: [{name: wlan0, kind: wifi}]`
+    pub uplinks: Vec<Uplink>,
+}
+
+/// `uplinks: - name: enp1s0` — one link to the LAN or internet.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    pub name: IfName,
+    /// `kind: ethernet|wifi` — default ethernet.
+    pub kind: UplinkKind,
+    /// `mac: 52:54:00:12:34:56`
+    pub mac: Option<Mac>,
+    /// `ipv4: {method: dhcp}` — default dhcp.
+    pub ipv4: UplinkV4,
+    /// `ipv6: {method: slaac}` — default slaac.
+    pub ipv6: UplinkV6,
+}
+
+/// `ipv4:` of an uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkV4 {
+    /// `method: dhcp`
+    Dhcp,
+    /// `method: static, address: 203.0.113.3/24, gateway: 203.0.113.1, dns: [...]`
+    Static { address: Ipv4Addr, subnet: Subnet4, gateway: Option<Ipv4Addr>, dns: Vec<IpAddr> },
+    /// `method: none`
+    None,
+}
+
+/// `ipv6:` of an uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkV6 {
+    /// `method: slaac`
+    Slaac,
+    /// `method: dhcp`
+    Dhcp,
+    /// `method: static, address: 2001:db8::1/64, gateway: fe80::1`
+    Static { address: Ipv6Addr, subnet: Subnet6, gateway: Option<Ipv6Addr> },
+    /// `method: none`
+    None,
+}
+
+impl Uplink {
+    /// Returns true if the uplink learns its IPv6 address from router advertisements, which the
+    /// kernel ignores once forwarding is on unless `accept_ra=2`.
+    pub fn learns_v6_from_ra(&self) -> bool {
+        matches!(self.ipv6, UplinkV6::Slaac | UplinkV6::Dhcp)
+    }
+}
+
+/// `networks: - name: vmnet` — one libvirt network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// `name: vmnet`
+    pub name: Name,
+    /// `mode: custom-nat`
+    pub mode: Mode,
+    /// `bridge: virbr0`
+    pub bridge: IfName,
+    /// `bridge-mac:` — custom modes: given or derived; bridged: the uplink's MAC; else None.
+    pub bridge_mac: Option<Mac>,
+    /// `uplink: wlan0` — index into `host.uplinks`; default the first.
+    pub uplink: usize,
+    /// `ipv4: {subnet: 10.10.0.0/24, ...}`
+    pub ipv4: Option<Net4>,
+    /// `ipv6: {subnet: 2001:db8:aa::/64, ...}`
+    pub ipv6: Option<Net6>,
+    /// `dns: [192.0.2.53]` — servers handed to guests; empty means the default.
+    pub dns: Vec<IpAddr>,
+    /// `forwards: [...]`
+    pub forwards: Vec<Forward>,
+}
+
+/// `ipv4:` of a network.
+#[derive(Debug, Clone)]
+pub struct Net4 {
+    pub subnet: Subnet4,
+    /// The host's address on the bridge.
+    pub gateway: Ipv4Addr,
+    pub dhcp: Option<Dhcp4>,
+}
+
+/// `dhcp: {start, end, hosts}` of an IPv4 network.
+#[derive(Debug, Clone)]
+pub struct Dhcp4 {
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+    pub hosts: Vec<Lease4>,
+}
+
+/// `hosts: - {mac, ip, name}`
+#[derive(Debug, Clone)]
+pub struct Lease4 {
+    pub mac: Mac,
+    pub ip: Ipv4Addr,
+    pub name: Option<Name>,
+}
+
+/// `ipv6:` of a network.
+#[derive(Debug, Clone)]
+pub struct Net6 {
+    pub subnet: Subnet6,
+    pub gateway: Ipv6Addr,
+    pub mode: Ipv6Mode,
+    pub dhcp: Option<Dhcp6>,
+}
+
+/// `dhcp: {start, end, hosts}` of an IPv6 network.
+#[derive(Debug, Clone)]
+pub struct Dhcp6 {
+    pub start: Ipv6Addr,
+    pub end: Ipv6Addr,
+    pub hosts: Vec<Lease6>,
+}
+
+/// `hosts: - {duid, ip}`
+#[derive(Debug, Clone)]
+pub struct Lease6 {
+    pub duid: Duid,
+    pub ip: Ipv6Addr,
+}
+
+/// `forwards: - {proto: tcp, host-port: 80, guest: 10.10.0.200}`
+#[derive(Debug, Clone)]
+pub struct Forward {
+    pub proto: Proto,
+    pub host_port: u16,
+    pub host_address: Option<Ipv4Addr>,
+    pub guest: Ipv4Addr,
+    pub guest_port: u16,
+}
+
+impl Mode {
+    /// Returns true if libvirt creates the bridge and (except for bridged) its firewall rules.
+    pub fn is_libvirt_managed(self) -> bool {
+        matches!(self, Mode::Nat | Mode::Routed | Mode::Isolated | Mode::Bridged)
+    }
+    /// Returns true if the host's own stack, firewall and DHCP server run the network.
+    pub fn is_custom(self) -> bool {
+        matches!(self, Mode::CustomNat | Mode::CustomRouted)
+    }
+    /// Returns true if guests' IPv4 traffic leaves the host masqueraded.
+    pub fn is_nat(self) -> bool {
+        matches!(self, Mode::Nat | Mode::CustomNat)
+    }
+    /// Returns true if the host forwards (routes) packets for this network.
+    pub fn forwards_packets(self) -> bool {
+        !matches!(self, Mode::Isolated | Mode::Bridged)
+    }
+    /// The profile spelling, e.g. `custom-nat`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Bridged => "bridged",
+            Mode::Nat => "nat",
+            Mode::Routed => "routed",
+            Mode::Isolated => "isolated",
+            Mode::CustomNat => "custom-nat",
+            Mode::CustomRouted => "custom-routed",
+        }
+    }
+}
+
+impl Distro {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distro::Debian => "debian",
+            Distro::Ubuntu => "ubuntu",
+            Distro::Fedora => "fedora",
+            Distro::Rhel => "rhel",
+            Distro::Arch => "arch",
+        }
+    }
+    /// Release assumed when the profile names none.
+    pub fn default_release(self) -> &'static str {
+        match self {
+            Distro::Debian => "12",
+            Distro::Ubuntu => "24.04",
+            Distro::Fedora => "41",
+            Distro::Rhel => "9",
+            Distro::Arch => "rolling",
+        }
+    }
+}
+
+impl Stack {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stack::Netplan => "netplan",
+            Stack::Networkmanager => "networkmanager",
+            Stack::Ifupdown => "ifupdown",
+            Stack::Ifcfg => "ifcfg",
+            Stack::Networkd => "networkd",
+        }
+    }
+}
+
+impl Firewall {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firewall::Nftables => "nftables",
+            Firewall::Iptables => "iptables",
+            Firewall::Ufw => "ufw",
+            Firewall::Firewalld => "firewalld",
+        }
+    }
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl Host {
+    /// The release as a number for comparisons (`24.04` → 24.04); rolling releases compare
+    /// greater than any number.
+    pub fn release_number(&self) -> f64 {
+        self.release.parse().unwrap_or(f64::MAX)
+    }
+
+    /// Returns true if the host's systemd (256 and later) spells forwarding `IPv4Forwarding=`
+    /// instead of the deprecated `IPForward=`.
+    pub fn systemd_has_per_family_forwarding(&self) -> bool {
+        let r = self.release_number();
+        match self.distro {
+            Distro::Arch => true,
+            Distro::Debian => r >= 13.0,
+            Distro::Ubuntu => r >= 24.10,
+            Distro::Fedora => r >= 41.0,
+            Distro::Rhel => r >= 10.0,
+        }
+    }
+
+    /// Absolute path of a system binary on this distro (Arch installs them in /usr/bin).
+    pub fn sbin(&self, tool: &str) -> String {
+        match self.distro {
+            Distro::Arch => format!("/usr/bin/{tool}"),
+            _ => format!("/usr/sbin/{tool}"),
+        }
+    }
+}
+
+impl Profile {
+    pub fn uplink(&self, net: &Network) -> &Uplink {
+        &self.host.uplinks[net.uplink]
+    }
+}

@@ -1,0 +1,480 @@
+//! The raw profile: serde structs that mirror the YAML one to one. The only module that knows YAML.
+//!
+//! Every key is kebab-case, unknown keys are errors, and every value carries its source location
+//! (`S<T>`) so that `lower` can point at the key a semantic error is about. No `flatten` and no
+//! untagged enums: they lose error locations. Nothing here validates meaning; that is `lower`'s job.
+
+use crate::diag::{Diagnostic, Loc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// Largest profile accepted, in bytes. Real profiles are a few KiB; the bound keeps memory use of a
+/// hostile document small.
+pub const MAX_PROFILE_BYTES: usize = 1 << 20;
+
+/// A value with the place in the profile it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S<T> {
+    pub value: T,
+    pub loc: Loc,
+}
+
+impl<T> S<T> {
+    /// A value with no source location, for profiles built in code (`vnetgen show`).
+    pub fn new(value: T) -> S<T> {
+        S { value, loc: Loc::default() }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for S<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        let at = s.referenced;
+        let loc = Loc::new(at.line() as u32, at.column() as u32, at.span().len() as u32);
+        Ok(S { value: s.value, loc })
+    }
+}
+
+impl<T: Serialize> Serialize for S<T> {
+    fn serialize<Se: serde::Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
+        self.value.serialize(s)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for S<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(g)
+    }
+}
+
+/// A vnetgen profile: one host and the libvirt networks it wants.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = example_profile())]
+pub struct Profile {
+    /// Format version of this file. Always `1`.
+    pub version: S<u32>,
+    /// Name of the profile: lowercase letters, digits and `-`, at most 48 characters. It names the
+    /// bundle directory and the host's state directory `/var/lib/vnetgen/<name>`.
+    pub name: S<String>,
+    /// The host the bundle is for.
+    pub host: S<Host>,
+    /// The libvirt networks the host should offer its guests (at least one).
+    pub networks: S<Vec<S<Network>>>,
+}
+
+fn example_profile() -> serde_json::Value {
+    serde_json::json!({
+        "version": 1,
+        "name": "laptop-wifi",
+        "host": {
+            "distro": "arch",
+            "stack": "networkd",
+            "firewall": "nftables",
+            "uplinks": [{"name": "wlan0", "kind": "wifi"}]
+        },
+        "networks": [{
+            "name": "vmnet",
+            "mode": "custom-nat",
+            "bridge": "virbr0",
+            "ipv4": {"subnet": "10.10.0.0/24", "dhcp": {"start": "10.10.0.20", "end": "10.10.0.119"}}
+        }]
+    })
+}
+
+/// The host: what it runs and how it reaches the world.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"distro": "debian", "release": "12", "stack": "ifupdown", "firewall": "nftables", "uplinks": [{"name": "enp1s0"}]}))]
+pub struct Host {
+    /// Linux distribution of the host.
+    pub distro: S<Distro>,
+    /// Release of the distribution, e.g. `12` (Debian), `24.04` (Ubuntu), `9` (RHEL), `41`
+    /// (Fedora), `rolling` (Arch). Decides file formats and keywords where they changed between
+    /// releases. Default: debian 12, ubuntu 24.04, fedora 41, rhel 9, arch rolling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<S<String>>,
+    /// The program that configures the host's network links.
+    pub stack: S<Stack>,
+    /// The host firewall the bundle writes its rules for.
+    pub firewall: S<Firewall>,
+    /// The host's links to the LAN or the internet (at least one).
+    pub uplinks: S<Vec<S<Uplink>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distro {
+    Debian,
+    Ubuntu,
+    Fedora,
+    Rhel,
+    Arch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stack {
+    /// Ubuntu's netplan (`/etc/netplan`).
+    Netplan,
+    /// NetworkManager keyfiles and nmcli.
+    Networkmanager,
+    /// Debian's `/etc/network/interfaces`.
+    Ifupdown,
+    /// RHEL/Fedora `/etc/sysconfig/network-scripts/ifcfg-*`.
+    Ifcfg,
+    /// systemd-networkd (`/etc/systemd/network`).
+    Networkd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Firewall {
+    Nftables,
+    Iptables,
+    Ufw,
+    Firewalld,
+}
+
+/// One uplink of the host.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"name": "enp1s0", "kind": "ethernet", "mac": "52:54:00:12:34:56", "ipv4": {"method": "static", "address": "203.0.113.3/24", "gateway": "203.0.113.1"}}))]
+pub struct Uplink {
+    /// Kernel interface name, e.g. `enp1s0` or `wlan0` (at most 15 bytes of `A-Za-z0-9_.-`).
+    pub name: S<String>,
+    /// `ethernet` or `wifi`. A WiFi uplink cannot be bridged. Default: ethernet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<S<UplinkKind>>,
+    /// Permanent MAC address of the uplink; needed for bridged networks, whose bridge takes it over
+    /// so that the LAN's DHCP server keeps giving the host the same lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<S<String>>,
+    /// How the uplink gets its IPv4 address. Default: `method: dhcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<S<UplinkIpv4>>,
+    /// How the uplink gets its IPv6 address. Default: `method: slaac`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<S<UplinkIpv6>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UplinkKind {
+    Ethernet,
+    Wifi,
+}
+
+/// IPv4 addressing of an uplink.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"method": "static", "address": "203.0.113.166/29", "gateway": "203.0.113.161", "dns": ["203.0.113.53"]}))]
+pub struct UplinkIpv4 {
+    /// `dhcp`, `static` or `none`.
+    pub method: S<AddrMethod>,
+    /// Address with prefix length, e.g. `203.0.113.166/29` (static only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<S<String>>,
+    /// Default gateway; must be inside `address`'s subnet (static only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<S<String>>,
+    /// DNS servers (static only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Vec<S<String>>>,
+}
+
+/// IPv6 addressing of an uplink.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"method": "static", "address": "2001:db8::1/64", "gateway": "fe80::1"}))]
+pub struct UplinkIpv6 {
+    /// `slaac`, `dhcp`, `static` or `none`.
+    pub method: S<AddrMethod6>,
+    /// Address with prefix length, e.g. `2001:db8::1/64` (static only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<S<String>>,
+    /// Default gateway, e.g. `fe80::1` (static only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<S<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddrMethod {
+    Dhcp,
+    Static,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddrMethod6 {
+    Slaac,
+    Dhcp,
+    Static,
+    None,
+}
+
+/// One libvirt network.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"name": "vmnet", "mode": "custom-nat", "bridge": "virbr10", "ipv4": {"subnet": "192.168.100.0/24", "dhcp": {"start": "192.168.100.2", "end": "192.168.100.254"}}, "forwards": [{"proto": "tcp", "host-port": 7722, "guest": "192.168.100.77", "guest-port": 22}]}))]
+pub struct Network {
+    /// libvirt network name (`A-Za-z0-9_.-`, at most 50 characters).
+    pub name: S<String>,
+    /// `nat`, `routed`, `isolated`, `bridged` (libvirt-managed: libvirt creates the bridge and
+    /// its own firewall rules, except for bridged) or `custom-nat`, `custom-routed` (host-managed:
+    /// the host's own network stack, firewall and DHCP server do the work; libvirt inserts no rules).
+    pub mode: S<Mode>,
+    /// Bridge interface name, e.g. `virbr10` (at most 15 bytes of `A-Za-z0-9_.-`).
+    pub bridge: S<String>,
+    /// MAC address the bridge keeps. Custom modes pin it (seed: a dummy interface with this MAC, or
+    /// the stack's own MAC setting); default: derived from the profile and network name. Bridged
+    /// networks always use the uplink's MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge_mac: Option<S<String>>,
+    /// The uplink this network reaches the world through. Default: the first uplink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<S<String>>,
+    /// IPv4 subnet of the network (not for bridged networks, which use the LAN's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<S<NetIpv4>>,
+    /// IPv6 subnet of the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<S<NetIpv6>>,
+    /// DNS servers handed to guests. Default: the network's own gateway (dnsmasq answers there),
+    /// or for networkd's DHCP server the DNS servers the uplink learned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Vec<S<String>>>,
+    /// Port forwards from the host to guests (custom-nat networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwards: Option<Vec<S<Forward>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Bridged,
+    Nat,
+    Routed,
+    Isolated,
+    CustomNat,
+    CustomRouted,
+}
+
+/// IPv4 side of a network.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"subnet": "192.168.122.0/24", "gateway": "192.168.122.1", "dhcp": {"start": "192.168.122.2", "end": "192.168.122.254", "hosts": [{"mac": "52:54:00:6f:78:f3", "ip": "192.168.122.222", "name": "web"}]}}))]
+pub struct NetIpv4 {
+    /// Subnet in CIDR notation, e.g. `192.168.122.0/24`.
+    pub subnet: S<String>,
+    /// The host's address on the bridge, which guests use as their gateway. Default: the first
+    /// address of the subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<S<String>>,
+    /// DHCP server for guests. Omit it for no DHCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<S<Dhcp4>>,
+}
+
+/// DHCPv4 range and fixed leases.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Dhcp4 {
+    /// First address handed out.
+    pub start: S<String>,
+    /// Last address handed out.
+    pub end: S<String>,
+    /// Fixed addresses by MAC (inside the subnet; may be outside the range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<S<Host4>>>,
+}
+
+/// A fixed DHCPv4 lease.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Host4 {
+    /// Guest MAC address, e.g. `52:54:00:6f:78:f3`.
+    pub mac: S<String>,
+    /// Address the guest always gets.
+    pub ip: S<String>,
+    /// Host name handed to the guest (letters, digits, `-`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<S<String>>,
+}
+
+/// IPv6 side of a network.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"subnet": "2001:db8:aa::/64", "mode": "dhcpv6", "dhcp": {"start": "2001:db8:aa::1000", "end": "2001:db8:aa::1fff"}}))]
+pub struct NetIpv6 {
+    /// Subnet, e.g. `2001:db8:aa::/64` (anything but /64 breaks SLAAC: warning).
+    pub subnet: S<String>,
+    /// The host's address on the bridge. Default: the first address of the subnet (`::1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<S<String>>,
+    /// How guests get addresses: `slaac` (router advertisements), `dhcpv6` (stateful, needs
+    /// `dhcp`), or `none` (guests configure static addresses). Default: slaac.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<S<Ipv6Mode>>,
+    /// DHCPv6 range and fixed leases (mode dhcpv6 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<S<Dhcp6>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ipv6Mode {
+    Slaac,
+    Dhcpv6,
+    None,
+}
+
+/// DHCPv6 range and fixed leases.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Dhcp6 {
+    /// First address handed out.
+    pub start: S<String>,
+    /// Last address handed out.
+    pub end: S<String>,
+    /// Fixed addresses by DHCP unique identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<S<Host6>>>,
+}
+
+/// A fixed DHCPv6 lease.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Host6 {
+    /// The guest's DUID, e.g. `00:01:00:01:1a:ff:2b:ff:52:54:00:8a:11:4c`.
+    pub duid: S<String>,
+    /// Address the guest always gets.
+    pub ip: S<String>,
+}
+
+/// A port forward: connections to the host's port reach a guest.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"proto": "tcp", "host-port": 7722, "host-address": "203.0.113.3", "guest": "192.168.100.77", "guest-port": 22}))]
+pub struct Forward {
+    /// `tcp` or `udp`.
+    pub proto: S<Proto>,
+    /// Port on the host.
+    pub host_port: S<u16>,
+    /// Only connections to this host address are forwarded. Default: any address of the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_address: Option<S<String>>,
+    /// Guest address (inside the network's IPv4 subnet).
+    pub guest: S<String>,
+    /// Port on the guest. Default: the host port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_port: Option<S<u16>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// Parses a profile's bytes. Never panics; bounded in time and memory by the size limit and the
+/// YAML budget (nesting depth, aliases, nodes).
+pub fn parse(bytes: &[u8]) -> Result<Profile, Diagnostic> {
+    if bytes.len() > MAX_PROFILE_BYTES {
+        return Err(Diagnostic::error(
+            Loc::new(1, 1, 0),
+            format!("profile is {} bytes; the limit is {MAX_PROFILE_BYTES}", bytes.len()),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let col = String::from_utf8_lossy(&good[line_start..]).chars().count() as u32 + 1;
+        Diagnostic::error(Loc::new(line, col, 1), "profile is not valid UTF-8 text")
+            .with_help("a profile is a YAML text file; check that the right file was given")
+    })?;
+    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(Diagnostic::error(Loc::new(1, 1, 0), "profile is empty")
+            .with_help("start from a built-in profile: `vnetgen show laptop-wifi > my-host.yaml`"));
+    }
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            max_aliases: 64,
+            max_anchors: 64,
+            max_nodes: 50_000,
+            max_events: 200_000,
+            max_total_scalar_bytes: MAX_PROFILE_BYTES,
+            max_documents: 1,
+        },
+    };
+    serde_saphyr::from_str_with_options::<Profile>(text, options).map_err(|e| {
+        let loc = e
+            .location()
+            .map(|l| Loc::new(l.line() as u32, l.column() as u32, l.span().len() as u32))
+            .unwrap_or(Loc::new(1, 1, 0));
+        yaml_diagnostic(&e.to_string(), loc)
+    })
+}
+
+/// Turns the YAML crate's message into ours: location suffix removed, a help line where the fix is
+/// known.
+fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+    let (message, help) = if let Some(rest) = message.strip_prefix("unknown field ") {
+        let (field, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(" one of").trim();
+        (
+            format!("unknown key {field}"),
+            Some(format!("valid keys here: {expected}; `vnetgen schema` documents every key")),
+        )
+    } else if let Some(rest) = message.strip_prefix("missing field ") {
+        (format!("missing required key {rest}"), None)
+    } else if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let (value, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(" one of").trim();
+        (format!("unknown value {value}"), Some(format!("expected one of {expected}")))
+    } else if message == "invalid u16" {
+        ("expected a whole number from 0 to 65535".to_string(), None)
+    } else if message == "invalid u32" {
+        ("expected a whole number".to_string(), None)
+    } else if message == "expected string scalar" {
+        (
+            "expected a plain string here".to_string(),
+            Some("quote values with special characters, e.g. \"br0\"".to_string()),
+        )
+    } else if message.contains("recursion limit") || message.contains("budget") {
+        (format!("{message}: the document is nested or aliased far deeper than a profile needs"), None)
+    } else {
+        (message.to_string(), None)
+    };
+    let d = Diagnostic::error(loc, message);
+    match help {
+        Some(h) => d.with_help(h),
+        None => d,
+    }
+}
+
+/// Serializes a profile as YAML (used by `vnetgen show` and the bundle's `profile.yaml`).
+pub fn to_yaml(profile: &Profile) -> String {
+    serde_saphyr::to_string(profile).expect("a profile always serializes")
+}

@@ -1,0 +1,171 @@
+//! libvirt: a network definition per network (seed 003/004 XML), the domain `<interface>` snippet
+//! and `virt-install --network` argument that attach a guest to it, and the virsh steps that
+//! define, autostart and start it. Custom and bridged networks are `<forward mode="bridge"/>`
+//! networks over the host's own bridge, for which libvirt inserts no firewall rules.
+
+use super::Plan;
+use crate::model::*;
+use crate::templates::{sh_quote, xml_attr, Templates};
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct NetworkCtx {
+    comment: String,
+    name: String,
+    forward: Option<&'static str>,
+    bridge: String,
+    /// libvirt sets STP and the MAC only on bridges it creates itself.
+    libvirt_bridge: bool,
+    mac: Option<String>,
+    forwarders: Vec<String>,
+    ips: Vec<IpCtx>,
+}
+
+#[derive(Serialize)]
+struct IpCtx {
+    /// ` family="ipv6"` or empty.
+    family: String,
+    address: String,
+    /// `netmask="255.255.255.0"` or `prefix="64"`.
+    mask: String,
+    range: Option<(String, String)>,
+    /// Complete `<host .../>` elements.
+    hosts: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct InterfaceCtx {
+    network: String,
+}
+
+#[derive(Serialize)]
+struct CommandsCtx {
+    name: String,
+    commands: Vec<String>,
+}
+
+fn dir(n: &Network) -> String {
+    format!("libvirt/{}", n.name)
+}
+
+pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
+    for n in &p.networks {
+        let ctx = network_ctx(p, n);
+        let xml = t.render("libvirt/network.xml.tera", &ctx)?;
+        plan.bundle.add(format!("{}/network.xml", dir(n)), 0o644, xml);
+        let iface = t.render("libvirt/interface.xml.tera", &InterfaceCtx { network: n.name.to_string() })?;
+        plan.bundle.add(format!("{}/interface.xml", dir(n)), 0o644, iface);
+        plan.bundle.add(
+            format!("{}/virt-install-network.txt", dir(n)),
+            0o644,
+            format!("--network network={},model=virtio\n", n.name),
+        );
+
+        let mut updates = Vec::new();
+        for (index, ip) in ctx.ips.iter().enumerate() {
+            for h in &ip.hosts {
+                updates.push((index, h.clone()));
+            }
+        }
+        let name = n.name.as_str();
+        let xml_path = format!("{}/network.xml", dir(n));
+        let mut commands = vec![
+            format!("virsh net-define {}", sh_quote(&xml_path)),
+            format!("virsh net-autostart {}", sh_quote(name)),
+            format!("virsh net-start {}", sh_quote(name)),
+        ];
+        for (index, h) in &updates {
+            commands.push(format!(
+                "virsh net-update {} add-last ip-dhcp-host {} --live --config --parent-index {index}",
+                sh_quote(name),
+                sh_quote(h)
+            ));
+        }
+        let cmds = t.render("libvirt/virsh-commands.txt.tera", &CommandsCtx { name: name.to_string(), commands })?;
+        plan.bundle.add(format!("{}/virsh-commands.txt", dir(n)), 0o644, cmds);
+
+        let mut line = format!("define_network {}", sh_quote(name));
+        for (index, h) in &updates {
+            line.push_str(&format!(" {index} {}", sh_quote(h)));
+        }
+        plan.step(
+            &format!("Define, autostart and start libvirt network {name} ({}).", n.mode.as_str()),
+            &[],
+            vec![line],
+        );
+        plan.undo(
+            &format!("Remove libvirt network {name} (or restore the definition it replaced)."),
+            vec![format!("undefine_network {}", sh_quote(name))],
+        );
+    }
+    plan.require("virsh", "libvirt-clients (libvirt)");
+    Ok(())
+}
+
+fn network_ctx(p: &Profile, n: &Network) -> NetworkCtx {
+    let forward = match n.mode {
+        Mode::Nat => Some("nat"),
+        Mode::Routed => Some("route"),
+        Mode::Isolated => None,
+        Mode::Bridged | Mode::CustomNat | Mode::CustomRouted => Some("bridge"),
+    };
+    let libvirt_bridge = matches!(n.mode, Mode::Nat | Mode::Routed | Mode::Isolated);
+    let mut ips = Vec::new();
+    if libvirt_bridge {
+        if let Some(v4) = &n.ipv4 {
+            ips.push(IpCtx {
+                family: String::new(),
+                address: v4.gateway.to_string(),
+                mask: format!("netmask=\"{}\"", v4.subnet.netmask()),
+                range: v4.dhcp.as_ref().map(|d| (d.start.to_string(), d.end.to_string())),
+                hosts: v4
+                    .dhcp
+                    .iter()
+                    .flat_map(|d| &d.hosts)
+                    .map(|h| match &h.name {
+                        Some(name) => {
+                            format!("<host mac=\"{}\" name=\"{}\" ip=\"{}\"/>", h.mac, xml_attr(name.as_str()), h.ip)
+                        }
+                        None => format!("<host mac=\"{}\" ip=\"{}\"/>", h.mac, h.ip),
+                    })
+                    .collect(),
+            });
+        }
+        if let Some(v6) = &n.ipv6 {
+            ips.push(IpCtx {
+                family: " family=\"ipv6\"".into(),
+                address: v6.gateway.to_string(),
+                mask: format!("prefix=\"{}\"", v6.subnet.prefix),
+                range: v6.dhcp.as_ref().map(|d| (d.start.to_string(), d.end.to_string())),
+                hosts: v6
+                    .dhcp
+                    .iter()
+                    .flat_map(|d| &d.hosts)
+                    .map(|h| format!("<host id=\"{}\" ip=\"{}\"/>", h.duid, h.ip))
+                    .collect(),
+            });
+        }
+    }
+    let comment = match n.mode {
+        Mode::CustomNat | Mode::CustomRouted => format!(
+            "{} network: the host's own stack runs bridge {}; libvirt only attaches guests to it and inserts no firewall rules",
+            n.mode.as_str(),
+            n.bridge
+        ),
+        Mode::Bridged => format!("bridged network: guests join the LAN of uplink {} through bridge {}", p.uplink(n).name, n.bridge),
+        Mode::Nat => "NAT network: libvirt creates the bridge, runs dnsmasq and inserts its own NAT rules".into(),
+        Mode::Routed => "routed network: libvirt creates the bridge and routes the subnet without NAT".into(),
+        Mode::Isolated => "isolated network: guests reach each other and the host, nothing else".into(),
+    };
+    NetworkCtx {
+        comment: format!("Generated by vnetgen {} from profile '{}': {comment}.", super::VERSION, p.name),
+        name: n.name.to_string(),
+        forward,
+        bridge: n.bridge.to_string(),
+        libvirt_bridge,
+        mac: if libvirt_bridge { n.bridge_mac.map(|m| m.to_string()) } else { None },
+        forwarders: if libvirt_bridge { n.dns.iter().map(|d| d.to_string()).collect() } else { vec![] },
+        ips,
+    }
+}

@@ -1,0 +1,232 @@
+//! The bundle's README.md: what the bundle does on this host, in order, and why (the reasoning the
+//! seeds teach), how to apply, attach guests, verify and undo. The prose is chosen here; the
+//! template only lays it out.
+
+use super::{dhcp_server, DhcpServer, Plan};
+use crate::model::*;
+use crate::templates::Templates;
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Ctx {
+    name: String,
+    summary: String,
+    networks: Vec<NetCtx>,
+    steps: Vec<String>,
+    files: Vec<(String, String)>,
+    why: Vec<Why>,
+    verify: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct NetCtx {
+    name: String,
+    mode: String,
+    bridge: String,
+    subnets: String,
+    dhcp: String,
+    forwards: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Why {
+    title: String,
+    text: String,
+}
+
+fn why(title: &str, text: &str) -> Why {
+    Why { title: title.to_string(), text: text.to_string() }
+}
+
+pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
+    let networks = p
+        .networks
+        .iter()
+        .map(|n| {
+            let mut subnets = Vec::new();
+            if let Some(v4) = &n.ipv4 {
+                subnets.push(format!("{} (host {})", v4.subnet, v4.gateway));
+            }
+            if let Some(v6) = &n.ipv6 {
+                subnets.push(format!(
+                    "{} (host {}, {})",
+                    v6.subnet,
+                    v6.gateway,
+                    match v6.mode {
+                        Ipv6Mode::Slaac => "SLAAC",
+                        Ipv6Mode::Dhcpv6 => "DHCPv6",
+                        Ipv6Mode::None => "static",
+                    }
+                ));
+            }
+            if subnets.is_empty() {
+                subnets.push(format!("the LAN of {}", p.uplink(n).name));
+            }
+            let dhcp = match dhcp_server(p, n) {
+                DhcpServer::Libvirt => "libvirt's dnsmasq",
+                DhcpServer::Networkd => "systemd-networkd's DHCP server",
+                DhcpServer::Dnsmasq => "vnetgen-dnsmasq@ (dnsmasq)",
+                DhcpServer::None if n.mode == Mode::Bridged => "the LAN's DHCP server",
+                DhcpServer::None => "none (static addresses)",
+            };
+            NetCtx {
+                name: n.name.to_string(),
+                mode: n.mode.as_str().to_string(),
+                bridge: n.bridge.to_string(),
+                subnets: subnets.join(", "),
+                dhcp: dhcp.to_string(),
+                forwards: n
+                    .forwards
+                    .iter()
+                    .map(|f| {
+                        let on = f.host_address.map_or("any host address".to_string(), |a| a.to_string());
+                        format!("{}/{} on {on} → {}:{}", f.host_port, f.proto.as_str(), f.guest, f.guest_port)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let files = plan.host_files.iter().map(|(path, mode)| (format!("/{path}"), format!("{mode:04o}"))).collect();
+    let steps = plan.install.iter().map(|s| s.comment.clone()).collect();
+    let ctx = Ctx {
+        name: p.name.to_string(),
+        summary: format!(
+            "{} {} with {} and {}",
+            p.host.distro.as_str(),
+            p.host.release,
+            p.host.stack.as_str(),
+            p.host.firewall.as_str()
+        ),
+        networks,
+        steps,
+        files,
+        why: reasons(p),
+        verify: verify(p),
+    };
+    plan.bundle.add("README.md", 0o644, t.render("bundle/README.md.tera", &ctx)?);
+    Ok(())
+}
+
+fn reasons(p: &Profile) -> Vec<Why> {
+    let mut out = Vec::new();
+    let modes: Vec<Mode> = p.networks.iter().map(|n| n.mode).collect();
+    if modes.contains(&Mode::Nat) {
+        out.push(why(
+            "Why NAT",
+            "NAT is libvirt's default because it works everywhere: the host acts as a router and \
+             guests leave with the host's own address, so the LAN needs no changes and a WiFi uplink \
+             is fine. The price: nothing on the LAN can open a connection to a guest, and libvirt \
+             inserts firewall rules of its own whenever the network starts.",
+        ));
+    }
+    if modes.iter().any(|m| m.is_custom()) {
+        out.push(why(
+            "Why a custom network",
+            "libvirt's nat and routed modes insert their own firewall rules, in an order that is \
+             hard to control (seed 004). A custom network is the host's own bridge, firewall and \
+             DHCP server; libvirt only plugs guests into it (`<forward mode=\"bridge\"/>`) and \
+             touches no firewall rule. The bridge MAC is pinned, because a bridge otherwise takes \
+             the MAC of whichever guest starts first.",
+        ));
+    }
+    if p.host.uplinks.iter().any(|u| u.kind == UplinkKind::Wifi) {
+        out.push(why(
+            "Why the WiFi uplink is not bridged",
+            "A bridge passes guest frames on with the guests' own MAC addresses. A WiFi access \
+             point only accepts frames from MAC addresses that associated with it, so bridged \
+             guests would get no traffic through. Guests on this host reach the world routed \
+             (and NATed) through the host instead.",
+        ));
+    }
+    if modes.contains(&Mode::Bridged) {
+        out.push(why(
+            "Why bridged, and what moves",
+            "Bridged guests join the LAN like physical machines: they lease from the LAN's DHCP \
+             server and anyone on the LAN can reach them. The uplink becomes a port of the bridge \
+             and its addresses move to the bridge, which keeps the uplink's MAC so the LAN's DHCP \
+             lease does not change. Bridged frames bypass the host's netfilter \
+             (`bridge-nf-call-*=0`), so the host firewall cannot silently drop them.",
+        ));
+    }
+    if modes.iter().any(|m| matches!(m, Mode::Routed | Mode::CustomRouted)) {
+        let mut routes = Vec::new();
+        for n in p.networks.iter().filter(|n| matches!(n.mode, Mode::Routed | Mode::CustomRouted)) {
+            let up = p.uplink(n);
+            let via4 = match &up.ipv4 {
+                UplinkV4::Static { address, .. } => address.to_string(),
+                _ => format!("<address of {}>", up.name),
+            };
+            let via6 = match &up.ipv6 {
+                UplinkV6::Static { address, .. } => address.to_string(),
+                _ => format!("<IPv6 address of {}>", up.name),
+            };
+            if let Some(v4) = &n.ipv4 {
+                routes.push(format!("`ip -4 route add {} via {via4}`", v4.subnet));
+            }
+            if let Some(v6) = &n.ipv6 {
+                routes.push(format!("`ip -6 route add {} via {via6}`", v6.subnet));
+            }
+        }
+        out.push(why(
+            "Why your router needs a static route",
+            &format!(
+                "Routed guests keep their own addresses (no NAT), so the LAN router must know that \
+                 their subnet lives behind this host. Add on the router: {}. Without it, guests can \
+                 send but replies never find their way back.",
+                routes.join(" and ")
+            ),
+        ));
+    }
+    if p.host.firewall == Firewall::Nftables {
+        out.push(why(
+            "Why nftables.service gets a drop-in",
+            "`/etc/nftables.conf` usually starts with `flush ruleset`, which deletes every table, \
+             libvirt's included, whenever nftables.service starts or reloads: `virsh net-start` then \
+             fails, or running guests silently lose their network (seed 000). This bundle never \
+             flushes the ruleset: its rules live in their own table, `inet vnetgen`, replaced \
+             atomically, and a drop-in for nftables.service puts vnetgen's and libvirt's rules back \
+             after each flush.",
+        ));
+    }
+    if p.networks.iter().any(|n| n.ipv6.is_some() && n.mode.forwards_packets()) {
+        out.push(why(
+            "Why accept_ra=2",
+            "Once IPv6 forwarding is on, the kernel ignores router advertisements on every \
+             interface, so an uplink configured by SLAAC loses its default route (and libvirt \
+             refuses to start IPv6 networks). `accept_ra=2` keeps the uplink learning from its \
+             router while the host forwards.",
+        ));
+    }
+    if p.networks.iter().any(|n| dhcp_server(p, n) == DhcpServer::Dnsmasq) {
+        out.push(why(
+            "Why vnetgen-dnsmasq@ and not dnsmasq@",
+            "Debian's dnsmasq package ships a `dnsmasq@.service` of its own; a unit of the same \
+             name in /etc would replace it for every other instance on the host.",
+        ));
+    }
+    out
+}
+
+fn verify(p: &Profile) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in &p.networks {
+        out.push(format!("virsh net-info {}   # Active: yes, Autostart: yes", n.name));
+        out.push(format!("ip -br address show dev {}", n.bridge));
+        match dhcp_server(p, n) {
+            DhcpServer::Libvirt => out.push(format!("virsh net-dhcp-leases {}", n.name)),
+            DhcpServer::Networkd => {
+                out.push(format!("networkctl status {}   # lists the DHCP leases handed out", n.bridge))
+            }
+            DhcpServer::Dnsmasq => {
+                out.push(format!("systemctl status vnetgen-dnsmasq@{}.service", n.bridge));
+                out.push(format!("cat /var/lib/vnetgen/dnsmasq/{}.leases", n.bridge));
+            }
+            DhcpServer::None => {}
+        }
+    }
+    if p.host.firewall == Firewall::Nftables && p.networks.iter().any(|n| n.mode.is_custom()) {
+        out.push("nft list table inet vnetgen".to_string());
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! The templates: embedded in the binary, optionally overridden file by file from a directory
+//! (`--templates DIR`), rendered with tera. Autoescaping is off: every value reaching a template
+//! was validated by `lower` and quoted by the renderer that built the context (`sh_quote`,
+//! `xml_attr`); the `sh` filter is there for the few values templates quote themselves.
+
+use anyhow::{Context as _, Result};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Every template, by name (its path under `templates/`). The tidy test checks that this list
+/// matches the directory and that every template is used.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("bundle/README.md.tera", include_str!("../templates/bundle/README.md.tera")),
+    ("dnsmasq/dnsmasq.conf.tera", include_str!("../templates/dnsmasq/dnsmasq.conf.tera")),
+    ("dnsmasq/vnetgen-dnsmasq@.service.tera", include_str!("../templates/dnsmasq/vnetgen-dnsmasq@.service.tera")),
+    ("install/common.sh.tera", include_str!("../templates/install/common.sh.tera")),
+    ("install/install.sh.tera", include_str!("../templates/install/install.sh.tera")),
+    ("install/uninstall.sh.tera", include_str!("../templates/install/uninstall.sh.tera")),
+    ("libvirt/interface.xml.tera", include_str!("../templates/libvirt/interface.xml.tera")),
+    ("libvirt/network.xml.tera", include_str!("../templates/libvirt/network.xml.tera")),
+    ("libvirt/virsh-commands.txt.tera", include_str!("../templates/libvirt/virsh-commands.txt.tera")),
+    ("networkd/bridge.netdev.tera", include_str!("../templates/networkd/bridge.netdev.tera")),
+    ("networkd/bridge.network.tera", include_str!("../templates/networkd/bridge.network.tera")),
+    ("nftables/nftables-dropin.conf.tera", include_str!("../templates/nftables/nftables-dropin.conf.tera")),
+    ("nftables/vnetgen-nftables.service.tera", include_str!("../templates/nftables/vnetgen-nftables.service.tera")),
+    ("nftables/vnetgen.nft.tera", include_str!("../templates/nftables/vnetgen.nft.tera")),
+    ("sysctl/bridge.conf.tera", include_str!("../templates/sysctl/bridge.conf.tera")),
+    ("sysctl/bridge.rules.tera", include_str!("../templates/sysctl/bridge.rules.tera")),
+    ("sysctl/forwarding.conf.tera", include_str!("../templates/sysctl/forwarding.conf.tera")),
+];
+
+/// A ready tera instance.
+pub struct Templates {
+    tera: tera::Tera,
+}
+
+impl Templates {
+    /// The embedded templates, with any file of the same name under `override_dir` used instead.
+    pub fn load(override_dir: Option<&Path>) -> Result<Templates> {
+        let mut sources: Vec<(String, String)> = Vec::new();
+        for (name, text) in EMBEDDED {
+            let text = match override_dir {
+                Some(dir) if dir.join(name).is_file() => std::fs::read_to_string(dir.join(name))
+                    .with_context(|| format!("reading template override {}", dir.join(name).display()))?,
+                _ => (*text).to_string(),
+            };
+            sources.push((name.to_string(), text));
+        }
+        if let Some(dir) = override_dir {
+            anyhow::ensure!(dir.is_dir(), "template directory {} does not exist", dir.display());
+        }
+        let mut tera = tera::Tera::default();
+        tera.autoescape_on(vec![]);
+        tera.add_raw_templates(sources).context("parsing templates")?;
+        tera.register_filter("sh", sh_filter);
+        Ok(Templates { tera })
+    }
+
+    /// Renders template `name` with `ctx` (any serializable struct).
+    pub fn render(&self, name: &str, ctx: &impl serde::Serialize) -> Result<String> {
+        let ctx = tera::Context::from_serialize(ctx).with_context(|| format!("building context for {name}"))?;
+        let mut out = self.tera.render(name, &ctx).map_err(|e| {
+            let mut msg = format!("rendering template {name}");
+            let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            anyhow::anyhow!(msg)
+        })?;
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}
+
+fn sh_filter(v: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+    match v {
+        tera::Value::String(s) => Ok(tera::Value::String(sh_quote(s))),
+        tera::Value::Number(n) => Ok(tera::Value::String(n.to_string())),
+        other => Err(tera::Error::msg(format!("sh filter takes a string, got {other}"))),
+    }
+}
+
+/// Quotes a string for POSIX shells: bare when it is made only of safe characters, otherwise in
+/// single quotes with embedded single quotes escaped.
+pub fn sh_quote(s: &str) -> String {
+    let safe = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./:=@%+,".contains(&b));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Escapes a string for an XML attribute value in double quotes.
+pub fn xml_attr(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

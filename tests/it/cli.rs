@@ -1,0 +1,251 @@
+//! The CLI as a user runs it: diagnostics for every class of bad input (exact text, exit 65,
+//! nothing written), hostile documents, determinism of directories and archives, the `show`
+//! round trip, stdin, and refusing to overwrite what is not a bundle.
+
+use crate::support::{files_below, overwrite, repo, TempDir};
+use assert_cmd::Command;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn vnetgen() -> Command {
+    let mut c = Command::cargo_bin("vnetgen").unwrap();
+    c.current_dir(repo());
+    c.timeout(Duration::from_secs(60));
+    c
+}
+
+/// Every `tests/errors/<case>.yaml` gives exactly `<case>.stderr` on `check` and on `render`, with
+/// exit 65 (0 for cases named `warning-*`, which must still render), and an invalid profile
+/// writes nothing.
+#[test]
+fn error_cases_give_their_diagnostics() {
+    let dir = repo().join("tests/errors");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 20, "expected the error corpus in tests/errors");
+    let mut problems = Vec::new();
+    for case in cases {
+        let stem = case.file_stem().unwrap().to_string_lossy().into_owned();
+        let rel = format!("tests/errors/{stem}.yaml");
+        let warning_only = stem.starts_with("warning-");
+        let out = vnetgen().args(["check", &rel]).output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let expected_path = dir.join(format!("{stem}.stderr"));
+        if overwrite() {
+            std::fs::write(&expected_path, &stderr).unwrap();
+        } else {
+            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+            if stderr != expected {
+                problems.push(format!("{stem}: stderr differs\n--- expected\n{expected}--- got\n{stderr}"));
+            }
+        }
+        let want_code = if warning_only { 0 } else { 65 };
+        if out.status.code() != Some(want_code) {
+            problems.push(format!("{stem}: exit {:?}, expected {want_code}", out.status.code()));
+        }
+        if !warning_only && !stderr.contains(": error: ") {
+            problems.push(format!("{stem}: no `file:line:col: error:` line"));
+        }
+        // Rendering an invalid profile writes nothing at all.
+        let tmp = TempDir::new("err");
+        let target = tmp.path().join("out");
+        let r = vnetgen().args(["render", &rel, "--out"]).arg(&target).output().unwrap();
+        if r.status.code() != Some(want_code) {
+            problems.push(format!("{stem}: render exit {:?}, expected {want_code}", r.status.code()));
+        }
+        let left = files_below(tmp.path());
+        if !warning_only && !left.is_empty() {
+            problems.push(format!("{stem}: render of an invalid profile wrote {left:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// Hostile documents are refused with a diagnostic, quickly, without a panic or a hang.
+#[test]
+fn hostile_documents_are_refused() {
+    let mut alias_bomb = String::from("version: 1\nname: x\nhost:\n  distro: &a [a, a, a, a, a, a, a, a, a]\n");
+    for (i, prev) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+        let next = (b'b' + i as u8) as char;
+        alias_bomb.push_str(&format!(
+            "  x{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        ));
+    }
+    let mut random = vec![0u8; 4096];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in random.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *b = (state >> 24) as u8;
+    }
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("nested brackets", "[".repeat(200_000).into_bytes()),
+        ("nested braces", "{a: ".repeat(100_000).into_bytes()),
+        ("alias bomb", alias_bomb.into_bytes()),
+        ("random bytes", random),
+        ("empty", Vec::new()),
+        ("only comments", b"# nothing here\n\n".to_vec()),
+        ("huge", vec![b'#'; 2 << 20]),
+    ];
+    for (what, bytes) in cases {
+        let tmp = TempDir::new("hostile");
+        let start = Instant::now();
+        let out =
+            vnetgen().args(["render", "-", "--out"]).arg(tmp.path().join("out")).write_stdin(bytes).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{what}: exit {:?}, stderr: {stderr}", out.status.code());
+        assert!(stderr.starts_with("<stdin>:"), "{what}: no located diagnostic: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: panicked: {stderr}");
+        assert!(files_below(tmp.path()).is_empty(), "{what}: wrote files");
+        assert!(start.elapsed() < Duration::from_secs(20), "{what}: took {:?}", start.elapsed());
+    }
+}
+
+#[test]
+fn render_is_byte_identical_twice_and_tar_is_reproducible() {
+    let tmp = TempDir::new("det");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    vnetgen().args(["render", "laptop-wifi", "--out"]).arg(&a).assert().success();
+    vnetgen().args(["render", "laptop-wifi", "--out"]).arg(&b).assert().success();
+    let files = files_below(&a);
+    assert_eq!(files, files_below(&b));
+    assert!(files.contains(&"install.sh".to_string()) && files.contains(&"MANIFEST".to_string()));
+    for f in &files {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+    let (t1, t2) = (tmp.path().join("1.tar"), tmp.path().join("2.tar"));
+    vnetgen().args(["render", "laptop-wifi", "--tar"]).arg(&t1).assert().success();
+    vnetgen().args(["render", "laptop-wifi", "--tar"]).arg(&t2).assert().success();
+    let (x, y) = (std::fs::read(&t1).unwrap(), std::fs::read(&t2).unwrap());
+    assert!(x.len() > 10_000 && x == y, "tar archives differ");
+    // The archive holds the same files as the directory.
+    let list = std::process::Command::new("tar").arg("-tf").arg(&t1).output().unwrap();
+    let listed = String::from_utf8(list.stdout).unwrap();
+    for f in &files {
+        assert!(listed.contains(&format!("laptop-wifi-bundle/{f}\n")), "{f} missing from the archive");
+    }
+}
+
+#[test]
+fn default_output_directory_is_named_after_the_profile() {
+    let tmp = TempDir::new("default-out");
+    let mut c = vnetgen();
+    c.current_dir(tmp.path()).args(["render", "debian-nftables-default-nat"]).assert().success();
+    assert!(tmp.path().join("debian-nftables-default-nat-bundle/MANIFEST").is_file());
+}
+
+/// `show` prints a profile that `check` accepts and that renders the same bundle, for every
+/// built-in profile; `-` reads standard input.
+#[test]
+fn show_round_trips_for_every_builtin_profile() {
+    for (name, _, _) in vnetgen::builtin::PROFILES {
+        let shown = vnetgen().args(["show", name]).output().unwrap();
+        assert!(shown.status.success(), "{name}: show failed");
+        vnetgen().args(["check", "-"]).write_stdin(shown.stdout.clone()).assert().success();
+        let tmp = TempDir::new("show");
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        vnetgen().args(["render", name, "--out"]).arg(&a).assert().success();
+        vnetgen().args(["render", "-", "--out"]).arg(&b).write_stdin(shown.stdout.clone()).assert().success();
+        for f in files_below(&a) {
+            assert_eq!(std::fs::read(a.join(&f)).unwrap(), std::fs::read(b.join(&f)).unwrap(), "{name}: {f} differs");
+        }
+        assert_eq!(files_below(&a), files_below(&b));
+        // Showing the shown profile changes nothing.
+        let again = vnetgen().args(["show", "-"]).write_stdin(shown.stdout.clone()).output().unwrap();
+        assert_eq!(String::from_utf8(again.stdout).unwrap(), String::from_utf8(shown.stdout).unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn an_existing_directory_that_is_not_a_bundle_is_never_overwritten_without_force() {
+    let tmp = TempDir::new("force");
+    let out = tmp.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "precious").unwrap();
+    let r = vnetgen().args(["render", "laptop-wifi", "--out"]).arg(&out).output().unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("is not a vnetgen bundle; pass --force"));
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "precious");
+    assert_eq!(files_below(tmp.path()), vec!["mine/notes.txt".to_string()], "left temp files behind");
+    // A bundle directory is replaced in place; --force replaces anything.
+    vnetgen().args(["render", "laptop-wifi", "--force", "--out"]).arg(&out).assert().success();
+    assert!(!out.join("notes.txt").exists());
+    vnetgen().args(["render", "server-custom-routed", "--out"]).arg(&out).assert().success();
+    assert!(out.join("host/etc/vnetgen/dnsmasq/virbr10.conf").is_file());
+    assert!(!out.join("host/etc/systemd/network/10-vnetgen-virbr0.netdev").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let r = vnetgen().args(["render", "no-such-profile"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("built-in profiles: debian-nftables-default-nat, laptop-wifi"));
+    assert_eq!(vnetgen().args(["render"]).output().unwrap().status.code(), Some(2));
+    assert_eq!(vnetgen().args(["frobnicate"]).output().unwrap().status.code(), Some(2));
+}
+
+#[test]
+fn list_names_every_builtin_profile() {
+    let out = vnetgen().arg("list").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (name, about, _) in vnetgen::builtin::PROFILES {
+        assert!(text.lines().any(|l| l.starts_with(name) && l.ends_with(about)), "{name} missing:\n{text}");
+    }
+}
+
+#[test]
+fn schema_documents_every_key_with_an_example() {
+    let out = vnetgen().arg("schema").output().unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = schema.to_string();
+    for key in ["version", "uplinks", "bridge-mac", "host-port", "guest-port", "dhcp", "duid", "forwards", "release"] {
+        assert!(text.contains(&format!("\"{key}\"")), "schema lacks {key}");
+    }
+    // Every property has a description.
+    fn walk(v: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+        if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
+            for (k, p) in props {
+                if p.get("description").is_none() {
+                    missing.push(format!("{path}.{k}"));
+                }
+            }
+        }
+        if let Some(obj) = v.as_object() {
+            for (k, child) in obj {
+                walk(child, &format!("{path}/{k}"), missing);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&schema, "", &mut missing);
+    assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+    assert!(schema.get("examples").is_some(), "the schema has no example profile");
+}
+
+#[test]
+fn templates_can_be_overridden_from_a_directory() {
+    let tmp = TempDir::new("tpl");
+    let dir = tmp.path().join("tpl/libvirt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("interface.xml.tera"),
+        "<interface type=\"network\"><source network=\"{{ network }}\"/></interface>\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    vnetgen()
+        .args(["render", "laptop-wifi", "--templates"])
+        .arg(tmp.path().join("tpl"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(out.join("libvirt/vmnet/interface.xml")).unwrap();
+    assert_eq!(text, "<interface type=\"network\"><source network=\"vmnet\"/></interface>\n");
+    assert!(Path::new(&out.join("install.sh")).is_file());
+}

@@ -1,0 +1,185 @@
+//! install.sh and uninstall.sh behaviour, run for real against a scratch root (`VNETGEN_ROOT`)
+//! with the system commands they drive (systemctl, networkctl, nft, virsh, …) replaced by stubs
+//! that log their arguments: the scripts' own logic — backups, dry run, idempotence, rollback on
+//! a failed step, byte-for-byte restore — is what is under test here. The VM suite runs the same
+//! scripts against real services.
+
+use crate::support::{files_below, TempDir};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use vnetgen::templates::Templates;
+
+const STUB: &str = r#"#!/bin/bash
+# Test stub: log the call; fail when $STUB_FAIL names this command and its first argument.
+name=$(basename "$0")
+printf '%s %s\n' "$name" "$*" >>"$STUB_LOG"
+if [ "${STUB_FAIL:-}" = "$name $1" ]; then echo "$name: simulated failure" >&2; exit 1; fi
+if [ "$name" = virsh ]; then
+	for a in "$@"; do case "$a" in net-*) cmd=$a ;; esac; done
+	case "$cmd" in
+	net-info) [ -e "$STUB_STATE/defined" ] || exit 1
+		if [ -e "$STUB_STATE/active" ]; then echo 'Active:         yes'; else echo 'Active:         no'; fi ;;
+	net-define) touch "$STUB_STATE/defined" ;;
+	net-start) touch "$STUB_STATE/active" ;;
+	net-destroy) rm -f "$STUB_STATE/active" ;;
+	net-undefine) rm -f "$STUB_STATE/defined" ;;
+	esac
+fi
+exit 0
+"#;
+
+struct Rig {
+    _tmp: TempDir,
+    bundle: PathBuf,
+    root: PathBuf,
+    state: PathBuf,
+    bin: PathBuf,
+    log: PathBuf,
+}
+
+impl Rig {
+    fn new(profile: &str) -> Rig {
+        let tmp = TempDir::new("install");
+        let base = tmp.path().to_path_buf();
+        let model = vnetgen::check(vnetgen::builtin::get(profile).unwrap().as_bytes()).model.unwrap();
+        let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
+        bundle.write_to(&base.join("bundle"), false).unwrap();
+        let bin = base.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for cmd in ["systemctl", "networkctl", "nft", "sysctl", "virsh", "udevadm", "ip"] {
+            let p = bin.join(cmd);
+            std::fs::write(&p, STUB).unwrap();
+            Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+        }
+        std::fs::create_dir_all(base.join("root")).unwrap();
+        std::fs::create_dir_all(base.join("stub-state")).unwrap();
+        Rig {
+            bundle: base.join("bundle"),
+            root: base.join("root"),
+            state: base.join("state"),
+            bin,
+            log: base.join("calls.log"),
+            _tmp: tmp,
+        }
+    }
+
+    fn run(&self, script: &str, args: &[&str], fail: Option<&str>) -> Output {
+        let _ = std::fs::remove_file(&self.log);
+        let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap());
+        let mut c = Command::new("bash");
+        c.arg(self.bundle.join(script))
+            .args(args)
+            .env("PATH", path)
+            .env("VNETGEN_ROOT", &self.root)
+            .env("VNETGEN_STATE_DIR", &self.state)
+            .env("STUB_LOG", &self.log)
+            .env("STUB_STATE", self.root.parent().unwrap().join("stub-state"));
+        if let Some(f) = fail {
+            c.env("STUB_FAIL", f);
+        }
+        c.output().unwrap()
+    }
+
+    fn calls(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        files_below(&self.root).into_iter().map(|f| (f.clone(), std::fs::read(self.root.join(&f)).unwrap())).collect()
+    }
+}
+
+fn ok(o: &Output) -> String {
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "script failed ({:?}):\n{text}", o.status.code());
+    text
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+#[test]
+fn install_backs_up_applies_is_idempotent_and_uninstall_restores_byte_for_byte() {
+    let rig = Rig::new("laptop-wifi");
+    // The host already has a file the bundle replaces, and one it does not touch.
+    write(&rig.root, "etc/systemd/network/10-vnetgen-virbr0.netdev", "# the user's own\n");
+    write(&rig.root, "etc/hostname", "laptop\n");
+    let before = rig.snapshot();
+
+    // --dry-run prints and changes nothing.
+    let text = ok(&rig.run("install.sh", &["--dry-run", "--skip-host-check"], None));
+    assert!(text.contains("would install /etc/vnetgen/nftables.nft"), "{text}");
+    assert!(text.contains("would run: nft -c -f /etc/vnetgen/nftables.nft"), "{text}");
+    assert_eq!(rig.snapshot(), before, "dry run changed files");
+    assert!(!rig.state.exists(), "dry run created the state directory");
+    assert!(!rig.calls().contains("systemctl "), "dry run ran systemctl:\n{}", rig.calls());
+
+    // The real run installs every host file, then applies them.
+    let text = ok(&rig.run("install.sh", &["--skip-host-check"], None));
+    for f in files_below(&rig.bundle.join("host")) {
+        assert_eq!(
+            std::fs::read(rig.root.join(&f)).unwrap(),
+            std::fs::read(rig.bundle.join("host").join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+    let calls = rig.calls();
+    for expected in [
+        "sysctl -q -e -p /etc/sysctl.d/60-vnetgen.conf",
+        "networkctl reload",
+        "nft -c -f /etc/vnetgen/nftables.nft",
+        "systemctl restart vnetgen-nftables.service",
+        "virsh -q net-start vmnet",
+    ] {
+        assert!(calls.contains(expected), "{expected} not run:\n{calls}\n{text}");
+    }
+    assert!(calls.find("nft -c").unwrap() < calls.find("systemctl restart vnetgen-nftables").unwrap());
+
+    // The second run changes nothing and reloads nothing.
+    let text = ok(&rig.run("install.sh", &["--skip-host-check"], None));
+    assert!(text.contains("nothing to do"), "{text}");
+    let calls = rig.calls();
+    for not_expected in ["networkctl reload", "nft -c", "systemctl restart", "net-define", "net-start"] {
+        assert!(!calls.contains(not_expected), "second run ran {not_expected}:\n{calls}");
+    }
+
+    // uninstall puts the host back exactly as it was.
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(rig.snapshot(), before, "uninstall did not restore the host:\n{text}");
+    assert!(rig.calls().contains("virsh -q net-undefine vmnet"), "{}", rig.calls());
+    assert!(!rig.state.exists(), "state directory left behind");
+}
+
+#[test]
+fn a_failed_step_restores_the_previous_files() {
+    let rig = Rig::new("laptop-wifi");
+    write(&rig.root, "etc/vnetgen/nftables.nft", "table inet vnetgen { }\n");
+    write(&rig.root, "etc/sysctl.d/60-vnetgen.conf", "net.ipv4.ip_forward = 0\n");
+    let before = rig.snapshot();
+    // The rules check fails (as `nft -c` does on a ruleset the running kernel cannot load).
+    let out = rig.run("install.sh", &["--skip-host-check"], Some("nft -c"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "install.sh succeeded despite a failed step:\n{text}");
+    assert!(text.contains("restoring the files this run installed"), "{text}");
+    assert_eq!(rig.snapshot(), before, "files not restored after the failed step:\n{text}");
+    assert!(!rig.calls().contains("systemctl restart vnetgen-nftables"), "went on after the failure");
+    // Fixed, the install then goes through.
+    ok(&rig.run("install.sh", &["--skip-host-check"], None));
+}
+
+#[test]
+fn install_refuses_another_distribution() {
+    let rig = Rig::new("laptop-wifi");
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if os.contains("ID=arch") {
+        return; // this check needs a host that is not Arch
+    }
+    let out = rig.run("install.sh", &[], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this bundle is for arch"));
+    assert!(rig.snapshot().is_empty() && rig.calls().is_empty());
+}

@@ -1,0 +1,28 @@
+//! `cargo xtask`: the project's automation. `main.rs` parses arguments and dispatches; one module
+//! per task.
+//!
+//! - `cargo xtask test`: installs the system tools the test suite checks bundles with (apt, when
+//!   run as root on Debian), then runs every test with those tools required. This is the command
+//!   CI runs (`.ci/run`).
+
+mod test;
+
+use anyhow::{bail, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((t, rest)) => (t.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "test" => test::run(rest),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask test [--allow-missing-tools]");
+            println!();
+            println!("  test   install the tools the tests need (apt, as root on Debian) and run every test");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}; try `cargo xtask help`"),
+    }
+}
