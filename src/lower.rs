@@ -1128,3 +1128,17 @@ fn addr6(m: raw::AddrMethod6) -> raw::UplinkIpv6 {
 pub fn used_uplinks(p: &Profile) -> BTreeSet<&str> {
     p.networks.iter().map(|n| p.host.uplinks[n.uplink].name.as_str()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_macs_are_stable_and_distinct() {
+        assert_eq!(derived_mac("laptop", "vmnet"), derived_mac("laptop", "vmnet"));
+        assert_ne!(derived_mac("laptop", "vmnet"), derived_mac("laptop", "vmnet2"));
+        assert_ne!(derived_mac("a", "bc"), derived_mac("ab", "c"));
+        let m = derived_mac("server", "routed1");
+        assert_eq!(&m.0[..3], &[0x52, 0x54, 0x00]);
+    }
+}

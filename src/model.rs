@@ -403,4 +403,52 @@ impl Profile {
     pub fn uplink(&self, net: &Network) -> &Uplink {
         &self.host.uplinks[net.uplink]
     }
+
+    /// The interface that carries uplink `index`'s addresses: the bridge of a bridged network
+    /// built on it (the addresses move there), or the uplink itself.
+    pub fn uplink_device(&self, index: usize) -> &IfName {
+        self.networks
+            .iter()
+            .find(|n| n.mode == Mode::Bridged && n.uplink == index)
+            .map_or(&self.host.uplinks[index].name, |n| &n.bridge)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(subnet: &str, addr: &str, contains: bool, is_host: bool) {
+        let (net, prefix) = subnet.split_once('/').unwrap();
+        let s = Subnet4 { network: net.parse().unwrap(), prefix: prefix.parse().unwrap() };
+        let a: Ipv4Addr = addr.parse().unwrap();
+        assert_eq!((s.contains(a), s.is_host(a)), (contains, is_host), "{subnet} vs {addr}");
+    }
+
+    #[test]
+    fn subnet_membership() {
+        check("10.10.0.0/24", "10.10.0.1", true, true);
+        check("10.10.0.0/24", "10.10.0.0", true, false);
+        check("10.10.0.0/24", "10.10.0.255", true, false);
+        check("10.10.0.0/24", "10.10.1.1", false, false);
+        check("203.0.113.88/29", "203.0.113.94", true, true);
+        check("203.0.113.88/29", "203.0.113.95", true, false);
+        check("203.0.113.88/29", "203.0.113.96", false, false);
+        check("192.0.2.0/31", "192.0.2.0", true, true);
+        check("0.0.0.0/0", "198.51.100.7", true, true);
+    }
+
+    #[test]
+    fn subnet_overlap_and_netmask() {
+        let a = Subnet4 { network: "192.168.100.0".parse().unwrap(), prefix: 24 };
+        let b = Subnet4 { network: "192.168.100.128".parse().unwrap(), prefix: 25 };
+        let c = Subnet4 { network: "192.168.101.0".parse().unwrap(), prefix: 24 };
+        assert!(a.overlaps(b) && b.overlaps(a) && !a.overlaps(c));
+        assert_eq!(a.netmask().to_string(), "255.255.255.0");
+        assert_eq!(b.broadcast().to_string(), "192.168.100.255");
+        let v6 = Subnet6 { network: "2001:db8:aa::".parse().unwrap(), prefix: 64 };
+        assert!(v6.contains("2001:db8:aa::1fff".parse().unwrap()));
+        assert!(!v6.contains("2001:db8:ab::1".parse().unwrap()));
+    }
 }

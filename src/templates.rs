@@ -98,3 +98,33 @@ pub fn sh_quote(s: &str) -> String {
 pub fn xml_attr(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expect: &str) {
+        assert_eq!(sh_quote(input), expect);
+    }
+
+    #[test]
+    fn shell_quoting() {
+        check("virbr0", "virbr0");
+        check("etc/systemd/network/10-vnetgen-br0.netdev", "etc/systemd/network/10-vnetgen-br0.netdev");
+        check("vnetgen-dnsmasq@virbr10.service", "vnetgen-dnsmasq@virbr10.service");
+        check("", "''");
+        check("a b", "'a b'");
+        check("$(reboot)", "'$(reboot)'");
+        check("it's", r"'it'\''s'");
+        check(
+            "<host mac=\"52:54:00:6f:78:f3\" ip=\"192.168.122.222\"/>",
+            "'<host mac=\"52:54:00:6f:78:f3\" ip=\"192.168.122.222\"/>'",
+        );
+    }
+
+    #[test]
+    fn xml_attribute_escaping() {
+        assert_eq!(xml_attr(r#"a<b>&"c""#), "a&lt;b&gt;&amp;&quot;c&quot;");
+    }
+}

@@ -150,7 +150,7 @@ fn custom_network(p: &Profile, n: &Network, net: &mut NetworkCtx) {
         net.dhcp_server = Some(DhcpServerCtx {
             pool_offset: u32::from(dhcp.start) - u32::from(v4.subnet.network),
             pool_size: u32::from(dhcp.end) - u32::from(dhcp.start) + 1,
-            uplink: dns4.is_empty().then(|| p.uplink(n).name.to_string()),
+            uplink: dns4.is_empty().then(|| p.uplink_device(n.uplink).to_string()),
             dns: (!dns4.is_empty()).then(|| dns4.join(" ")),
         });
         net.leases = dhcp.hosts.iter().map(|h| (h.mac.to_string(), h.ip.to_string())).collect();

@@ -92,7 +92,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let ctx = Ctx {
         name: p.name.to_string(),
         summary: format!(
-            "{} {} with {} and {}",
+            "{} {}, {} stack, {} firewall",
             p.host.distro.as_str(),
             p.host.release,
             p.host.stack.as_str(),

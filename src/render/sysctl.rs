@@ -60,13 +60,13 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     // router advertisements unless accept_ra=2; libvirt refuses to start such networks otherwise.
     let v6_forwarded = p.networks.iter().any(|n| n.ipv6.is_some() && n.mode.forwards_packets());
     if v6_forwarded {
-        for u in p.host.uplinks.iter().filter(|u| u.learns_v6_from_ra()) {
+        for (i, _) in p.host.uplinks.iter().enumerate().filter(|(_, u)| u.learns_v6_from_ra()) {
+            let dev = p.uplink_device(i);
             settings.push(Setting {
                 comment: format!(
-                    "Keep learning {}'s IPv6 address and route from router advertisements while forwarding.",
-                    u.name
+                    "Keep learning {dev}'s IPv6 address and route from router advertisements while forwarding."
                 ),
-                key: if_key("ipv6", &u.name, "accept_ra"),
+                key: if_key("ipv6", dev, "accept_ra"),
                 value: "2".into(),
             });
         }
