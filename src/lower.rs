@@ -173,13 +173,7 @@ impl Cx {
                 Some(UplinkV4::Static { address, subnet, gateway, dns })
             }
             m => {
-                for (key, loc) in
-                    [("address", v.address.as_ref().map(|x| x.loc)), ("gateway", v.gateway.as_ref().map(|x| x.loc))]
-                {
-                    if let Some(loc) = loc {
-                        self.err(loc, format!("`{key}` only goes with `method: static`"));
-                    }
-                }
+                self.only_with_static(&v.address, &v.gateway);
                 if let Some(d) = v.dns.as_ref().and_then(|d| d.first()) {
                     self.err(d.loc, "`dns` only goes with `method: static`");
                 }
@@ -219,18 +213,21 @@ impl Cx {
                 Some(UplinkV6::Static { address, subnet, gateway })
             }
             m => {
-                for (key, loc) in
-                    [("address", v.address.as_ref().map(|x| x.loc)), ("gateway", v.gateway.as_ref().map(|x| x.loc))]
-                {
-                    if let Some(loc) = loc {
-                        self.err(loc, format!("`{key}` only goes with `method: static`"));
-                    }
-                }
+                self.only_with_static(&v.address, &v.gateway);
                 Some(match m {
                     raw::AddrMethod6::Slaac => UplinkV6::Slaac,
                     raw::AddrMethod6::Dhcp => UplinkV6::Dhcp,
                     _ => UplinkV6::None,
                 })
+            }
+        }
+    }
+
+    /// `address` and `gateway` only make sense with `method: static`.
+    fn only_with_static(&mut self, address: &Option<S<String>>, gateway: &Option<S<String>>) {
+        for (key, value) in [("address", address), ("gateway", gateway)] {
+            if let Some(v) = value {
+                self.err(v.loc, format!("`{key}` only goes with `method: static`"));
             }
         }
     }
