@@ -4,8 +4,10 @@
 //! - `cargo xtask test`: installs the system tools the test suite checks bundles with (apt, when
 //!   run as root on Debian), then runs every test with those tools required. This is the command
 //!   CI runs (`.ci/run`).
+//! - `cargo xtask vm-test`: boots QEMU guests against rendered bundles in network namespaces.
 
 mod test;
+mod vm_test;
 
 use anyhow::{bail, Result};
 
@@ -17,10 +19,13 @@ fn main() -> Result<()> {
     };
     match task {
         "test" => test::run(rest),
+        "vm-test" => vm_test::run(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask test [--allow-missing-tools]");
+            println!("usage: cargo xtask test [--allow-missing-tools] [--no-vm]");
+            println!("       cargo xtask vm-test [--scenario NAME]... [--accel auto|kvm|tcg] [--keep] [--clean]");
             println!();
-            println!("  test   install the tools the tests need (apt, as root on Debian) and run every test");
+            println!("  test      install the tools the tests need (apt, as root on Debian), run every test and the VM suite");
+            println!("  vm-test   boot QEMU guests against rendered bundles and check real packets (root)");
             Ok(())
         }
         other => bail!("unknown task {other:?}; try `cargo xtask help`"),

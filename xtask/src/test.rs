@@ -1,8 +1,10 @@
-//! `cargo xtask test`: set up the real tools the tests check bundles with, then run the tests.
+//! `cargo xtask test`: set up the real tools the tests check bundles with, run every cargo test,
+//! then the VM suite (`cargo xtask vm-test`), and end with one plain `N passed, N failed` line.
 //!
 //! Tools come from Debian packages. As root on a Debian-like system, missing packages are
 //! installed with apt-get; otherwise the exact install line is printed and the task fails, unless
-//! `--allow-missing-tools` is given (the tests then skip their tool checks, loudly).
+//! `--allow-missing-tools` is given (the tests then skip their tool checks, loudly). The VM suite
+//! needs root; it is skipped only when `--no-vm` is given, and then says so.
 
 use anyhow::{bail, Context as _, Result};
 use xshell::{cmd, Shell};
@@ -20,14 +22,19 @@ pub const TOOLS: &[(&str, &str)] = &[
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut allow_missing = false;
+    let mut vm = true;
     for a in args {
         match a.as_str() {
             "--allow-missing-tools" => allow_missing = true,
+            "--no-vm" => vm = false,
             other => bail!("unknown option {other:?} for `cargo xtask test`"),
         }
     }
     let sh = Shell::new()?;
-    ensure_tools(&sh, allow_missing)?;
+    ensure_tools(&sh, TOOLS, allow_missing)?;
+    if vm {
+        ensure_tools(&sh, crate::vm_test::TOOLS, false)?;
+    }
     let require = if allow_missing { "0" } else { "1" };
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--workspace", "--locked", "--no-fail-fast"])
@@ -47,11 +54,20 @@ pub fn run(args: &[String]) -> Result<()> {
                 }
             }
             let status = child.wait()?;
-            // The plain closing line CI reads: every test binary added up.
-            println!("tests: {passed} passed, {failed} failed");
-            Ok(status)
+            println!("cargo tests: {passed} passed, {failed} failed");
+            Ok((status, passed, failed))
         })?;
-    anyhow::ensure!(status.success(), "the test suite failed");
+    let (status, mut passed, mut failed) = status;
+    if vm {
+        let (p, f) = crate::vm_test::run_suite(&[])?;
+        passed += p as u64;
+        failed += f as u64;
+    } else {
+        println!("xtask: WARNING: the VM suite was SKIPPED (--no-vm)");
+    }
+    // The plain closing line CI reads: every cargo test binary and every VM scenario run.
+    println!("total: {passed} passed, {failed} failed");
+    anyhow::ensure!(status.success() && failed == 0, "the test suite failed");
     Ok(())
 }
 
@@ -70,8 +86,11 @@ fn have(sh: &Shell, tool: &str) -> bool {
         || std::path::Path::new("/usr/sbin").join(tool).exists()
 }
 
-fn ensure_tools(sh: &Shell, allow_missing: bool) -> Result<()> {
-    let missing: Vec<&str> = TOOLS.iter().filter(|(t, _)| !have(sh, t)).map(|(_, p)| *p).collect();
+/// Makes sure each (command, package) is installed: apt-get installs the missing packages when
+/// run as root on Debian; otherwise fails with the exact install line (or, with `allow_missing`,
+/// warns that the checks needing them will be skipped).
+pub fn ensure_tools(sh: &Shell, tools: &[(&str, &str)], allow_missing: bool) -> Result<()> {
+    let missing: Vec<&str> = tools.iter().filter(|(t, _)| !have(sh, t)).map(|(_, p)| *p).collect();
     if missing.is_empty() {
         return Ok(());
     }

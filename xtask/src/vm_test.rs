@@ -1,0 +1,492 @@
+//! `cargo xtask vm-test`: boot real QEMU guests against rendered bundles and prove, with real
+//! packets, what must connect and what must be refused.
+//!
+//! For each scenario in `vm-tests/`: render the profile's bundle, build the host side of it for
+//! real inside a network namespace *from the bundle's own files* (systemd-networkd itself reads
+//! the bundle's `.netdev`/`.network`, `nft -f` loads its table, `sysctl -p` its settings), wire an
+//! "upstream" namespace (router, HTTP, DNS on 203.0.113.0/24) and a LAN client, boot guests on
+//! taps in the bundle's bridges, and check what the guests and the LAN observe. Modules:
+//! `image` (guest kernel + initramfs from Debian packages), `topology` (namespaces, processes,
+//! teardown), `qemu` (accelerator, command line), `scenario` (the data files).
+
+mod image;
+mod qemu;
+mod scenario;
+mod topology;
+
+use anyhow::{bail, Context as _, Result};
+use scenario::{Check, CheckKind, Scenario};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use topology::{probe, wait_for, Probe, Topology};
+
+/// Tools the VM suite needs, with the Debian package of each.
+pub const TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("nft", "nftables"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("xz", "xz-utils"),
+    ("ip", "iproute2"),
+    ("dpkg-deb", "dpkg"),
+];
+
+const UPSTREAM: &str = "203.0.113.1";
+const UPLINK_ADDR: &str = "203.0.113.2";
+const LAN_CLIENT: &str = "203.0.113.50";
+
+struct Options {
+    scenarios: Vec<String>,
+    accel: String,
+    keep: bool,
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let (_, failed) = run_suite(args)?;
+    anyhow::ensure!(failed == 0, "{failed} VM scenario run(s) failed");
+    Ok(())
+}
+
+/// Runs the suite and returns (passed, failed) scenario runs; errors only when the suite cannot
+/// run at all.
+pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
+    let mut opts = Options { scenarios: Vec::new(), accel: "auto".into(), keep: false };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--scenario" => opts.scenarios.push(it.next().context("--scenario needs a name")?.clone()),
+            "--accel" => opts.accel = it.next().context("--accel needs auto, kvm or tcg")?.clone(),
+            "--keep" => opts.keep = true,
+            "--clean" => return topology::sweep_stale().map(|()| (0, 0)),
+            other => bail!("unknown option {other:?} for `cargo xtask vm-test`"),
+        }
+    }
+    let is_root = std::process::Command::new("id").arg("-u").output()?.stdout.starts_with(b"0\n");
+    if !is_root {
+        bail!("vm-test creates network namespaces and taps: run it as root");
+    }
+    let sh = xshell::Shell::new()?;
+    crate::test::ensure_tools(&sh, TOOLS, false)?;
+    anyhow::ensure!(
+        Path::new("/lib/systemd/systemd-networkd").exists(),
+        "vm-test needs systemd-networkd (package systemd)"
+    );
+    topology::sweep_stale()?;
+
+    let repo = repo_root();
+    let out_dir = repo.join("target/vm-tests");
+    let mut scenarios = scenario::load_all(&repo.join("vm-tests"))?;
+    if !opts.scenarios.is_empty() {
+        for want in &opts.scenarios {
+            anyhow::ensure!(scenarios.iter().any(|s| &s.name == want), "no scenario named {want:?} in vm-tests/");
+        }
+        scenarios.retain(|s| opts.scenarios.contains(&s.name));
+    }
+    let start = Instant::now();
+    let image = image::build(&repo.join("target/vm-image"))?;
+    let accel = qemu::choose(&opts.accel, &image, &out_dir.join("kvm-probe"))?;
+    let setup = start.elapsed();
+
+    let mut results = Vec::new();
+    let mut run_index = 0;
+    for s in &scenarios {
+        let mut runs: Vec<Option<&scenario::Mutation>> = vec![None];
+        runs.extend(s.mutations.iter().map(Some));
+        for mutation in runs {
+            let label = match mutation {
+                None => s.name.clone(),
+                Some(m) => format!("{} [broken: {}]", s.name, m.name),
+            };
+            let dir = match mutation {
+                None => out_dir.join(&s.name),
+                Some(_) => out_dir.join(format!("{}.mutation-{run_index}", s.name)),
+            };
+            eprintln!("vm-test: [{label}] starting ({} checks)", s.checks.len());
+            let r = run_scenario(s, label.clone(), mutation, run_index, &image, accel, &dir, opts.keep);
+            run_index += 1;
+            for (c, must_fail) in r.checks.iter().zip(&r.expect_fail) {
+                let verdict = match (c.ok, must_fail) {
+                    (true, false) => "PASS",
+                    (false, true) => "FAIL (expected: the break is caught)",
+                    (false, false) => "FAIL",
+                    (true, true) => "PASS (but the break should have made it fail)",
+                };
+                eprintln!("vm-test: [{label}] {verdict} {}{}", c.desc, c.detail_suffix());
+            }
+            if let Some(e) = &r.error {
+                eprintln!("vm-test: [{label}] ERROR {e:#}");
+            }
+            let ok = r.passed();
+            eprintln!(
+                "vm-test: [{label}] {} in {:.1}s{}",
+                if ok { "passed" } else { "FAILED" },
+                r.elapsed.as_secs_f64(),
+                if ok { String::new() } else { format!(" (logs: {})", dir.display()) }
+            );
+            if ok && !opts.keep {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            results.push(r);
+        }
+    }
+    write_junit(&out_dir.join("junit.xml"), &results)?;
+    let passed = results.iter().filter(|r| r.passed()).count();
+    let failed = results.len() - passed;
+    println!("vm-test: setup (image, accel {}) {:.1}s", accel.name(), setup.as_secs_f64());
+    for r in &results {
+        println!(
+            "vm-test: {:<28} {:>6.1}s  {}",
+            r.name,
+            r.elapsed.as_secs_f64(),
+            if r.passed() { "ok" } else { "FAILED" }
+        );
+    }
+    println!("vm-test: total {:.1}s", start.elapsed().as_secs_f64());
+    println!("vm-test: {passed} passed, {failed} failed");
+    Ok((passed, failed))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+struct CheckResult {
+    desc: String,
+    ok: bool,
+    detail: String,
+}
+
+impl CheckResult {
+    fn detail_suffix(&self) -> String {
+        if self.ok || self.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.detail)
+        }
+    }
+}
+
+struct ScenarioResult {
+    name: String,
+    checks: Vec<CheckResult>,
+    /// Per check: true if a mutation of the bundle must make it fail.
+    expect_fail: Vec<bool>,
+    error: Option<anyhow::Error>,
+    elapsed: Duration,
+}
+
+impl ScenarioResult {
+    /// A normal run passes when every check passes; a run on a deliberately broken bundle passes
+    /// when exactly the checks the break targets fail (the suite caught it, and nothing else).
+    fn passed(&self) -> bool {
+        self.error.is_none()
+            && !self.checks.is_empty()
+            && self.checks.iter().zip(&self.expect_fail).all(|(c, must_fail)| c.ok != *must_fail)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_scenario(
+    s: &Scenario,
+    label: String,
+    mutation: Option<&scenario::Mutation>,
+    index: usize,
+    image: &image::Image,
+    accel: qemu::Accel,
+    dir: &Path,
+    keep: bool,
+) -> ScenarioResult {
+    let start = Instant::now();
+    let _ = std::fs::remove_dir_all(dir);
+    let mut checks = Vec::new();
+    let error = execute(s, mutation, index, image, accel, dir, keep, &mut checks).err();
+    let expect_fail = checks
+        .iter()
+        .map(|c: &CheckResult| mutation.is_some_and(|m| m.fails.iter().any(|f| c.desc.contains(f.as_str()))))
+        .collect();
+    ScenarioResult { name: label, checks, expect_fail, error, elapsed: start.elapsed() }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    s: &Scenario,
+    mutation: Option<&scenario::Mutation>,
+    index: usize,
+    image: &image::Image,
+    accel: qemu::Accel,
+    dir: &Path,
+    keep: bool,
+    results: &mut Vec<CheckResult>,
+) -> Result<()> {
+    // The bundle, rendered exactly as `vnetgen render` does.
+    let text = match vnetgen::builtin::get(&s.profile) {
+        Some(t) => t.to_string(),
+        None => std::fs::read_to_string(repo_root().join(&s.profile))
+            .with_context(|| format!("reading profile {}", s.profile))?,
+    };
+    let checked = vnetgen::check(text.as_bytes());
+    let Some(model) = checked.model else { bail!("profile {} is invalid: {:?}", s.profile, checked.diagnostics) };
+    let bundle = vnetgen::render_bundle(&model, &vnetgen::templates::Templates::load(None)?)?;
+    let bundle_dir = dir.join("bundle");
+    std::fs::create_dir_all(dir)?;
+    bundle.write_to(&bundle_dir, true)?;
+    if let Some(m) = mutation {
+        let path = bundle_dir.join(&m.file);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("mutation: reading {}", m.file))?;
+        let kept: Vec<&str> = text.lines().filter(|l| !m.drop_lines.iter().any(|d| l.contains(d.as_str()))).collect();
+        anyhow::ensure!(
+            kept.len() < text.lines().count(),
+            "mutation {:?}: no line of {} contains {:?}",
+            m.name,
+            m.file,
+            m.drop_lines
+        );
+        std::fs::write(&path, kept.join("\n") + "\n")?;
+    }
+    let host_root = bundle_dir.join("host");
+
+    for n in &model.networks {
+        if !n.mode.is_custom() {
+            bail!("network {} is {}: this harness runs host-managed (custom) networks so far", n.name, n.mode.as_str());
+        }
+    }
+    if model.host.stack != vnetgen::model::Stack::Networkd {
+        bail!("stack {} is not interpreted by the harness yet", model.host.stack.as_str());
+    }
+
+    let mut topo = Topology::new(&index.to_string(), dir, keep)?;
+    let up = topo.add_ns("up")?;
+    let host = topo.add_ns("host")?;
+    let lan = topo.add_ns("lan")?;
+
+    // Upstream: a router for the uplink's segment, with HTTP and DNS. The LAN client shares the
+    // segment (for a WiFi laptop the WiFi network is the LAN).
+    topo.run(&up, &format!("ip link add upbr type bridge\nip addr add {UPSTREAM}/24 dev upbr\nip link set upbr up"))?;
+    let uplink = model.uplink(&model.networks[0]).name.to_string();
+    topo.run(&host, &format!("ip link add {uplink} type veth peer name hup netns {up}"))?;
+    topo.run(&lan, &format!("ip link add eth0 type veth peer name lup netns {up}"))?;
+    topo.run(&up, "ip link set hup master upbr up\nip link set lup master upbr up")?;
+    let mut lan_script =
+        format!("ip addr add {LAN_CLIENT}/24 dev eth0\nip link set eth0 up\nip route add default via {UPSTREAM}\n");
+    for n in &model.networks {
+        if let Some(v4) = &n.ipv4 {
+            // The LAN may try to reach guests directly through the host (it must be refused for
+            // NAT networks, allowed for routed ones).
+            lan_script.push_str(&format!("ip route add {} via {UPLINK_ADDR}\n", v4.subnet));
+        }
+    }
+    topo.run(&lan, &lan_script)?;
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("cgi-bin"))?;
+    std::fs::write(www.join("index.html"), "upstream\n")?;
+    let cgi = www.join("cgi-bin/whoami");
+    std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n")?;
+    std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
+    let busybox = image.busybox.display().to_string();
+    let www_s = www.display().to_string();
+    topo.spawn("upstream-httpd", &up, &[&busybox, "httpd", "-f", "-p", &format!("{UPSTREAM}:80"), "-h", &www_s])?;
+    topo.spawn(
+        "upstream-dns",
+        &up,
+        &[
+            "dnsmasq",
+            "-k",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            &format!("--listen-address={UPSTREAM}"),
+            &format!("--address=/upstream.test/{UPSTREAM}"),
+            "--pid-file",
+            "--user=root",
+        ],
+    )?;
+
+    // The host: the user's existing uplink configuration (given here as a networkd file), then
+    // the bundle's own files.
+    let netconf = dir.join("networkd");
+    std::fs::create_dir_all(&netconf)?;
+    std::fs::write(
+        netconf.join("05-vt-uplink.network"),
+        format!("[Match]\nName={uplink}\n\n[Network]\nAddress={UPLINK_ADDR}/24\nGateway={UPSTREAM}\nDNS={UPSTREAM}\n"),
+    )?;
+    for f in list(&host_root.join("etc/systemd/network"))? {
+        std::fs::copy(&f, netconf.join(f.file_name().unwrap()))?;
+    }
+    for f in list(&host_root.join("etc/sysctl.d"))? {
+        topo.run(&host, &format!("sysctl -q -e -p {}", f.display()))?;
+    }
+    let nft = host_root.join("etc/vnetgen/nftables.nft");
+    if nft.exists() {
+        topo.run(&host, &format!("nft -f {}", nft.display()))?;
+    }
+    let netconf_s = netconf.display().to_string();
+    topo.spawn(
+        "networkd",
+        &host,
+        &[
+            "bash",
+            "-c",
+            "set -e; mount --bind \"$0\" /etc/systemd/network; mount -t tmpfs tmpfs /run/systemd; \
+             mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp; \
+             chown -R systemd-network:systemd-network /run/systemd/netif; \
+             mount -o remount,ro /sys; exec /lib/systemd/systemd-networkd",
+            &netconf_s,
+        ],
+    )?;
+    for n in &model.networks {
+        let gw = n.ipv4.as_ref().map(|v| v.gateway.to_string()).unwrap_or_default();
+        let br = n.bridge.to_string();
+        let t = wait_for(&format!("networkd to create {br} with {gw}"), Duration::from_secs(15), || {
+            topo.check_alive()?;
+            let out = topo.output(&host, &format!("ip -4 -o addr show dev {br}"), Duration::from_secs(5))?;
+            Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {gw}/")))
+        })?;
+        eprintln!("vm-test: [{}] bridge {br} up with {gw} after {:.1}s", s.name, t.as_secs_f64());
+    }
+    topo.run(&host, &format!("ip -4 -o addr show dev {uplink} | grep -q {UPLINK_ADDR}/"))
+        .context("the uplink did not get its address")?;
+
+    // Guests.
+    let mut guests = Vec::new();
+    for (gi, g) in s.guests.iter().enumerate() {
+        let net = model
+            .networks
+            .iter()
+            .find(|n| n.name.as_str() == g.network)
+            .with_context(|| format!("guest {}: no network {}", g.name, g.network))?;
+        let tap = format!("vtg{gi}");
+        topo.run(
+            &host,
+            &format!("ip tuntap add dev {tap} mode tap\nip link set {tap} master {}\nip link set {tap} up", net.bridge),
+        )?;
+        let guest_checks: Vec<String> = s
+            .checks
+            .iter()
+            .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
+            .filter_map(guest_check_spec)
+            .collect();
+        let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
+        let append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
+        guests.push(qemu::spawn(&mut topo, &host, image, accel, &g.name, &tap, &g.mac, &append)?);
+    }
+    for g in &guests {
+        let t = g.wait_ready(&mut topo, accel.ready_timeout())?;
+        eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
+    }
+
+    // Checks.
+    for c in &s.checks {
+        let (ok, mut detail) = evaluate(c, &guests, &topo, &host, &lan)?;
+        if !ok && c.guest.is_some() {
+            if let Some(g) = guests.iter().find(|g| Some(g.name.as_str()) == c.guest.as_deref()) {
+                detail.push_str(&format!(" (guest console: {})", g.console.display()));
+            }
+        }
+        results.push(CheckResult { desc: c.describe(), ok, detail });
+    }
+    if results.iter().any(|r| !r.ok) {
+        // Keep evidence for the failure.
+        let ruleset = topo.output(&host, "nft list ruleset; ip -d addr; ip route", Duration::from_secs(5))?;
+        std::fs::write(dir.join("host-state.txt"), ruleset.stdout)?;
+    }
+    Ok(())
+}
+
+/// The guest agent's spelling of a guest-side check.
+fn guest_check_spec(c: &Check) -> Option<String> {
+    match c.kind {
+        CheckKind::GuestHttp => {
+            let t = c.target.as_deref()?;
+            let (hostport, path) = t.split_once('/').unwrap_or((t, ""));
+            Some(format!("http:{hostport}:/{path}"))
+        }
+        CheckKind::GuestDns => Some(format!("dns:{}", c.name.as_deref()?)),
+        _ => None,
+    }
+}
+
+fn evaluate(c: &Check, guests: &[qemu::GuestRun], topo: &Topology, host: &str, lan: &str) -> Result<(bool, String)> {
+    let guest_lines =
+        |name: &str| -> Vec<String> { guests.iter().find(|g| g.name == name).map(|g| g.lines()).unwrap_or_default() };
+    Ok(match c.kind {
+        CheckKind::Lease => {
+            let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
+            let lease =
+                lines.iter().find(|l| l.starts_with("VT lease ")).cloned().unwrap_or_else(|| "no lease line".into());
+            let addr = lease.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("").to_string();
+            (addr == c.expect, lease)
+        }
+        CheckKind::GuestHttp | CheckKind::GuestDns => {
+            let spec = guest_check_spec(c).unwrap_or_default();
+            let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
+            let prefix = format!("VT check {spec} ");
+            match lines.iter().find(|l| l.starts_with(&prefix)) {
+                Some(l) => {
+                    let got = l[prefix.len()..].trim().to_string();
+                    (got == c.expect, format!("got {got:?}"))
+                }
+                None => (false, format!("the guest reported no result for {spec}")),
+            }
+        }
+        CheckKind::LanTcp | CheckKind::HostTcp => {
+            let target = c.target.as_deref().unwrap_or("");
+            let (ip, port) = target.rsplit_once(':').context("target needs ip:port")?;
+            let ip = if ip == "uplink" { UPLINK_ADDR } else { ip };
+            let port: u16 = port.parse().context("target port")?;
+            let ns = if c.kind == CheckKind::LanTcp { lan } else { host };
+            let p = probe(topo, ns, ip, port)?;
+            match (c.expect.as_str(), &p) {
+                ("refused", Probe::Refused(_)) => (true, String::new()),
+                ("open", Probe::Open(_)) => (true, String::new()),
+                (want, Probe::Open(body)) if want != "refused" => {
+                    (body.contains(want), format!("reply: {:?}", body.lines().last().unwrap_or("")))
+                }
+                (_, other) => (false, format!("{other:?}")),
+            }
+        }
+    })
+}
+
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            out.push(e?.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn write_junit(path: &Path, results: &[ScenarioResult]) -> Result<()> {
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    }
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    let failures = results.iter().filter(|r| !r.passed()).count();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"vm-test\" tests=\"{}\" failures=\"{failures}\">\n",
+        results.len()
+    );
+    for r in results {
+        x.push_str(&format!(
+            "  <testcase classname=\"vm-test\" name=\"{}\" time=\"{:.3}\">\n",
+            esc(&r.name),
+            r.elapsed.as_secs_f64()
+        ));
+        if !r.passed() {
+            let mut msg = String::new();
+            if let Some(e) = &r.error {
+                msg.push_str(&format!("{e:#}\n"));
+            }
+            for c in r.checks.iter().filter(|c| !c.ok) {
+                msg.push_str(&format!("{}{}\n", c.desc, c.detail_suffix()));
+            }
+            x.push_str(&format!("    <failure message=\"scenario failed\">{}</failure>\n", esc(&msg)));
+        }
+        x.push_str("  </testcase>\n");
+    }
+    x.push_str("</testsuite>\n</testsuites>\n");
+    std::fs::write(path, x)?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+#!/bin/sh
+# The VM test guest agent: /init (PID 1) of the busybox initramfs that image.rs builds.
+#
+# Input: `vt.*` words on the kernel command line
+#   vt.serve=80,443       serve HTTP on these TCP ports (index.html: "guest <ADDR> port <PORT>",
+#                         /cgi-bin/whoami: the client's source address)
+#   vt.checks=SPEC,...    run in order once networking is up; SPEC is one of
+#                         http:IP:PORT:PATH  dns:NAME  ping:IP  tcp:IP:PORT
+#   vt.v6=slaac           also wait up to 20 s for a global IPv6 address
+# Output: one `VT ...` line per event on /dev/ttyS1 (ttyS0 is the kernel console), in this order:
+#   VT boot <uptime>
+#   VT lease <ipv4>/<prefix> router <ip|none> dns <ip|none>  |  VT lease none
+#   VT v6 <addr|none>                    (only with vt.v6)
+#   VT serve <port> [failed]             (per port)
+#   VT check <spec> <result>             (per check)
+#   VT ready
+# Never reboots or powers off: on a fatal error it reports `VT fatal <reason>` and idles.
+
+export PATH=/bin
+set -f
+umask 022
+
+/bin/busybox --install -s /bin
+
+log() {
+    { read -r t _ </proc/uptime; } 2>/dev/null || t='?'
+    echo "vt: [$t] $*" >/dev/console
+}
+
+# Each result also goes to the console, with the uptime, as a timeline for debugging.
+report() {
+    echo "VT $*" >&3
+    log "VT $*"
+}
+
+# Idle as PID 1 forever; the short sleep lets ash reap orphaned children (httpd CGIs).
+idle() { while :; do sleep 1; done; }
+
+fatal() {
+    msg=$(printf '%s' "$*" | tr '\r\n' '  ')
+    log "fatal: $msg"
+    echo "VT fatal $msg" >&3 2>/dev/null
+    idle
+}
+
+mount -t proc proc /proc || fatal "mount proc"
+mount -t sysfs sysfs /sys || fatal "mount sysfs"
+mount -t devtmpfs devtmpfs /dev || fatal "mount devtmpfs"
+mkdir -p /run /tmp /etc /srv
+
+# Line-atomic results: fd 3 stays open on ttyS1, raw (no CR added); each `echo` is one write(2).
+command exec 3>/dev/ttyS1 || fatal "cannot open /dev/ttyS1 for results"
+# stty fails on a port QEMU did not create (writes would fail with EIO).
+stty -F /dev/ttyS1 raw -echo 2>/dev/null || fatal "no serial port ttyS1 for results: give QEMU a second -serial"
+
+# Kernel modules, already in dependency order (image.rs resolved them; built-ins are not listed).
+while read -r m; do
+    [ -n "$m" ] || continue
+    out=$(insmod "/lib/modules/$m.ko" 2>&1) || case $out in
+        *"File exists"*) ;;
+        *) fatal "insmod $m: $out" ;;
+    esac
+done </lib/modules/load-order
+
+read -r up _ </proc/uptime
+report "boot $up"
+
+serve='' checks='' v6=''
+read -r cmdline </proc/cmdline
+for w in $cmdline; do
+    case $w in
+        vt.serve=*) serve=${w#vt.serve=} ;;
+        vt.checks=*) checks=${w#vt.checks=} ;;
+        vt.v6=*) v6=${w#vt.v6=} ;;
+    esac
+done
+
+# The DHCP client's event script: address, default route, resolv.conf, and a summary in /run/lease.
+cat >/udhcpc.script <<'EOF'
+#!/bin/sh
+case $1 in
+deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+bound | renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    r=none
+    for x in $router; do r=$x; break; done
+    [ "$r" = none ] || ip route replace default via "$r" dev "$interface"
+    d=none
+    : >/etc/resolv.conf
+    for x in $dns; do
+        [ "$d" = none ] && d=$x
+        echo "nameserver $x" >>/etc/resolv.conf
+    done
+    echo "$ip/${mask:-24} router $r dns $d" >/run/lease
+    ;;
+esac
+exit 0
+EOF
+chmod 0755 /udhcpc.script
+
+# The first interface backed by a device (never lo, sit0 and the like); wait for the driver's probe.
+ifc=''
+i=0
+while [ $i -lt 50 ]; do
+    set +f
+    for d in /sys/class/net/*; do
+        if [ "${d##*/}" != lo ] && [ -e "$d/device" ]; then ifc=${d##*/}; break; fi
+    done
+    set -f
+    [ -n "$ifc" ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
+
+ip link set lo up
+addr=none
+if [ -n "$ifc" ]; then
+    # No duplicate address detection: a SLAAC address is usable a second sooner.
+    sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" 2>/dev/null
+    ip link set "$ifc" up || fatal "ip link set $ifc up"
+    log "dhcp on $ifc"
+    udhcpc -i "$ifc" -n -q -t 20 -T 1 -s /udhcpc.script >/dev/console 2>&1
+else
+    log "no network interface"
+fi
+if [ -s /run/lease ]; then
+    read -r lease </run/lease
+    report "lease $lease"
+    addr=${lease%%/*}
+else
+    report "lease none"
+fi
+
+if [ -n "$v6" ]; then
+    a6=''
+    if [ "$v6" = slaac ] && [ -n "$ifc" ]; then
+        i=0
+        while [ $i -lt 40 ]; do
+            a6=$(ip -6 addr show dev "$ifc" scope global 2>/dev/null |
+                awk '$1 == "inet6" && !/tentative/ { sub(/\/.*/, "", $2); print $2; exit }')
+            [ -n "$a6" ] && break
+            sleep 0.5
+            i=$((i + 1))
+        done
+    fi
+    report "v6 ${a6:-none}"
+fi
+
+# One busybox httpd per port, each with its own document root.
+for p in $(echo "$serve" | tr ',' ' '); do
+    root=/srv/$p
+    mkdir -p "$root/cgi-bin"
+    echo "guest $addr port $p" >"$root/index.html"
+    cat >"$root/cgi-bin/whoami" <<'EOF'
+#!/bin/sh
+# httpd gives "[::ffff:192.0.2.1]" for IPv4 clients of its dual-stack socket.
+a=${REMOTE_ADDR#\[}
+a=${a%\]}
+printf 'Content-Type: text/plain\r\n\r\n'
+echo "${a#::ffff:}"
+EOF
+    chmod 0755 "$root/cgi-bin/whoami"
+    httpd -p "$p" -h "$root"
+    ok=failed
+    i=0
+    while [ $i -lt 20 ]; do
+        if netstat -ltn | grep -q ":$p "; then ok=''; break; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    report "serve $p${ok:+ $ok}"
+done
+
+# check_http IP:PORT:PATH -> the response body's last line, or `none`.
+check_http() {
+    h=${1%%:*}
+    rest=${1#*:}
+    port=${rest%%:*}
+    path=${rest#*:}
+    [ "$path" = "$rest" ] && path=/
+    body=$(printf 'GET %s HTTP/1.0\r\n\r\n' "$path" |
+        timeout 10 nc -w 5 "$h" "$port" 2>/dev/null | tr -d '\r' | tail -n 1)
+    echo "${body:-none}"
+}
+
+# check_dns NAME -> the first address of the answer, or `none`.
+check_dns() {
+    a=$(timeout 10 nslookup "$1" 2>/dev/null |
+        awk '/^Name:/ { n = 1; next } n && /^Address/ { print $NF; exit }')
+    echo "${a:-none}"
+}
+
+# check_tcp IP:PORT -> open | refused | unreachable | timeout
+check_tcp() {
+    out=$(timeout 10 nc -w 3 "${1%%:*}" "${1#*:}" -e true 2>&1 </dev/null) && { echo open; return; }
+    case $out in
+        *refused*) echo refused ;;
+        *unreachable* | *"No route"*) echo unreachable ;;
+        *) echo timeout ;;
+    esac
+}
+
+for c in $(echo "$checks" | tr ',' ' '); do
+    case $c in
+        http:*) r=$(check_http "${c#http:}") ;;
+        dns:*) r=$(check_dns "${c#dns:}") ;;
+        ping:*) if ping -c 1 -W 2 "${c#ping:}" >/dev/null 2>&1; then r=ok; else r=fail; fi ;;
+        tcp:*) r=$(check_tcp "${c#tcp:}") ;;
+        *) r=unknown ;;
+    esac
+    report "check $c $r"
+done
+
+report ready
+idle

@@ -1,0 +1,130 @@
+//! Scenario files (`vm-tests/*.yaml`): a profile, the guests to boot on its networks, and the
+//! checks to observe on the wire. Data only; `vm_test.rs` runs them.
+
+use anyhow::{Context as _, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Scenario {
+    /// Built-in profile name, or a path relative to the repository.
+    pub profile: String,
+    pub guests: Vec<Guest>,
+    pub checks: Vec<Check>,
+    /// Deliberately broken bundles the suite must catch: each is applied to a fresh copy of the
+    /// bundle and the scenario rerun; the named checks must then fail (and the rest still pass).
+    #[serde(default)]
+    pub mutations: Vec<Mutation>,
+    #[serde(skip)]
+    pub name: String,
+}
+
+/// A deliberate break of the rendered bundle, proving the checks can fail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Mutation {
+    /// What the break means, e.g. "no masquerade rule".
+    pub name: String,
+    /// Bundle file to edit, relative to the bundle, e.g. `host/etc/vnetgen/nftables.nft`.
+    pub file: String,
+    /// Every line containing any of these texts is deleted.
+    pub drop_lines: Vec<String>,
+    /// Substrings of the descriptions of the checks that must fail.
+    pub fails: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Guest {
+    pub name: String,
+    /// The profile network whose bridge the guest's tap joins.
+    pub network: String,
+    pub mac: String,
+    /// TCP ports the guest serves HTTP on (`guest <addr> port <port>`).
+    #[serde(default)]
+    pub serve: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Check {
+    pub kind: CheckKind,
+    /// The guest a guest-side check runs in (or whose lease it reads).
+    #[serde(default)]
+    pub guest: Option<String>,
+    /// `ip:port/path` for guest-http; `ip:port` or `uplink:port` for lan-tcp and host-tcp.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// guest-dns: the name to resolve.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What must be observed: an address, a body substring, `refused` or `open`.
+    pub expect: String,
+    /// Why this check matters, printed with its result.
+    #[serde(default)]
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    /// The guest's DHCP lease.
+    Lease,
+    /// The guest fetches `target` over HTTP; the last line of the body must equal `expect`.
+    GuestHttp,
+    /// The guest resolves `name`; the first address must equal `expect`.
+    GuestDns,
+    /// A client on the LAN connects to `target`: the reply must contain `expect`, or the
+    /// connection must be actively `refused`.
+    LanTcp,
+    /// The host itself connects to `target` (positive controls).
+    HostTcp,
+}
+
+impl Check {
+    /// One line naming the check, for progress and failure messages.
+    pub fn describe(&self) -> String {
+        let what = match self.kind {
+            CheckKind::Lease => format!("{} leases {}", self.guest.as_deref().unwrap_or("?"), self.expect),
+            CheckKind::GuestHttp => format!(
+                "{} GET {} -> {}",
+                self.guest.as_deref().unwrap_or("?"),
+                self.target.as_deref().unwrap_or("?"),
+                self.expect
+            ),
+            CheckKind::GuestDns => format!(
+                "{} resolves {} -> {}",
+                self.guest.as_deref().unwrap_or("?"),
+                self.name.as_deref().unwrap_or("?"),
+                self.expect
+            ),
+            CheckKind::LanTcp => format!("LAN -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
+            CheckKind::HostTcp => format!("host -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
+        };
+        match &self.why {
+            Some(w) => format!("{what} ({w})"),
+            None => what,
+        }
+    }
+}
+
+/// Every scenario in `dir`, sorted by name.
+pub fn load_all(dir: &Path) -> Result<Vec<Scenario>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(load(&path)?);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn load(path: &Path) -> Result<Scenario> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut s: Scenario = serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    s.name = path.file_stem().context("scenario file name")?.to_string_lossy().into_owned();
+    Ok(s)
+}

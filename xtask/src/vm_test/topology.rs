@@ -1,0 +1,181 @@
+//! Network namespaces, links and processes of one scenario, and their teardown.
+//!
+//! Every namespace is named `vnetgen-vt-<id>-<role>`; every process is spawned into one of them
+//! and killed when the `Topology` drops (success, failure or panic). Namespaces left behind by an
+//! interrupted run are swept at the start of the next (`sweep_stale`). Nothing here routes beyond
+//! the namespaces it creates: the "internet" is 203.0.113.0/24 and 2001:db8::/64 inside them.
+
+use anyhow::{bail, Context as _, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PREFIX: &str = "vnetgen-vt";
+
+pub struct Topology {
+    pub id: String,
+    pub dir: PathBuf,
+    namespaces: Vec<String>,
+    children: Vec<(String, Child)>,
+    keep: bool,
+}
+
+impl Topology {
+    pub fn new(id: &str, dir: &Path, keep: bool) -> Result<Topology> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Topology { dir: dir.to_path_buf(), id: id.to_string(), namespaces: Vec::new(), children: Vec::new(), keep })
+    }
+
+    /// Creates namespace `<prefix>-<id>-<role>` with loopback up, and returns its name.
+    pub fn add_ns(&mut self, role: &str) -> Result<String> {
+        let ns = format!("{PREFIX}-{}-{role}", self.id);
+        let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
+        check(Command::new("ip").args(["netns", "add", &ns]).output()?, &format!("ip netns add {ns}"))?;
+        self.namespaces.push(ns.clone());
+        self.run(&ns, "ip link set lo up")?;
+        Ok(ns)
+    }
+
+    /// Runs a bash script in namespace `ns` (`set -e`), failing with its output if it fails.
+    pub fn run(&self, ns: &str, script: &str) -> Result<String> {
+        let out = self.output(ns, script, Duration::from_secs(30))?;
+        check(out, &format!("in {ns}: {script}"))
+    }
+
+    /// Runs a bash script in namespace `ns` with a hard timeout, returning whatever happened.
+    pub fn output(&self, ns: &str, script: &str, timeout: Duration) -> Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "timeout", "-k", "1", &format!("{}", timeout.as_secs_f32())])
+            .args(["bash", "-c", &format!("set -e\n{script}")])
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running ip netns exec {ns}"))
+    }
+
+    /// Starts a long-running process in `ns`; its output goes to `<dir>/<name>.log`.
+    pub fn spawn(&mut self, name: &str, ns: &str, argv: &[&str]) -> Result<()> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name} in {ns}"))?;
+        self.children.push((name.to_string(), child));
+        Ok(())
+    }
+
+    /// Fails if a spawned process has already exited (it should run until teardown).
+    pub fn check_alive(&mut self) -> Result<()> {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!("{name} exited early ({status}):\n{}", tail.join("\n"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!(
+                "vm-test: kept namespaces {} (remove with: cargo xtask vm-test --clean)",
+                self.namespaces.join(" ")
+            );
+            return;
+        }
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            kill_all_in(ns);
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn kill_all_in(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+}
+
+/// Deletes namespaces (and kills their processes) left by an earlier, interrupted run.
+pub fn sweep_stale() -> Result<()> {
+    let out = Command::new("ip").args(["netns", "list"]).output()?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let ns = line.split_whitespace().next().unwrap_or("");
+        if ns.starts_with(PREFIX) {
+            eprintln!("vm-test: removing stale namespace {ns}");
+            kill_all_in(ns);
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+    Ok(())
+}
+
+fn check(out: Output, what: &str) -> Result<String> {
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls `f` every 50 ms until it returns true or `timeout` passes.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        if f()? {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {:.1?} waiting for {what}", timeout);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The result of a TCP probe.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Connected; the reply (an HTTP response, or empty).
+    Open(String),
+    /// Actively refused: a TCP reset or an ICMP unreachable came back.
+    Refused(String),
+    /// No answer before the timeout.
+    Timeout,
+    Error(String),
+}
+
+/// Connects from namespace `ns` to `ip:port`, sends an HTTP GET and reads the reply.
+pub fn probe(topo: &Topology, ns: &str, ip: &str, port: u16) -> Result<Probe> {
+    let script =
+        format!("exec 3<>/dev/tcp/{ip}/{port}\nprintf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3\ntimeout 3 cat <&3 || true");
+    let out = topo.output(ns, &script, Duration::from_secs(6))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Ok(match out.status.code() {
+        Some(0) => Probe::Open(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Some(124) | Some(137) => Probe::Timeout,
+        _ if stderr.contains("Connection refused")
+            || stderr.contains("No route to host")
+            || stderr.contains("Network is unreachable") =>
+        {
+            Probe::Refused(stderr.trim().to_string())
+        }
+        _ => Probe::Error(stderr.trim().to_string()),
+    })
+}
