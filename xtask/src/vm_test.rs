@@ -30,9 +30,45 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("dpkg-deb", "dpkg"),
 ];
 
-const UPSTREAM: &str = "203.0.113.1";
-const UPLINK_ADDR: &str = "203.0.113.2";
-const LAN_CLIENT: &str = "203.0.113.50";
+/// The uplink's segment as the harness builds it: the profile's static addressing when it has
+/// one, otherwise a documentation range standing in for the DHCP-served LAN.
+struct Segment {
+    /// The host's uplink address.
+    uplink: std::net::Ipv4Addr,
+    prefix: u8,
+    /// The upstream router, which also serves HTTP and DNS.
+    router: std::net::Ipv4Addr,
+    /// A client on the same LAN.
+    lan: std::net::Ipv4Addr,
+}
+
+impl Segment {
+    fn of(up: &vnetgen::model::Uplink) -> Segment {
+        use std::net::Ipv4Addr;
+        match &up.ipv4 {
+            vnetgen::model::UplinkV4::Static { address, subnet, gateway, .. } => {
+                let hosts = (u32::from(subnet.network) + 1)..u32::from(subnet.broadcast());
+                let mut free = hosts.rev().map(Ipv4Addr::from).filter(|a| a != address && Some(*a) != *gateway);
+                let router = gateway.unwrap_or_else(|| free.next().expect("room for a router"));
+                let lan = free.find(|a| *a != router).expect("room for a LAN client");
+                Segment { uplink: *address, prefix: subnet.prefix, router, lan }
+            }
+            _ => Segment {
+                uplink: Ipv4Addr::new(203, 0, 113, 2),
+                prefix: 24,
+                router: Ipv4Addr::new(203, 0, 113, 1),
+                lan: Ipv4Addr::new(203, 0, 113, 50),
+            },
+        }
+    }
+
+    /// Replaces `{uplink}`, `{upstream}` and `{lan}` in a scenario string.
+    fn expand(&self, s: &str) -> String {
+        s.replace("{uplink}", &self.uplink.to_string())
+            .replace("{upstream}", &self.router.to_string())
+            .replace("{lan}", &self.lan.to_string())
+    }
+}
 
 struct Options {
     scenarios: Vec<String>,
@@ -260,18 +296,28 @@ fn execute(
 
     // Upstream: a router for the uplink's segment, with HTTP and DNS. The LAN client shares the
     // segment (for a WiFi laptop the WiFi network is the LAN).
-    topo.run(&up, &format!("ip link add upbr type bridge\nip addr add {UPSTREAM}/24 dev upbr\nip link set upbr up"))?;
-    let uplink = model.uplink(&model.networks[0]).name.to_string();
+    let uplink_model = model.uplink(&model.networks[0]);
+    let uplink = uplink_model.name.to_string();
+    let seg = Segment::of(uplink_model);
+    let (router, uplink_addr, lan_addr, prefix) = (seg.router, seg.uplink, seg.lan, seg.prefix);
+    topo.run(
+        &up,
+        &format!("ip link add upbr type bridge\nip addr add {router}/{prefix} dev upbr\nip link set upbr up"),
+    )?;
     topo.run(&host, &format!("ip link add {uplink} type veth peer name hup netns {up}"))?;
     topo.run(&lan, &format!("ip link add eth0 type veth peer name lup netns {up}"))?;
     topo.run(&up, "ip link set hup master upbr up\nip link set lup master upbr up")?;
     let mut lan_script =
-        format!("ip addr add {LAN_CLIENT}/24 dev eth0\nip link set eth0 up\nip route add default via {UPSTREAM}\n");
+        format!("ip addr add {lan_addr}/{prefix} dev eth0\nip link set eth0 up\nip route add default via {router}\n");
     for n in &model.networks {
         if let Some(v4) = &n.ipv4 {
             // The LAN may try to reach guests directly through the host (it must be refused for
             // NAT networks, allowed for routed ones).
-            lan_script.push_str(&format!("ip route add {} via {UPLINK_ADDR}\n", v4.subnet));
+            lan_script.push_str(&format!("ip route add {} via {uplink_addr}\n", v4.subnet));
+            if matches!(n.mode, vnetgen::model::Mode::CustomRouted | vnetgen::model::Mode::Routed) {
+                // The static route the bundle's README asks the LAN router for.
+                topo.run(&up, &format!("ip route add {} via {uplink_addr}", v4.subnet))?;
+            }
         }
     }
     topo.run(&lan, &lan_script)?;
@@ -283,7 +329,7 @@ fn execute(
     std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
     let busybox = image.busybox.display().to_string();
     let www_s = www.display().to_string();
-    topo.spawn("upstream-httpd", &up, &[&busybox, "httpd", "-f", "-p", &format!("{UPSTREAM}:80"), "-h", &www_s])?;
+    topo.spawn("upstream-httpd", &up, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
     topo.spawn(
         "upstream-dns",
         &up,
@@ -294,8 +340,8 @@ fn execute(
             "--no-resolv",
             "--no-hosts",
             "--bind-interfaces",
-            &format!("--listen-address={UPSTREAM}"),
-            &format!("--address=/upstream.test/{UPSTREAM}"),
+            &format!("--listen-address={router}"),
+            &format!("--address=/upstream.test/{router}"),
             "--pid-file",
             "--user=root",
         ],
@@ -307,7 +353,9 @@ fn execute(
     std::fs::create_dir_all(&netconf)?;
     std::fs::write(
         netconf.join("05-vt-uplink.network"),
-        format!("[Match]\nName={uplink}\n\n[Network]\nAddress={UPLINK_ADDR}/24\nGateway={UPSTREAM}\nDNS={UPSTREAM}\n"),
+        format!(
+            "[Match]\nName={uplink}\n\n[Network]\nAddress={uplink_addr}/{prefix}\nGateway={router}\nDNS={router}\n"
+        ),
     )?;
     for f in list(&host_root.join("etc/systemd/network"))? {
         std::fs::copy(&f, netconf.join(f.file_name().unwrap()))?;
@@ -343,7 +391,7 @@ fn execute(
         })?;
         eprintln!("vm-test: [{}] bridge {br} up with {gw} after {:.1}s", s.name, t.as_secs_f64());
     }
-    topo.run(&host, &format!("ip -4 -o addr show dev {uplink} | grep -q {UPLINK_ADDR}/"))
+    topo.run(&host, &format!("ip -4 -o addr show dev {uplink} | grep -q {uplink_addr}/"))
         .context("the uplink did not get its address")?;
 
     // Guests.
@@ -363,20 +411,21 @@ fn execute(
             .checks
             .iter()
             .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
-            .filter_map(guest_check_spec)
+            .filter_map(|c| guest_check_spec(c, &seg))
             .collect();
         let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
         let append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
-        guests.push(qemu::spawn(&mut topo, &host, image, accel, &g.name, &tap, &g.mac, &append)?);
-    }
-    for g in &guests {
-        let t = g.wait_ready(&mut topo, accel.ready_timeout())?;
+        // Guests boot one after another, in the scenario's order: a guest's checks may target
+        // the servers of the guests before it, which are then known to be up.
+        let run = qemu::spawn(&mut topo, &host, image, accel, &g.name, &tap, &g.mac, &append)?;
+        let t = run.wait_ready(&mut topo, accel.ready_timeout())?;
         eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
+        guests.push(run);
     }
 
     // Checks.
     for c in &s.checks {
-        let (ok, mut detail) = evaluate(c, &guests, &topo, &host, &lan)?;
+        let (ok, mut detail) = evaluate(c, &seg, &guests, &topo, &host, &lan)?;
         if !ok && c.guest.is_some() {
             if let Some(g) = guests.iter().find(|g| Some(g.name.as_str()) == c.guest.as_deref()) {
                 detail.push_str(&format!(" (guest console: {})", g.console.display()));
@@ -393,54 +442,76 @@ fn execute(
 }
 
 /// The guest agent's spelling of a guest-side check.
-fn guest_check_spec(c: &Check) -> Option<String> {
+fn guest_check_spec(c: &Check, seg: &Segment) -> Option<String> {
+    let target = c.target.as_deref().map(|t| seg.expand(t));
     match c.kind {
         CheckKind::GuestHttp => {
-            let t = c.target.as_deref()?;
-            let (hostport, path) = t.split_once('/').unwrap_or((t, ""));
+            let t = target?;
+            let (hostport, path) = t.split_once('/').unwrap_or((&t, ""));
             Some(format!("http:{hostport}:/{path}"))
         }
+        CheckKind::GuestTcp => Some(format!("tcp:{}", target?)),
         CheckKind::GuestDns => Some(format!("dns:{}", c.name.as_deref()?)),
         _ => None,
     }
 }
 
-fn evaluate(c: &Check, guests: &[qemu::GuestRun], topo: &Topology, host: &str, lan: &str) -> Result<(bool, String)> {
+fn evaluate(
+    c: &Check,
+    seg: &Segment,
+    guests: &[qemu::GuestRun],
+    topo: &Topology,
+    host: &str,
+    lan: &str,
+) -> Result<(bool, String)> {
     let guest_lines =
         |name: &str| -> Vec<String> { guests.iter().find(|g| g.name == name).map(|g| g.lines()).unwrap_or_default() };
+    let expect = seg.expand(&c.expect);
     Ok(match c.kind {
         CheckKind::Lease => {
             let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
             let lease =
                 lines.iter().find(|l| l.starts_with("VT lease ")).cloned().unwrap_or_else(|| "no lease line".into());
             let addr = lease.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("").to_string();
-            (addr == c.expect, lease)
+            let ok = match expect.split_once('-') {
+                // `first-last`: the lease must fall in the DHCP range.
+                Some((a, b)) => match (
+                    a.parse::<std::net::Ipv4Addr>(),
+                    b.parse::<std::net::Ipv4Addr>(),
+                    addr.parse::<std::net::Ipv4Addr>(),
+                ) {
+                    (Ok(a), Ok(b), Ok(x)) => (u32::from(a)..=u32::from(b)).contains(&u32::from(x)),
+                    _ => false,
+                },
+                None => addr == expect,
+            };
+            (ok, lease)
         }
-        CheckKind::GuestHttp | CheckKind::GuestDns => {
-            let spec = guest_check_spec(c).unwrap_or_default();
+        CheckKind::GuestHttp | CheckKind::GuestDns | CheckKind::GuestTcp => {
+            let spec = guest_check_spec(c, seg).unwrap_or_default();
             let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
             let prefix = format!("VT check {spec} ");
             match lines.iter().find(|l| l.starts_with(&prefix)) {
                 Some(l) => {
                     let got = l[prefix.len()..].trim().to_string();
-                    (got == c.expect, format!("got {got:?}"))
+                    (got == expect, format!("got {got:?}"))
                 }
                 None => (false, format!("the guest reported no result for {spec}")),
             }
         }
         CheckKind::LanTcp | CheckKind::HostTcp => {
-            let target = c.target.as_deref().unwrap_or("");
+            let target = seg.expand(c.target.as_deref().unwrap_or(""));
             let (ip, port) = target.rsplit_once(':').context("target needs ip:port")?;
-            let ip = if ip == "uplink" { UPLINK_ADDR } else { ip };
             let port: u16 = port.parse().context("target port")?;
             let ns = if c.kind == CheckKind::LanTcp { lan } else { host };
             let p = probe(topo, ns, ip, port)?;
-            match (c.expect.as_str(), &p) {
+            match (expect.as_str(), &p) {
                 ("refused", Probe::Refused(_)) => (true, String::new()),
                 ("open", Probe::Open(_)) => (true, String::new()),
                 (want, Probe::Open(body)) if want != "refused" => {
                     (body.contains(want), format!("reply: {:?}", body.lines().last().unwrap_or("")))
                 }
+                (_, Probe::Open(body)) => (false, format!("connected; reply: {:?}", body.lines().last().unwrap_or(""))),
                 (_, other) => (false, format!("{other:?}")),
             }
         }

@@ -53,13 +53,15 @@ pub struct Check {
     /// The guest a guest-side check runs in (or whose lease it reads).
     #[serde(default)]
     pub guest: Option<String>,
-    /// `ip:port/path` for guest-http; `ip:port` or `uplink:port` for lan-tcp and host-tcp.
+    /// `ip:port/path` for guest-http; `ip:port` for guest-tcp, lan-tcp and host-tcp. `{uplink}`,
+    /// `{upstream}` and `{lan}` stand for the harness's addresses (also in `expect`).
     #[serde(default)]
     pub target: Option<String>,
     /// guest-dns: the name to resolve.
     #[serde(default)]
     pub name: Option<String>,
-    /// What must be observed: an address, a body substring, `refused` or `open`.
+    /// What must be observed: an address (or a `first-last` range for leases), a body substring,
+    /// `refused` or `open`.
     pub expect: String,
     /// Why this check matters, printed with its result.
     #[serde(default)]
@@ -75,6 +77,8 @@ pub enum CheckKind {
     GuestHttp,
     /// The guest resolves `name`; the first address must equal `expect`.
     GuestDns,
+    /// The guest connects to `target` (`ip:port`): `open`, `refused` or `timeout`.
+    GuestTcp,
     /// A client on the LAN connects to `target`: the reply must contain `expect`, or the
     /// connection must be actively `refused`.
     LanTcp,
@@ -97,6 +101,12 @@ impl Check {
                 "{} resolves {} -> {}",
                 self.guest.as_deref().unwrap_or("?"),
                 self.name.as_deref().unwrap_or("?"),
+                self.expect
+            ),
+            CheckKind::GuestTcp => format!(
+                "{} -> {}: {}",
+                self.guest.as_deref().unwrap_or("?"),
+                self.target.as_deref().unwrap_or("?"),
                 self.expect
             ),
             CheckKind::LanTcp => format!("LAN -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
