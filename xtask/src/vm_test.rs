@@ -367,6 +367,45 @@ fn execute(
     if nft.exists() {
         topo.run(&host, &format!("nft -f {}", nft.display()))?;
     }
+    // dnsmasq instances of the bundle, as its vnetgen-dnsmasq@.service starts them; only the
+    // lease file moves into the scenario directory, and upstream DNS is the harness's router.
+    std::fs::write(dir.join("resolv.conf"), format!("nameserver {router}\n"))?;
+    for conf in list(&host_root.join("etc/vnetgen/dnsmasq"))? {
+        let name = conf.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&conf)?;
+        let leases = dir.join(format!("{name}.leases"));
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("dhcp-leasefile=") {
+                    format!("dhcp-leasefile={}", leases.display())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let copy = dir.join(format!("dnsmasq-{name}.conf"));
+        std::fs::write(&copy, text.join("\n") + "\n")?;
+        let (c, p, r) = (
+            format!("--conf-file={}", copy.display()),
+            format!("--pid-file={}", dir.join(format!("dnsmasq-{name}.pid")).display()),
+            format!("--resolv-file={}", dir.join("resolv.conf").display()),
+        );
+        topo.spawn(&format!("dnsmasq-{name}"), &host, &["dnsmasq", "-k", &c, &p, &r])?;
+    }
+    if !s.host_serve.is_empty() {
+        let hwww = dir.join("host-www");
+        std::fs::create_dir_all(&hwww)?;
+        std::fs::write(hwww.join("index.html"), "host\n")?;
+        let hwww = hwww.display().to_string();
+        for port in &s.host_serve {
+            topo.spawn(
+                &format!("host-httpd-{port}"),
+                &host,
+                &[&busybox, "httpd", "-f", "-p", &port.to_string(), "-h", &hwww],
+            )?;
+        }
+    }
     let netconf_s = netconf.display().to_string();
     topo.spawn(
         "networkd",
@@ -431,7 +470,7 @@ fn execute(
                 detail.push_str(&format!(" (guest console: {})", g.console.display()));
             }
         }
-        results.push(CheckResult { desc: c.describe(), ok, detail });
+        results.push(CheckResult { desc: seg.expand(&c.describe()), ok, detail });
     }
     if results.iter().any(|r| !r.ok) {
         // Keep evidence for the failure.

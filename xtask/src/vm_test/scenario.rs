@@ -11,6 +11,9 @@ pub struct Scenario {
     /// Built-in profile name, or a path relative to the repository.
     pub profile: String,
     pub guests: Vec<Guest>,
+    /// TCP ports the host itself serves HTTP on (to check what guests may reach on the host).
+    #[serde(default)]
+    pub host_serve: Vec<u16>,
     pub checks: Vec<Check>,
     /// Deliberately broken bundles the suite must catch: each is applied to a fresh copy of the
     /// bundle and the scenario rerun; the named checks must then fail (and the rest still pass).
