@@ -28,6 +28,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("xz", "xz-utils"),
     ("ip", "iproute2"),
     ("dpkg-deb", "dpkg"),
+    ("libvirtd", "libvirt-daemon-system"),
+    ("iptables", "iptables"),
+    ("nsenter", "util-linux"),
 ];
 
 /// The uplink's segment as the harness builds it: the profile's static addressing when it has
@@ -40,6 +43,8 @@ struct Segment {
     router: std::net::Ipv4Addr,
     /// A client on the same LAN.
     lan: std::net::Ipv4Addr,
+    /// Guests' leased IPv4 addresses, by guest name, as they become known.
+    guests: Vec<(String, String)>,
 }
 
 impl Segment {
@@ -51,22 +56,29 @@ impl Segment {
                 let mut free = hosts.rev().map(Ipv4Addr::from).filter(|a| a != address && Some(*a) != *gateway);
                 let router = gateway.unwrap_or_else(|| free.next().expect("room for a router"));
                 let lan = free.find(|a| *a != router).expect("room for a LAN client");
-                Segment { uplink: *address, prefix: subnet.prefix, router, lan }
+                Segment { uplink: *address, prefix: subnet.prefix, router, lan, guests: Vec::new() }
             }
             _ => Segment {
                 uplink: Ipv4Addr::new(203, 0, 113, 2),
                 prefix: 24,
                 router: Ipv4Addr::new(203, 0, 113, 1),
                 lan: Ipv4Addr::new(203, 0, 113, 50),
+                guests: Vec::new(),
             },
         }
     }
 
-    /// Replaces `{uplink}`, `{upstream}` and `{lan}` in a scenario string.
+    /// Replaces `{uplink}`, `{upstream}`, `{lan}` and `{guest:NAME}` (the guest's leased
+    /// address, once known) in a scenario string.
     fn expand(&self, s: &str) -> String {
-        s.replace("{uplink}", &self.uplink.to_string())
+        let mut out = s
+            .replace("{uplink}", &self.uplink.to_string())
             .replace("{upstream}", &self.router.to_string())
-            .replace("{lan}", &self.lan.to_string())
+            .replace("{lan}", &self.lan.to_string());
+        for (name, addr) in &self.guests {
+            out = out.replace(&format!("{{guest:{name}}}"), addr);
+        }
+        out
     }
 }
 
@@ -280,14 +292,17 @@ fn execute(
     }
     let host_root = bundle_dir.join("host");
 
+    use vnetgen::model::Mode;
     for n in &model.networks {
-        if !n.mode.is_custom() {
-            bail!("network {} is {}: this harness runs host-managed (custom) networks so far", n.name, n.mode.as_str());
+        if n.mode == Mode::Bridged {
+            bail!("network {} is bridged: the harness does not build bridged uplinks yet", n.name);
+        }
+        if n.mode.is_custom() && model.host.stack != vnetgen::model::Stack::Networkd {
+            bail!("stack {} is not interpreted by the harness yet", model.host.stack.as_str());
         }
     }
-    if model.host.stack != vnetgen::model::Stack::Networkd {
-        bail!("stack {} is not interpreted by the harness yet", model.host.stack.as_str());
-    }
+    let libvirt_managed: Vec<&vnetgen::model::Network> =
+        model.networks.iter().filter(|n| matches!(n.mode, Mode::Nat | Mode::Routed | Mode::Isolated)).collect();
 
     let mut topo = Topology::new(&index.to_string(), dir, keep)?;
     let up = topo.add_ns("up")?;
@@ -298,7 +313,7 @@ fn execute(
     // segment (for a WiFi laptop the WiFi network is the LAN).
     let uplink_model = model.uplink(&model.networks[0]);
     let uplink = uplink_model.name.to_string();
-    let seg = Segment::of(uplink_model);
+    let mut seg = Segment::of(uplink_model);
     let (router, uplink_addr, lan_addr, prefix) = (seg.router, seg.uplink, seg.lan, seg.prefix);
     topo.run(
         &up,
@@ -420,10 +435,59 @@ fn execute(
             &netconf_s,
         ],
     )?;
+    if !libvirt_managed.is_empty() {
+        // A real libvirtd in the host namespace, with private /run, /var and a copy of
+        // /etc/libvirt (without the distribution's default network); the bundle's network XML is
+        // then defined and started with virsh, as install.sh does.
+        let etc = dir.join("libvirt-etc");
+        copy_dir(Path::new("/etc/libvirt"), &etc)?;
+        let _ = std::fs::remove_dir_all(etc.join("qemu/networks"));
+        let (etc_s, resolv_s) = (etc.display().to_string(), dir.join("resolv.conf").display().to_string());
+        topo.spawn(
+            "libvirtd",
+            &host,
+            &[
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "bash",
+                "-c",
+                "set -e; for d in /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do \
+                 mkdir -p $d; mount -t tmpfs tmpfs $d; done; mount --bind \"$0\" /etc/libvirt; \
+                 mount --bind \"$1\" /etc/resolv.conf; exec libvirtd",
+                &etc_s,
+                &resolv_s,
+            ],
+        )?;
+        let pid = topo.pid("libvirtd").context("libvirtd pid")?.to_string();
+        wait_for("libvirtd's socket", Duration::from_secs(30), || {
+            topo.check_alive()?;
+            Ok(topo
+                .output(
+                    &host,
+                    &format!("nsenter -t {pid} -m test -S /run/libvirt/libvirt-sock"),
+                    Duration::from_secs(5),
+                )?
+                .status
+                .success())
+        })?;
+        for n in &libvirt_managed {
+            let xml = bundle_dir.join(format!("libvirt/{}/network.xml", n.name));
+            topo.run(
+                &host,
+                &format!(
+                    "nsenter -t {pid} -m virsh -q -c qemu:///system net-define {}\nnsenter -t {pid} -m virsh -q -c qemu:///system net-start {}",
+                    xml.display(),
+                    n.name
+                ),
+            )?;
+        }
+    }
     for n in &model.networks {
         let gw = n.ipv4.as_ref().map(|v| v.gateway.to_string()).unwrap_or_default();
         let br = n.bridge.to_string();
-        let t = wait_for(&format!("networkd to create {br} with {gw}"), Duration::from_secs(15), || {
+        let t = wait_for(&format!("the bridge {br} with {gw}"), Duration::from_secs(15), || {
             topo.check_alive()?;
             let out = topo.output(&host, &format!("ip -4 -o addr show dev {br}"), Duration::from_secs(5))?;
             Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {gw}/")))
@@ -463,6 +527,12 @@ fn execute(
     }
 
     // Checks.
+    for g in &guests {
+        if let Some(l) = g.lines().iter().find(|l| l.starts_with("VT lease ")) {
+            let addr = l.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("").to_string();
+            seg.guests.push((g.name.clone(), addr));
+        }
+    }
     for c in &s.checks {
         let (ok, mut detail) = evaluate(c, &seg, &guests, &topo, &host, &lan)?;
         if !ok && c.guest.is_some() {
@@ -555,6 +625,12 @@ fn evaluate(
             }
         }
     })
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status()?;
+    anyhow::ensure!(status.success(), "copying {} to {}", from.display(), to.display());
+    Ok(())
 }
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>> {

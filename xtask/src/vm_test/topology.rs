@@ -67,6 +67,11 @@ impl Topology {
         Ok(())
     }
 
+    /// The pid of spawned process `name` (it runs in its namespace: `nsenter -t PID` joins it).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children.iter().find(|(n, _)| n == name).map(|(_, c)| c.id())
+    }
+
     /// Fails if a spawned process has already exited (it should run until teardown).
     pub fn check_alive(&mut self) -> Result<()> {
         for (name, child) in &mut self.children {
