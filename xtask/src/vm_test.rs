@@ -517,22 +517,23 @@ fn execute(
             .filter_map(|c| guest_check_spec(c, &seg))
             .collect();
         let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
-        let append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
+        let mut append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
+        if g.v6 {
+            append.push_str(" vt.v6=slaac");
+        }
         // Guests boot one after another, in the scenario's order: a guest's checks may target
         // the servers of the guests before it, which are then known to be up.
         let run = qemu::spawn(&mut topo, &host, image, accel, &g.name, &tap, &g.mac, &append)?;
         let t = run.wait_ready(&mut topo, accel.ready_timeout())?;
         eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
+        if let Some(l) = run.lines().iter().find(|l| l.starts_with("VT lease ")) {
+            let addr = l.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("").to_string();
+            seg.guests.push((g.name.clone(), addr));
+        }
         guests.push(run);
     }
 
     // Checks.
-    for g in &guests {
-        if let Some(l) = g.lines().iter().find(|l| l.starts_with("VT lease ")) {
-            let addr = l.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("").to_string();
-            seg.guests.push((g.name.clone(), addr));
-        }
-    }
     for c in &s.checks {
         let (ok, mut detail) = evaluate(c, &seg, &guests, &topo, &host, &lan)?;
         if !ok && c.guest.is_some() {
@@ -595,6 +596,22 @@ fn evaluate(
                 None => addr == expect,
             };
             (ok, lease)
+        }
+        CheckKind::V6Address => {
+            let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
+            let line = lines.iter().find(|l| l.starts_with("VT v6 ")).cloned().unwrap_or_else(|| "no v6 line".into());
+            let addr = line.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("");
+            let ok = match (expect.split_once('/'), addr.parse::<std::net::Ipv6Addr>()) {
+                (Some((net, len)), Ok(a)) => match (net.parse::<std::net::Ipv6Addr>(), len.parse::<u32>()) {
+                    (Ok(n), Ok(len)) if len <= 128 => {
+                        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                        u128::from(a) & mask == u128::from(n) & mask
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            (ok, line)
         }
         CheckKind::GuestHttp | CheckKind::GuestDns | CheckKind::GuestTcp => {
             let spec = guest_check_spec(c, seg).unwrap_or_default();

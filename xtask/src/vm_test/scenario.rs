@@ -47,6 +47,9 @@ pub struct Guest {
     /// TCP ports the guest serves HTTP on (`guest <addr> port <port>`).
     #[serde(default)]
     pub serve: Vec<u16>,
+    /// Also wait for an IPv6 address by SLAAC and report it.
+    #[serde(default)]
+    pub v6: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,8 +83,10 @@ pub enum CheckKind {
     GuestHttp,
     /// The guest resolves `name`; the first address must equal `expect`.
     GuestDns,
-    /// The guest connects to `target` (`ip:port`): `open`, `refused` or `timeout`.
+    /// The guest connects to `target` (`ip:port`): `open`, `refused`, `unreachable` or `timeout`.
     GuestTcp,
+    /// The guest's SLAAC address must lie in the `expect` prefix (`2001:db8::/64`).
+    V6Address,
     /// A client on the LAN connects to `target`: the reply must contain `expect`, or the
     /// connection must be actively `refused`.
     LanTcp,
@@ -106,6 +111,9 @@ impl Check {
                 self.name.as_deref().unwrap_or("?"),
                 self.expect
             ),
+            CheckKind::V6Address => {
+                format!("{} has an IPv6 address in {}", self.guest.as_deref().unwrap_or("?"), self.expect)
+            }
             CheckKind::GuestTcp => format!(
                 "{} -> {}: {}",
                 self.guest.as_deref().unwrap_or("?"),
