@@ -149,7 +149,8 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
                 Some(_) => out_dir.join(format!("{}.mutation-{run_index}", s.name)),
             };
             eprintln!("vm-test: [{label}] starting ({} checks)", s.checks.len());
-            let r = run_scenario(s, label.clone(), mutation, run_index, &image, accel, &dir, opts.keep);
+            let run = Run { scenario: s, mutation, index: run_index, image: &image, accel, dir: &dir, keep: opts.keep };
+            let r = run_scenario(&run, label.clone());
             run_index += 1;
             for (c, must_fail) in r.checks.iter().zip(&r.expect_fail) {
                 let verdict = match (c.ok, must_fail) {
@@ -232,39 +233,32 @@ impl ScenarioResult {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_scenario(
-    s: &Scenario,
-    label: String,
-    mutation: Option<&scenario::Mutation>,
+/// One run of a scenario: as written, or on a deliberately broken bundle.
+struct Run<'a> {
+    scenario: &'a Scenario,
+    mutation: Option<&'a scenario::Mutation>,
+    /// Unique per run: names the run's namespaces.
     index: usize,
-    image: &image::Image,
+    image: &'a image::Image,
     accel: qemu::Accel,
-    dir: &Path,
+    dir: &'a Path,
     keep: bool,
-) -> ScenarioResult {
+}
+
+fn run_scenario(run: &Run, label: String) -> ScenarioResult {
     let start = Instant::now();
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(run.dir);
     let mut checks = Vec::new();
-    let error = execute(s, mutation, index, image, accel, dir, keep, &mut checks).err();
+    let error = execute(run, &mut checks).err();
     let expect_fail = checks
         .iter()
-        .map(|c: &CheckResult| mutation.is_some_and(|m| m.fails.iter().any(|f| c.desc.contains(f.as_str()))))
+        .map(|c: &CheckResult| run.mutation.is_some_and(|m| m.fails.iter().any(|f| c.desc.contains(f.as_str()))))
         .collect();
     ScenarioResult { name: label, checks, expect_fail, error, elapsed: start.elapsed() }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    s: &Scenario,
-    mutation: Option<&scenario::Mutation>,
-    index: usize,
-    image: &image::Image,
-    accel: qemu::Accel,
-    dir: &Path,
-    keep: bool,
-    results: &mut Vec<CheckResult>,
-) -> Result<()> {
+fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
+    let Run { scenario: s, mutation, index, image, accel, dir, keep } = *run;
     // The bundle, rendered exactly as `vnetgen render` does.
     let text = match vnetgen::builtin::get(&s.profile) {
         Some(t) => t.to_string(),
