@@ -1,8 +1,9 @@
 //! Network namespaces, links and processes of one scenario, and their teardown.
 //!
-//! Every namespace is named `vnetgen-vt-<id>-<role>`; every process is spawned into one of them
-//! and killed when the `Topology` drops (success, failure or panic). Namespaces left behind by an
-//! interrupted run are swept at the start of the next (`sweep_stale`). Nothing here routes beyond
+//! Every namespace is named `vnetgen-vt-<pid>-<id>-<role>` (the pid of the running xtask, so two
+//! runs never collide); every process is spawned into one of them and killed when the `Topology`
+//! drops (success, failure or panic). Namespaces left behind by an interrupted run — whose pid is
+//! gone — are swept at the start of the next (`sweep_stale`). Nothing here routes beyond
 //! the namespaces it creates: the "internet" is 203.0.113.0/24 and 2001:db8::/64 inside them.
 
 use anyhow::{bail, Context as _, Result};
@@ -28,7 +29,7 @@ impl Topology {
 
     /// Creates namespace `<prefix>-<id>-<role>` with loopback up, and returns its name.
     pub fn add_ns(&mut self, role: &str) -> Result<String> {
-        let ns = format!("{PREFIX}-{}-{role}", self.id);
+        let ns = format!("{PREFIX}-{}-{}-{role}", std::process::id(), self.id);
         let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
         check(Command::new("ip").args(["netns", "add", &ns]).output()?, &format!("ip netns add {ns}"))?;
         self.namespaces.push(ns.clone());
@@ -119,7 +120,9 @@ pub fn sweep_stale() -> Result<()> {
     let out = Command::new("ip").args(["netns", "list"]).output()?;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let ns = line.split_whitespace().next().unwrap_or("");
-        if ns.starts_with(PREFIX) {
+        let owner = ns.strip_prefix(PREFIX).and_then(|r| r.strip_prefix('-')).and_then(|r| r.split('-').next());
+        let alive = owner.is_some_and(|pid| Path::new("/proc").join(pid).exists());
+        if owner.is_some() && !alive {
             eprintln!("vm-test: removing stale namespace {ns}");
             kill_all_in(ns);
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
