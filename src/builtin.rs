@@ -4,6 +4,11 @@
 /// (name, one-line description, YAML text), sorted by name.
 pub const PROFILES: &[(&str, &str, &str)] = &[
     (
+        "debian-iptables-custom-nat-forwards",
+        "Debian server: custom NAT with iptables-persistent rules and port forwards 80/443/7722 (seed 004)",
+        include_str!("../profiles/debian-iptables-custom-nat-forwards.yaml"),
+    ),
+    (
         "debian-nftables-default-nat",
         "Debian desktop on nftables with libvirt's default NAT network (seed 000)",
         include_str!("../profiles/debian-nftables-default-nat.yaml"),

@@ -313,12 +313,12 @@ impl Cx {
                      nat, routed and isolated networks work with every stack",
                 );
             }
-            if mode.is_custom() && h.firewall != Firewall::Nftables {
+            if mode.is_custom() && !matches!(h.firewall, Firewall::Nftables | Firewall::Iptables) {
                 self.err_help(
                     n.mode.loc,
                     format!("{} networks are not rendered for the {} firewall yet", mode.as_str(), h.firewall.as_str()),
-                    "this version writes custom-network rules for `firewall: nftables`; libvirt-managed \
-                     networks work with every firewall",
+                    "this version writes custom-network rules for `firewall: nftables` and `iptables`; \
+                     libvirt-managed networks work with every firewall",
                 );
             }
         }

@@ -16,6 +16,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("install/common.sh.tera", include_str!("../templates/install/common.sh.tera")),
     ("install/install.sh.tera", include_str!("../templates/install/install.sh.tera")),
     ("install/uninstall.sh.tera", include_str!("../templates/install/uninstall.sh.tera")),
+    ("iptables/rules.tera", include_str!("../templates/iptables/rules.tera")),
     ("libvirt/interface.xml.tera", include_str!("../templates/libvirt/interface.xml.tera")),
     ("libvirt/network.xml.tera", include_str!("../templates/libvirt/network.xml.tera")),
     ("libvirt/virsh-commands.txt.tera", include_str!("../templates/libvirt/virsh-commands.txt.tera")),

@@ -6,6 +6,7 @@
 
 mod dnsmasq;
 mod install;
+mod iptables;
 mod libvirt;
 mod networkd;
 mod nftables;
@@ -136,9 +137,10 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
     dnsmasq::render(p, t, &mut plan)?;
     match p.host.firewall {
         Firewall::Nftables => nftables::render(p, t, &mut plan)?,
-        // Checked by lower: other firewalls only carry libvirt-managed networks for now, whose
+        Firewall::Iptables => iptables::render(p, t, &mut plan)?,
+        // Checked by lower: these firewalls only carry libvirt-managed networks for now, whose
         // rules libvirt inserts itself.
-        Firewall::Iptables | Firewall::Ufw | Firewall::Firewalld => {}
+        Firewall::Ufw | Firewall::Firewalld => {}
     }
     libvirt::render(p, t, &mut plan)?;
     install::render(p, t, &mut plan)?;

@@ -184,7 +184,8 @@ fn an_existing_directory_that_is_not_a_bundle_is_never_overwritten_without_force
 fn usage_errors_exit_2() {
     let r = vnetgen().args(["render", "no-such-profile"]).output().unwrap();
     assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("built-in profiles: debian-nftables-default-nat, laptop-wifi"));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("built-in profiles: debian-iptables-custom-nat-forwards, debian-nftables-default-nat, laptop-wifi"));
     assert_eq!(vnetgen().args(["render"]).output().unwrap().status.code(), Some(2));
     assert_eq!(vnetgen().args(["frobnicate"]).output().unwrap().status.code(), Some(2));
 }

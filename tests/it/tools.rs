@@ -63,6 +63,39 @@ fn nftables_rules_load_in_a_scratch_namespace() {
 }
 
 #[test]
+fn iptables_rules_pass_iptables_restore_test() {
+    let Some(v4) = tool("iptables-restore", "iptables") else { return };
+    let Some(v6) = tool("ip6tables-restore", "iptables") else { return };
+    let files: Vec<_> =
+        all_bundle_files("").into_iter().filter(|f| f.to_string_lossy().contains("/etc/iptables/")).collect();
+    assert!(!files.is_empty(), "no golden iptables rules");
+    for f in files {
+        let restore = if f.to_string_lossy().ends_with(".v6") { &v6 } else { &v4 };
+        // In a scratch network namespace: --test parses every rule, then a real load proves the
+        // kernel takes them, and the loaded ruleset has every rule of the file.
+        check(Command::new("unshare").arg("--net").arg(restore).arg("--test").arg(&f), &f);
+        let save = if f.to_string_lossy().ends_with(".v6") { "ip6tables-save" } else { "iptables-save" };
+        let out = Command::new("unshare")
+            .args(["--net", "sh", "-c", &format!("\"$0\" \"$1\" && {save}")])
+            .arg(restore)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{} does not load: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&f).unwrap();
+        let loaded = String::from_utf8_lossy(&out.stdout);
+        let rules = text.lines().filter(|l| l.starts_with("-A ")).count();
+        let live = loaded.lines().filter(|l| l.starts_with("-A ")).count();
+        assert_eq!(rules, live, "{}: {rules} rules in the file, {live} loaded", f.display());
+        let tmp = TempDir::new("ipt");
+        let broken = tmp.path().join("broken");
+        std::fs::write(&broken, text.replace("--reject-with", "--reject-wth")).unwrap();
+        let out = Command::new("unshare").arg("--net").arg(restore).arg("--test").arg(&broken).output().unwrap();
+        assert!(!out.status.success(), "iptables-restore --test accepted a broken ruleset");
+    }
+}
+
+#[test]
 fn dnsmasq_configs_pass_dnsmasq_test() {
     let Some(dnsmasq) = tool("dnsmasq", "dnsmasq-base") else { return };
     for f in all_bundle_files(".conf").into_iter().filter(|f| f.to_string_lossy().contains("/dnsmasq/")) {

@@ -12,6 +12,7 @@ use xshell::{cmd, Shell};
 /// (command that must exist, Debian package that provides it).
 pub const TOOLS: &[(&str, &str)] = &[
     ("nft", "nftables"),
+    ("iptables-restore", "iptables"),
     ("dnsmasq", "dnsmasq-base"),
     ("virt-xml-validate", "libvirt-clients"),
     ("xmllint", "libxml2-utils"),

@@ -376,6 +376,17 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     if nft.exists() {
         topo.run(&host, &format!("nft -f {}", nft.display()))?;
     }
+    for (file, restore) in [
+        ("etc/iptables/rules.v4", "iptables-restore"),
+        ("etc/iptables/rules.v6", "ip6tables-restore"),
+        ("etc/sysconfig/iptables", "iptables-restore"),
+        ("etc/sysconfig/ip6tables", "ip6tables-restore"),
+    ] {
+        let f = host_root.join(file);
+        if f.exists() {
+            topo.run(&host, &format!("{restore} {}", f.display()))?;
+        }
+    }
     // dnsmasq instances of the bundle, as its vnetgen-dnsmasq@.service starts them; only the
     // lease file moves into the scenario directory, and upstream DNS is the harness's router.
     std::fs::write(dir.join("resolv.conf"), format!("nameserver {router}\n"))?;
