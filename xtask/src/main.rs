@@ -22,7 +22,9 @@ fn main() -> Result<()> {
         "vm-test" => vm_test::run(rest),
         "help" | "--help" | "-h" => {
             println!("usage: cargo xtask test [--allow-missing-tools] [--no-vm]");
-            println!("       cargo xtask vm-test [--scenario NAME]... [--accel auto|kvm|tcg] [--keep] [--clean]");
+            println!(
+                "       cargo xtask vm-test [--scenario NAME]... [--accel auto|kvm|tcg] [--jobs N] [--keep] [--clean]"
+            );
             println!();
             println!("  test      install the tools the tests need (apt, as root on Debian), run every test and the VM suite");
             println!("  vm-test   boot QEMU guests against rendered bundles and check real packets (root)");

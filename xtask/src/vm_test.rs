@@ -31,6 +31,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("libvirtd", "libvirt-daemon-system"),
     ("iptables", "iptables"),
     ("nsenter", "util-linux"),
+    ("tcpdump", "tcpdump"),
 ];
 
 /// The uplink's segment as the harness builds it: the profile's static addressing when it has
@@ -86,6 +87,8 @@ struct Options {
     scenarios: Vec<String>,
     accel: String,
     keep: bool,
+    /// Runs at once; default: the number of cores.
+    jobs: Option<usize>,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -97,13 +100,16 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs the suite and returns (passed, failed) scenario runs; errors only when the suite cannot
 /// run at all.
 pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
-    let mut opts = Options { scenarios: Vec::new(), accel: "auto".into(), keep: false };
+    let mut opts = Options { scenarios: Vec::new(), accel: "auto".into(), keep: false, jobs: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--scenario" => opts.scenarios.push(it.next().context("--scenario needs a name")?.clone()),
             "--accel" => opts.accel = it.next().context("--accel needs auto, kvm or tcg")?.clone(),
             "--keep" => opts.keep = true,
+            "--jobs" => {
+                opts.jobs = Some(it.next().context("--jobs needs a number")?.parse().context("--jobs needs a number")?)
+            }
             "--clean" => return topology::sweep_stale().map(|()| (0, 0)),
             other => bail!("unknown option {other:?} for `cargo xtask vm-test`"),
         }
@@ -134,49 +140,69 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
     let accel = qemu::choose(&opts.accel, &image, &out_dir.join("kvm-probe"))?;
     let setup = start.elapsed();
 
-    let mut results = Vec::new();
-    let mut run_index = 0;
+    // Every run: each scenario as written, then on each of its deliberately broken bundles.
+    let mut jobs = Vec::new();
     for s in &scenarios {
         let mut runs: Vec<Option<&scenario::Mutation>> = vec![None];
         runs.extend(s.mutations.iter().map(Some));
         for mutation in runs {
-            let label = match mutation {
-                None => s.name.clone(),
-                Some(m) => format!("{} [broken: {}]", s.name, m.name),
+            let index = jobs.len();
+            let (label, dir) = match mutation {
+                None => (s.name.clone(), out_dir.join(&s.name)),
+                Some(m) => {
+                    (format!("{} [broken: {}]", s.name, m.name), out_dir.join(format!("{}.mutation-{index}", s.name)))
+                }
             };
-            let dir = match mutation {
-                None => out_dir.join(&s.name),
-                Some(_) => out_dir.join(format!("{}.mutation-{run_index}", s.name)),
-            };
-            eprintln!("vm-test: [{label}] starting ({} checks)", s.checks.len());
-            let run = Run { scenario: s, mutation, index: run_index, image: &image, accel, dir: &dir, keep: opts.keep };
-            let r = run_scenario(&run, label.clone());
-            run_index += 1;
-            for (c, must_fail) in r.checks.iter().zip(&r.expect_fail) {
-                let verdict = match (c.ok, must_fail) {
-                    (true, false) => "PASS",
-                    (false, true) => "FAIL (expected: the break is caught)",
-                    (false, false) => "FAIL",
-                    (true, true) => "PASS (but the break should have made it fail)",
-                };
-                eprintln!("vm-test: [{label}] {verdict} {}{}", c.desc, c.detail_suffix());
-            }
-            if let Some(e) = &r.error {
-                eprintln!("vm-test: [{label}] ERROR {e:#}");
-            }
-            let ok = r.passed();
-            eprintln!(
-                "vm-test: [{label}] {} in {:.1}s{}",
-                if ok { "passed" } else { "FAILED" },
-                r.elapsed.as_secs_f64(),
-                if ok { String::new() } else { format!(" (logs: {})", dir.display()) }
-            );
-            if ok && !opts.keep {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            results.push(r);
+            jobs.push((label, dir, s, mutation, index));
         }
     }
+    // No more runs at once than cores: each boots a TCG guest.
+    let workers = opts
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, jobs.len().max(1));
+    eprintln!("vm-test: {} runs, {workers} at a time", jobs.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: std::sync::Mutex<Vec<Option<ScenarioResult>>> =
+        std::sync::Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((label, dir, s, mutation, index)) = jobs.get(i) else { break };
+                eprintln!("vm-test: [{label}] starting ({} checks)", s.checks.len());
+                let run =
+                    Run { scenario: s, mutation: *mutation, index: *index, image: &image, accel, dir, keep: opts.keep };
+                let r = run_scenario(&run, label.clone());
+                let mut report = String::new();
+                for (c, must_fail) in r.checks.iter().zip(&r.expect_fail) {
+                    let verdict = match (c.ok, must_fail) {
+                        (true, false) => "PASS",
+                        (false, true) => "FAIL (expected: the break is caught)",
+                        (false, false) => "FAIL",
+                        (true, true) => "PASS (but the break should have made it fail)",
+                    };
+                    report.push_str(&format!("vm-test: [{label}] {verdict} {}{}\n", c.desc, c.detail_suffix()));
+                }
+                if let Some(e) = &r.error {
+                    report.push_str(&format!("vm-test: [{label}] ERROR {e:#}\n"));
+                }
+                let ok = r.passed();
+                report.push_str(&format!(
+                    "vm-test: [{label}] {} in {:.1}s{}\n",
+                    if ok { "passed" } else { "FAILED" },
+                    r.elapsed.as_secs_f64(),
+                    if ok { String::new() } else { format!(" (logs: {})", dir.display()) }
+                ));
+                eprint!("{report}");
+                if ok && !opts.keep {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                slots.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    let results: Vec<ScenarioResult> = slots.into_inner().unwrap().into_iter().flatten().collect();
     write_junit(&out_dir.join("junit.xml"), &results)?;
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.len() - passed;
@@ -460,7 +486,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
                 "-c",
                 "set -e; for d in /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do \
                  mkdir -p $d; mount -t tmpfs tmpfs $d; done; mount --bind \"$0\" /etc/libvirt; \
-                 mount --bind \"$1\" /etc/resolv.conf; exec libvirtd",
+                 mount --bind \"$1\" /etc/resolv.conf; exec libvirtd --pid-file /run/libvirt/libvirtd.pid",
                 &etc_s,
                 &resolv_s,
             ],
@@ -501,6 +527,9 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     }
     topo.run(&host, &format!("ip -4 -o addr show dev {uplink} | grep -q {uplink_addr}/"))
         .context("the uplink did not get its address")?;
+    // A capture of the uplink, kept with the logs when the run fails.
+    let pcap = dir.join("uplink.pcap").display().to_string();
+    topo.spawn("tcpdump", &host, &["tcpdump", "-q", "-n", "-U", "-Z", "root", "-i", &uplink, "-w", &pcap])?;
 
     // Guests.
     let mut guests = Vec::new();
