@@ -23,7 +23,7 @@ fn main() -> Result<()> {
         "help" | "--help" | "-h" => {
             println!("usage: cargo xtask test [--allow-missing-tools] [--no-vm]");
             println!(
-                "       cargo xtask vm-test [--scenario NAME]... [--accel auto|kvm|tcg] [--jobs N] [--keep] [--clean]"
+                "       cargo xtask vm-test [--scenario NAME]... [--profile PATH] [--accel auto|kvm|tcg] [--jobs N] [--keep] [--clean]"
             );
             println!();
             println!("  test      install the tools the tests need (apt, as root on Debian), run every test and the VM suite");

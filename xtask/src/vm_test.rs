@@ -89,6 +89,8 @@ struct Options {
     keep: bool,
     /// Runs at once; default: the number of cores.
     jobs: Option<usize>,
+    /// `--profile PATH`: run the generic checks against this profile instead of `vm-tests/`.
+    profile: Option<String>,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -100,13 +102,14 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs the suite and returns (passed, failed) scenario runs; errors only when the suite cannot
 /// run at all.
 pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
-    let mut opts = Options { scenarios: Vec::new(), accel: "auto".into(), keep: false, jobs: None };
+    let mut opts = Options { scenarios: Vec::new(), accel: "auto".into(), keep: false, jobs: None, profile: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--scenario" => opts.scenarios.push(it.next().context("--scenario needs a name")?.clone()),
             "--accel" => opts.accel = it.next().context("--accel needs auto, kvm or tcg")?.clone(),
             "--keep" => opts.keep = true,
+            "--profile" => opts.profile = Some(it.next().context("--profile needs a path or built-in name")?.clone()),
             "--jobs" => {
                 opts.jobs = Some(it.next().context("--jobs needs a number")?.parse().context("--jobs needs a number")?)
             }
@@ -128,7 +131,24 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
 
     let repo = repo_root();
     let out_dir = repo.join("target/vm-tests");
-    let mut scenarios = scenario::load_all(&repo.join("vm-tests"))?;
+    let mut scenarios = match &opts.profile {
+        Some(p) => {
+            let path = if vnetgen::builtin::get(p).is_some() {
+                p.clone()
+            } else {
+                std::fs::canonicalize(p).with_context(|| format!("profile {p}"))?.display().to_string()
+            };
+            let text =
+                vnetgen::builtin::get(&path).map(str::to_string).map_or_else(|| std::fs::read_to_string(&path), Ok)?;
+            let Some(model) = vnetgen::check(text.as_bytes()).model else {
+                bail!("{p} is not a valid profile: run `vnetgen check {p}`")
+            };
+            let s = scenario::generic(&path, &model);
+            anyhow::ensure!(!s.guests.is_empty(), "{p}: no network with DHCP that the harness can boot a guest on");
+            vec![s]
+        }
+        None => scenario::load_all(&repo.join("vm-tests"))?,
+    };
     if !opts.scenarios.is_empty() {
         for want in &opts.scenarios {
             anyhow::ensure!(scenarios.iter().any(|s| &s.name == want), "no scenario named {want:?} in vm-tests/");

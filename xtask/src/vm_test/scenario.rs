@@ -149,3 +149,103 @@ pub fn load(path: &Path) -> Result<Scenario> {
     s.name = path.file_stem().context("scenario file name")?.to_string_lossy().into_owned();
     Ok(s)
 }
+
+/// The generic scenario for any profile (`vm-test --profile PATH`): per network with DHCP, one
+/// guest (with the MAC of the network's first fixed lease, if any, so forwards reach it) and the
+/// checks its mode promises: the lease; for NAT modes, masquerading, LAN → guest refused with a
+/// positive control from the host, and every declared forward; for routed modes, the guest's own
+/// address on the wire and the LAN reaching it; for isolated networks, no way out.
+pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
+    use vnetgen::model::Mode;
+    let mut guests = Vec::new();
+    let mut checks = Vec::new();
+    let check = |kind, guest: Option<&str>, target: Option<String>, expect: String, why: &str| Check {
+        kind,
+        guest: guest.map(str::to_string),
+        target,
+        name: None,
+        expect,
+        why: Some(why.to_string()),
+    };
+    for (i, n) in model.networks.iter().enumerate() {
+        let Some(dhcp) = n.ipv4.as_ref().and_then(|v| v.dhcp.as_ref()) else { continue };
+        if n.mode == Mode::Bridged {
+            continue;
+        }
+        let g = format!("g{i}");
+        let fixed = dhcp.hosts.first();
+        let mac = fixed.map_or(format!("52:54:00:fe:00:{i:02x}"), |h| h.mac.to_string());
+        let mut serve = vec![80];
+        serve.extend(n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)).map(|f| f.guest_port));
+        serve.sort();
+        serve.dedup();
+        guests.push(Guest { name: g.clone(), network: n.name.to_string(), mac, serve, v6: false });
+        let lease = fixed.map_or(format!("{}-{}", dhcp.start, dhcp.end), |h| h.ip.to_string());
+        checks.push(check(CheckKind::Lease, Some(&g), None, lease, "a lease from the network's DHCP server"));
+        let me = format!("{{guest:{g}}}");
+        let whoami = Some("{upstream}:80/cgi-bin/whoami".to_string());
+        match n.mode {
+            Mode::Nat | Mode::CustomNat => {
+                checks.push(check(
+                    CheckKind::GuestHttp,
+                    Some(&g),
+                    whoami,
+                    "{uplink}".into(),
+                    "NAT: the guest leaves with the host's address",
+                ));
+                checks.push(check(
+                    CheckKind::HostTcp,
+                    None,
+                    Some(format!("{me}:80")),
+                    "open".into(),
+                    "positive control: the host reaches the guest",
+                ));
+                checks.push(check(
+                    CheckKind::LanTcp,
+                    None,
+                    Some(format!("{me}:80")),
+                    "refused".into(),
+                    "NAT: the LAN cannot open connections to the guest",
+                ));
+                for f in n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)) {
+                    let on = f.host_address.map_or("{uplink}".to_string(), |a| a.to_string());
+                    checks.push(check(
+                        CheckKind::LanTcp,
+                        None,
+                        Some(format!("{on}:{}", f.host_port)),
+                        format!("port {}", f.guest_port),
+                        "a declared forward reaches the guest",
+                    ));
+                }
+            }
+            Mode::Routed | Mode::CustomRouted => {
+                checks.push(check(
+                    CheckKind::GuestHttp,
+                    Some(&g),
+                    whoami,
+                    me.clone(),
+                    "routed: the guest keeps its own address",
+                ));
+                checks.push(check(
+                    CheckKind::LanTcp,
+                    None,
+                    Some(format!("{me}:80")),
+                    "port 80".into(),
+                    "routed: the LAN reaches the guest",
+                ));
+            }
+            Mode::Isolated => {
+                checks.push(check(
+                    CheckKind::GuestTcp,
+                    Some(&g),
+                    Some("{upstream}:80".into()),
+                    "unreachable".into(),
+                    "isolated: no way out",
+                ));
+            }
+            Mode::Bridged => {}
+        }
+    }
+    let name = std::path::Path::new(profile).file_stem().map_or("profile".into(), |s| s.to_string_lossy().into_owned());
+    Scenario { profile: profile.to_string(), guests, host_serve: Vec::new(), checks, mutations: Vec::new(), name }
+}
