@@ -305,12 +305,30 @@ impl Cx {
         // rather than rendered half.
         if let Some(h) = host {
             let needs_stack = mode.is_custom() || mode == Mode::Bridged;
-            if needs_stack && h.stack != Stack::Networkd {
+            if needs_stack && !matches!(h.stack, Stack::Networkd | Stack::Ifupdown) {
                 self.err_help(
                     n.mode.loc,
                     format!("{} networks are not rendered for the {} stack yet", mode.as_str(), h.stack.as_str()),
-                    "this version renders host-managed bridges for `stack: networkd`; libvirt-managed \
-                     nat, routed and isolated networks work with every stack",
+                    "this version renders host-managed bridges for `stack: networkd` and `stack: ifupdown`; \
+                     libvirt-managed nat, routed and isolated networks work with every stack",
+                );
+            }
+            // ifupdown pins a custom bridge's MAC with a dummy port named `<bridge>-dummy`.
+            let dummy_max = IFNAME_MAX - DUMMY_SUFFIX.len();
+            if mode.is_custom() && h.stack == Stack::Ifupdown && n.bridge.value.len() > dummy_max {
+                self.err_help(
+                    n.bridge.loc,
+                    format!(
+                        "bridge name {:?} is too long for `stack: ifupdown`: its dummy interface {:?} would be {} bytes",
+                        n.bridge.value,
+                        format!("{}{DUMMY_SUFFIX}", n.bridge.value),
+                        n.bridge.value.len() + DUMMY_SUFFIX.len()
+                    ),
+                    format!(
+                        "a custom network on ifupdown holds its bridge's MAC with a dummy interface \
+                         `<bridge>{DUMMY_SUFFIX}`, and interface names are at most {IFNAME_MAX} bytes; \
+                         use a bridge name of at most {dummy_max} bytes, e.g. virbr10"
+                    ),
                 );
             }
             if mode.is_custom() && !matches!(h.firewall, Firewall::Nftables | Firewall::Iptables) {
@@ -753,7 +771,7 @@ impl Cx {
 
     fn ifname(&mut self, s: &S<String>) -> Option<IfName> {
         let v = &s.value;
-        if v.is_empty() || v.len() > 15 {
+        if v.is_empty() || v.len() > IFNAME_MAX {
             self.err_help(
                 s.loc,
                 format!("interface name {v:?} is {} bytes long", v.len()),

@@ -227,6 +227,21 @@ pub struct Network {
     pub forwards: Vec<Forward>,
 }
 
+impl Network {
+    /// The dummy interface that holds a custom bridge's MAC on stacks that cannot pin it
+    /// (ifupdown; seed 004): `<bridge>-dummy`. `lower` refuses bridges for which this exceeds
+    /// [`IFNAME_MAX`] bytes.
+    pub fn dummy_name(&self) -> String {
+        format!("{}{DUMMY_SUFFIX}", self.bridge)
+    }
+}
+
+/// The longest Linux interface name, in bytes (`IFNAMSIZ` − 1).
+pub const IFNAME_MAX: usize = 15;
+
+/// What `Network::dummy_name` appends to the bridge name.
+pub const DUMMY_SUFFIX: &str = "-dummy";
+
 /// `ipv4:` of a network.
 #[derive(Debug, Clone)]
 pub struct Net4 {

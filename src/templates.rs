@@ -13,6 +13,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("bundle/README.md.tera", include_str!("../templates/bundle/README.md.tera")),
     ("dnsmasq/dnsmasq.conf.tera", include_str!("../templates/dnsmasq/dnsmasq.conf.tera")),
     ("dnsmasq/vnetgen-dnsmasq@.service.tera", include_str!("../templates/dnsmasq/vnetgen-dnsmasq@.service.tera")),
+    ("ifupdown/interfaces.tera", include_str!("../templates/ifupdown/interfaces.tera")),
     ("install/common.sh.tera", include_str!("../templates/install/common.sh.tera")),
     ("install/install.sh.tera", include_str!("../templates/install/install.sh.tera")),
     ("install/uninstall.sh.tera", include_str!("../templates/install/uninstall.sh.tera")),

@@ -5,6 +5,7 @@
 //! it. Backends are chosen by `match` on the profile's stack, firewall and network modes.
 
 mod dnsmasq;
+mod ifupdown;
 mod install;
 mod iptables;
 mod libvirt;
@@ -38,7 +39,8 @@ pub enum DhcpServer {
 }
 
 /// Decides who serves DHCP for a network: libvirt for its own modes; for custom modes
-/// systemd-networkd when it is the stack and nothing needs DHCPv6, otherwise dnsmasq.
+/// systemd-networkd when it is the stack and nothing needs DHCPv6, otherwise dnsmasq (always on
+/// ifupdown, whose bridge stanza starts and stops the instance).
 pub fn dhcp_server(p: &Profile, n: &Network) -> DhcpServer {
     let wants_v4 = n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some());
     let wants_v6 = n.ipv6.as_ref().is_some_and(|v| v.mode != Ipv6Mode::None);
@@ -131,8 +133,9 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
     sysctl::render(p, t, &mut plan)?;
     match p.host.stack {
         Stack::Networkd => networkd::render(p, t, &mut plan)?,
+        Stack::Ifupdown => ifupdown::render(p, t, &mut plan)?,
         // Checked by lower: other stacks only carry libvirt-managed networks for now.
-        Stack::Netplan | Stack::Networkmanager | Stack::Ifupdown | Stack::Ifcfg => {}
+        Stack::Netplan | Stack::Networkmanager | Stack::Ifcfg => {}
     }
     dnsmasq::render(p, t, &mut plan)?;
     match p.host.firewall {

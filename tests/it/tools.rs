@@ -1,7 +1,8 @@
 //! Real-tool checks of every golden bundle: the expected files are real configs, so the real
 //! tools must accept them. nftables rules load in a throwaway network namespace (`nft -c`),
 //! dnsmasq configs pass `dnsmasq --test`, libvirt XML passes `virt-xml-validate` (the interface
-//! snippet inside a minimal domain), scripts pass `bash -n` and shellcheck.
+//! snippet inside a minimal domain), ifupdown files pass `ifup --no-act` and `ifquery`, scripts
+//! pass `bash -n` and shellcheck.
 
 use crate::support::{can_unshare_net, files_below, golden_cases, tool, TempDir};
 use std::path::Path;
@@ -133,5 +134,113 @@ fn scripts_pass_bash_n_and_shellcheck() {
     let Some(shellcheck) = tool("shellcheck", "shellcheck") else { return };
     for f in &scripts {
         check(Command::new(&shellcheck).arg("--shell=bash").arg("--severity=style").arg(f), f);
+    }
+}
+
+/// Every option key `ifquery` may print for vnetgen's ifupdown files: the ones vnetgen writes
+/// and the defaults ifupdown adds per method. `ifup --no-act` accepts any unknown option (it
+/// only becomes an `IF_*` variable), so a misspelt key is caught here instead.
+const IFUPDOWN_KEYS: &[&str] = &[
+    // Written by vnetgen.
+    "pre-up",
+    "up",
+    "down",
+    "post-down",
+    "bridge_ports",
+    "bridge_stp",
+    "bridge_fd",
+    "hwaddress",
+    "address",
+    "netmask",
+    "gateway",
+    "dns-nameservers",
+    "autoconf",
+    "accept_ra",
+    // Defaults ifupdown fills in (inet static; inet6 static, auto and dhcp).
+    "broadcast",
+    "preferred-lifetime",
+    "dad-attempts",
+    "dad-interval",
+    "request_prefix",
+    "ll-attempts",
+    "ll-interval",
+];
+
+/// Checks one interfaces file with the real ifupdown: it parses and every `auto` interface
+/// comes up under `ifup --no-act`; `ifquery --list` names exactly the `auto` interfaces; every
+/// `iface` stanza is known to `ifquery` and carries only known option keys.
+fn check_ifupdown_file(ifup: &Path, ifquery: &Path, f: &Path) -> Result<(), String> {
+    let run = |cmd: &mut Command| -> Result<String, String> {
+        let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!("{cmd:?} failed:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(text)
+    };
+    run(Command::new(ifup).arg("--no-act").arg("-i").arg(f).arg("-a"))?;
+    let text = std::fs::read_to_string(f).unwrap();
+    let word = |line: &str, kw: &str| -> Option<String> {
+        let mut w = line.split_whitespace();
+        (w.next() == Some(kw)).then(|| w.next().unwrap_or_default().to_string())
+    };
+    let autos: Vec<String> = text.lines().filter_map(|l| word(l, "auto")).collect();
+    let mut ifaces: Vec<String> = text.lines().filter_map(|l| word(l, "iface")).collect();
+    ifaces.dedup();
+    let listed = run(Command::new(ifquery).arg("-i").arg(f).arg("--list"))?;
+    let listed: Vec<&str> = listed.lines().filter(|l| *l != "lo").collect();
+    if listed != autos {
+        return Err(format!("ifquery --list gives {listed:?}, the file's auto lines {autos:?}"));
+    }
+    for iface in &ifaces {
+        let opts = run(Command::new(ifquery).arg("-i").arg(f).arg(iface))?;
+        for line in opts.lines() {
+            let key = line.split(':').next().unwrap_or_default();
+            if !IFUPDOWN_KEYS.contains(&key) {
+                return Err(format!("{iface}: option {key:?} is not one ifupdown knows (ifquery: {line:?})"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn ifupdown_files_pass_ifup_no_act_and_ifquery() {
+    let Some(ifup) = tool("ifup", "ifupdown") else { return };
+    let Some(ifquery) = tool("ifquery", "ifupdown") else { return };
+    let mut files = Vec::new();
+    for (_, _, dir) in golden_cases() {
+        for f in files_below(&dir) {
+            if f.starts_with("host/etc/network/interfaces.d/") {
+                files.push(dir.join(f));
+            }
+        }
+    }
+    assert!(!files.is_empty(), "no golden bundle has files under host/etc/network/interfaces.d/");
+    let tmp = TempDir::new("ifupdown");
+    for f in &files {
+        if let Err(e) = check_ifupdown_file(&ifup, &ifquery, f) {
+            panic!("{} rejected: {e}", f.display());
+        }
+        // The check really checks: an unknown method, a stanza without its address, and a
+        // misspelt option are each refused.
+        let text = std::fs::read_to_string(f).unwrap();
+        let without_address: String =
+            text.lines().filter(|l| !l.trim_start().starts_with("address ")).map(|l| format!("{l}\n")).collect();
+        let breaks = [
+            ("unknown method", text.replace(" inet static", " inet statik").replace(" inet manual", " inet manuel")),
+            ("missing address", without_address),
+            ("misspelt option", text.replace("bridge_ports", "bridge_prots")),
+        ];
+        for (what, broken) in breaks {
+            assert_ne!(broken, text, "{}: the {what} break changed nothing", f.display());
+            let b = tmp.path().join("broken");
+            std::fs::write(&b, broken).unwrap();
+            assert!(
+                check_ifupdown_file(&ifup, &ifquery, &b).is_err(),
+                "{}: a copy with a {what} was accepted by ifup --no-act and ifquery",
+                f.display()
+            );
+        }
     }
 }

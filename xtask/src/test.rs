@@ -17,6 +17,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("virt-xml-validate", "libvirt-clients"),
     ("xmllint", "libxml2-utils"),
     ("shellcheck", "shellcheck"),
+    ("ifup", "ifupdown"),
+    ("brctl", "bridge-utils"),
     ("ip", "iproute2"),
     ("unshare", "util-linux"),
 ];
