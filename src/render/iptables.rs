@@ -6,7 +6,7 @@
 //! loader reads them at boot: `/etc/iptables/rules.v4|v6` (Debian, iptables-persistent) or
 //! `/etc/sysconfig/iptables|ip6tables` (RHEL/Fedora, iptables-services).
 
-use super::{dhcp_server, header, DhcpServer, Plan};
+use super::{dhcp_server, header, rule, DhcpServer, Plan, Rule};
 use crate::model::*;
 use crate::templates::{sh_quote, Templates};
 use anyhow::Result;
@@ -20,19 +20,9 @@ struct Table {
 }
 
 #[derive(Serialize)]
-struct Rule {
-    comment: Option<String>,
-    rule: String,
-}
-
-#[derive(Serialize)]
 struct Ctx {
     header: String,
     tables: Vec<Table>,
-}
-
-fn rule(comment: Option<String>, rule: String) -> Rule {
-    Rule { comment, rule }
 }
 
 /// Where the distro's boot-time loader reads the rules, and the service that loads them.

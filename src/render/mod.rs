@@ -119,6 +119,17 @@ impl Plan {
     }
 }
 
+/// One firewall rule line with an optional comment above it (nftables and iptables backends).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    pub comment: Option<String>,
+    pub rule: String,
+}
+
+pub fn rule(comment: Option<String>, rule: String) -> Rule {
+    Rule { comment, rule }
+}
+
 /// The header comment of generated config files (`#` comments).
 pub fn header(p: &Profile, what: &str) -> String {
     format!(

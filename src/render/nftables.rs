@@ -3,7 +3,7 @@
 //! loaded at boot by `vnetgen-nftables.service`; and a drop-in for `nftables.service` that puts
 //! vnetgen's and libvirt's tables back whenever that service flushes the ruleset (seed 000).
 
-use super::{dhcp_server, header, DhcpServer, Plan};
+use super::{dhcp_server, header, rule, DhcpServer, Plan, Rule};
 use crate::model::*;
 use crate::templates::{sh_quote, Templates};
 use anyhow::Result;
@@ -18,12 +18,6 @@ struct Chain {
     name: &'static str,
     hook: &'static str,
     rules: Vec<Rule>,
-}
-
-#[derive(Serialize)]
-struct Rule {
-    comment: Option<String>,
-    rule: String,
 }
 
 #[derive(Serialize)]
@@ -43,10 +37,6 @@ struct DropinCtx {
     header: String,
     restart_vnetgen: bool,
     reload_libvirt: bool,
-}
-
-fn rule(comment: Option<String>, text: String) -> Rule {
-    Rule { comment, rule: text }
 }
 
 /// `"virbr0"`: interface names are validated (`A-Za-z0-9_.-`), so double quotes are enough.
