@@ -1,6 +1,7 @@
 //! Golden bundles: every case's rendered bundle must equal `tests/golden/<case>/bundle/` file for
-//! file and byte for byte (exact modes through MANIFEST, the executable bit on disk). All differences are listed before failing;
-//! `SNAPSHOTS=overwrite cargo test` rewrites the expectations (review the diff like code).
+//! file and byte for byte (exact modes through MANIFEST, the executable bit on disk). All
+//! differences are listed before failing; `SNAPSHOTS=overwrite cargo test` rewrites the
+//! expectations (review the diff like code).
 
 use crate::support::{files_below, golden_cases, overwrite};
 use std::os::unix::fs::PermissionsExt as _;
