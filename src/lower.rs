@@ -53,7 +53,102 @@ impl Cx {
             }
         }
         self.cross_network(&p.networks.value, &networks, host.as_ref());
-        Some(Profile { name: name?, host: host?, networks }).filter(|pr| pr.networks.len() == p.networks.value.len())
+        let guest = host.as_ref().and_then(|h| self.guest(p.guest.as_ref(), h.distro));
+        Some(Profile { name: name?, host: host?, networks, guest: guest? })
+            .filter(|pr| pr.networks.len() == p.networks.value.len())
+    }
+
+    fn guest(&mut self, g: Option<&S<raw::Guest>>, host_distro: Distro) -> Option<Guest> {
+        let Some(g) = g else { return Some(Guest::default_for(host_distro)) };
+        let g = &g.value;
+        let os = g.os.as_ref().map_or(host_distro, |o| o.value);
+        let stack = g.stack.as_ref().map_or(GuestStack::default_for(os), |s| s.value);
+        let mut ok = true;
+        if let Some(st) = &g.stack {
+            if !st.value.available_on(os) {
+                ok = false;
+                self.err_help(
+                    st.loc,
+                    format!("guest stack {} is not available on {}", st.value.as_str(), os.as_str()),
+                    format!(
+                        "ifupdown and netplan are Debian and Ubuntu tools; use `stack: networkmanager` or \
+                         `stack: networkd`, or leave `stack` out for {}'s default ({})",
+                        os.as_str(),
+                        GuestStack::default_for(os).as_str()
+                    ),
+                );
+            }
+        }
+        let apt_force_ipv4 = g.apt_force_ipv4.as_ref().is_some_and(|a| a.value);
+        if let Some(a) = g.apt_force_ipv4.as_ref().filter(|a| a.value && !os.is_debian_family()) {
+            ok = false;
+            self.err_help(
+                a.loc,
+                format!("`apt-force-ipv4` is for apt, which {} guests do not use", os.as_str()),
+                "it only applies to debian and ubuntu guests; to keep a package manager off a broken \
+                 IPv6 path on other guests, use `ipv6: disable`",
+            );
+        }
+        let replace_wired_profiles = g.replace_wired_profiles.as_ref().is_some_and(|r| r.value);
+        if let Some(r) = g.replace_wired_profiles.as_ref().filter(|r| r.value && stack != GuestStack::Networkmanager) {
+            ok = false;
+            self.err_help(
+                r.loc,
+                format!("`replace-wired-profiles` is for NetworkManager, not the {} stack", stack.as_str()),
+                "\"Wired connection N\" profiles are NetworkManager's; remove the key or use \
+                 `stack: networkmanager`",
+            );
+        }
+        let outside = match &g.outside {
+            None => None,
+            Some(o) => match self.ipv4(o) {
+                Some(a) if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() => {
+                    self.err_help(
+                        o.loc,
+                        format!("{a} cannot be the outside address"),
+                        "name a unicast IPv4 address beyond the host that answers ping and HTTP on port 80",
+                    );
+                    None
+                }
+                Some(a) => Some(a),
+                None => None,
+            },
+        };
+        if g.outside.is_some() && outside.is_none() {
+            ok = false;
+        }
+        let outside_name = match &g.outside_name {
+            None => None,
+            Some(n) => {
+                let name = self.dns_name(n);
+                ok &= name.is_some();
+                name
+            }
+        };
+        let ipv6 = g.ipv6.as_ref().map_or(GuestIpv6::Keep, |v| v.value);
+        ok.then_some(Guest { os, stack, ipv6, apt_force_ipv4, outside, outside_name, replace_wired_profiles })
+    }
+
+    fn dns_name(&mut self, s: &S<String>) -> Option<DnsName> {
+        let v = &s.value;
+        let body = v.strip_suffix('.').unwrap_or(v);
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if !body.is_empty() && v.len() <= 253 && body.split('.').all(label_ok) {
+            Some(DnsName(v.clone()))
+        } else {
+            self.err_help(
+                s.loc,
+                format!("invalid DNS name {v:?}"),
+                "use dot-separated labels of letters, digits and '-', e.g. deb.debian.org",
+            );
+            None
+        }
     }
 
     fn profile_name(&mut self, s: &S<String>) -> Option<Name> {
@@ -1128,7 +1223,23 @@ pub fn raise(p: &Profile) -> raw::Profile {
             })
         })
         .collect();
-    raw::Profile { version: S::new(1), name: s(p.name.as_str()), host: S::new(host), networks: S::new(networks) }
+    let g = &p.guest;
+    let guest = raw::Guest {
+        os: Some(S::new(g.os)),
+        stack: Some(S::new(g.stack)),
+        ipv6: Some(S::new(g.ipv6)),
+        apt_force_ipv4: Some(S::new(g.apt_force_ipv4)),
+        outside: g.outside.map(|a| s(&a.to_string())),
+        outside_name: g.outside_name.as_ref().map(|n| s(n.as_str())),
+        replace_wired_profiles: Some(S::new(g.replace_wired_profiles)),
+    };
+    raw::Profile {
+        version: S::new(1),
+        name: s(p.name.as_str()),
+        host: S::new(host),
+        networks: S::new(networks),
+        guest: Some(S::new(guest)),
+    }
 }
 
 fn addr4(m: raw::AddrMethod) -> raw::UplinkIpv4 {

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub use crate::profile::{Distro, Firewall, Ipv6Mode, Mode, Proto, Stack, UplinkKind};
+pub use crate::profile::{Distro, Firewall, GuestIpv6, GuestStack, Ipv6Mode, Mode, Proto, Stack, UplinkKind};
 
 /// A kernel interface name: 1–15 bytes of `A-Za-z0-9_.-`, not `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,6 +41,7 @@ macro_rules! string_newtype {
 }
 string_newtype!(IfName);
 string_newtype!(Name);
+string_newtype!(DnsName);
 
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -141,6 +142,75 @@ pub struct Profile {
     pub host: Host,
     /// `networks:` — at least one, in profile order.
     pub networks: Vec<Network>,
+    /// `guest:` — defaulted when absent.
+    pub guest: Guest,
+}
+
+/// `guest: {os: ubuntu, stack: networkmanager, ipv6: disable, outside: 203.0.113.10}` — the
+/// guest side (`guest/setup.sh`, `guest/verify.sh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guest {
+    /// `os: ubuntu` — default the host's distro.
+    pub os: Distro,
+    /// `stack: netplan` — default per os.
+    pub stack: GuestStack,
+    /// `ipv6: keep|disable` — default keep.
+    pub ipv6: GuestIpv6,
+    /// `apt-force-ipv4: true` — debian and ubuntu only; default false.
+    pub apt_force_ipv4: bool,
+    /// `outside: 203.0.113.10` — pinged and fetched by verify.sh; default none.
+    pub outside: Option<Ipv4Addr>,
+    /// `outside-name: deb.debian.org` — resolved by verify.sh; default none.
+    pub outside_name: Option<DnsName>,
+    /// `replace-wired-profiles: true` — NetworkManager only; default false.
+    pub replace_wired_profiles: bool,
+}
+
+/// A DNS name: dot-separated labels of `A-Za-z0-9-` (1–63 bytes, no leading or trailing `-`),
+/// at most 253 bytes, optionally ending in `.`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DnsName(pub(crate) String);
+
+impl GuestStack {
+    /// The guest stack a distro uses out of the box.
+    pub fn default_for(os: Distro) -> GuestStack {
+        match os {
+            Distro::Fedora | Distro::Rhel => GuestStack::Networkmanager,
+            Distro::Ubuntu => GuestStack::Netplan,
+            Distro::Debian => GuestStack::Ifupdown,
+            Distro::Arch => GuestStack::Networkd,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestStack::Networkmanager => "networkmanager",
+            GuestStack::Netplan => "netplan",
+            GuestStack::Networkd => "networkd",
+            GuestStack::Ifupdown => "ifupdown",
+        }
+    }
+    /// Returns true if `os` packages this stack (ifupdown and netplan are Debian-family tools).
+    pub fn available_on(self, os: Distro) -> bool {
+        match self {
+            GuestStack::Networkmanager | GuestStack::Networkd => true,
+            GuestStack::Netplan | GuestStack::Ifupdown => os.is_debian_family(),
+        }
+    }
+}
+
+impl Guest {
+    /// The defaults for a profile without `guest:`.
+    pub fn default_for(host: Distro) -> Guest {
+        Guest {
+            os: host,
+            stack: GuestStack::default_for(host),
+            ipv6: GuestIpv6::Keep,
+            apt_force_ipv4: false,
+            outside: None,
+            outside_name: None,
+            replace_wired_profiles: false,
+        }
+    }
 }
 
 /// `host:` — the machine the bundle is for.
@@ -332,6 +402,10 @@ impl Mode {
 }
 
 impl Distro {
+    /// Returns true if the distro uses apt and dpkg (Debian and Ubuntu).
+    pub fn is_debian_family(self) -> bool {
+        matches!(self, Distro::Debian | Distro::Ubuntu)
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             Distro::Debian => "debian",

@@ -71,6 +71,10 @@ pub struct Profile {
     pub host: S<Host>,
     /// The libvirt networks the host should offer its guests (at least one).
     pub networks: S<Vec<S<Network>>>,
+    /// The guest side: what `guest/setup.sh` configures inside a guest and what `guest/verify.sh`
+    /// checks. Default: every key's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<S<Guest>>,
 }
 
 fn example_profile() -> serde_json::Value {
@@ -388,6 +392,64 @@ pub struct Forward {
 pub enum Proto {
     Tcp,
     Udp,
+}
+
+/// The guest side of the bundle: how a guest on this host configures its network
+/// (`guest/setup.sh`) and what `guest/verify.sh` checks from inside it.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"os": "ubuntu", "stack": "networkmanager", "ipv6": "disable", "apt-force-ipv4": true, "outside": "203.0.113.10", "outside-name": "deb.debian.org", "replace-wired-profiles": true}))]
+pub struct Guest {
+    /// Linux distribution of the guests; decides the package manager and the default stack.
+    /// Default: the host's distro.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<S<Distro>>,
+    /// The program that configures the guest's network. Default per os: fedora and rhel
+    /// networkmanager, ubuntu netplan, debian ifupdown, arch networkd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<S<GuestStack>>,
+    /// `keep` or `disable`: disable IPv6 in the guest (sysctl), the fix for package managers that
+    /// hang on an IPv6 path the network does not route (seed 002). Default: keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<S<GuestIpv6>>,
+    /// Make apt use IPv4 only (`Acquire::ForceIPv4`), the apt-only alternative to `ipv6: disable`
+    /// (debian and ubuntu guests only). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apt_force_ipv4: Option<S<bool>>,
+    /// An IPv4 address outside the host that `verify.sh` pings and fetches over HTTP (port 80) to
+    /// prove the guest reaches the world. Default: none, and verify.sh skips those checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside: Option<S<String>>,
+    /// A DNS name `verify.sh` resolves to prove DNS works, e.g. `deb.debian.org`. Default: none,
+    /// and verify.sh skips the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_name: Option<S<String>>,
+    /// NetworkManager only: delete the automatic "Wired connection N" profiles, which otherwise
+    /// compete with vnetgen's for the interface. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_wired_profiles: Option<S<bool>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuestStack {
+    /// NetworkManager, configured with nmcli.
+    Networkmanager,
+    /// netplan (`/etc/netplan`).
+    Netplan,
+    /// systemd-networkd (`/etc/systemd/network`).
+    Networkd,
+    /// Debian's `/etc/network/interfaces.d`.
+    Ifupdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuestIpv6 {
+    /// Leave IPv6 as the guest's stack configures it.
+    Keep,
+    /// Disable IPv6 on every interface of the guest.
+    Disable,
 }
 
 /// Parses a profile's bytes. Never panics; bounded in time and memory by the size limit and the

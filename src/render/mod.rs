@@ -5,6 +5,7 @@
 //! it. Backends are chosen by `match` on the profile's stack, firewall and network modes.
 
 mod dnsmasq;
+mod guest;
 mod ifupdown;
 mod install;
 mod iptables;
@@ -158,6 +159,7 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
     }
     libvirt::render(p, t, &mut plan)?;
     install::render(p, t, &mut plan)?;
+    guest::render(p, t, &mut plan)?;
     readme::render(p, t, &mut plan)?;
     let mut bundle = plan.bundle;
     bundle.add("profile.yaml", 0o644, profile_yaml.to_string());

@@ -17,6 +17,10 @@ struct Ctx {
     files: Vec<(String, String)>,
     why: Vec<Why>,
     verify: Vec<String>,
+    /// One line on what guest/setup.sh configures.
+    guest: String,
+    /// The networks verify.sh takes, first (the default) first.
+    guest_networks: String,
 }
 
 #[derive(Serialize)]
@@ -103,6 +107,14 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         files,
         why: reasons(p),
         verify: verify(p),
+        guest: format!(
+            "{} guests on the {} stack, IPv6 {}{}",
+            p.guest.os.as_str(),
+            p.guest.stack.as_str(),
+            if p.guest.ipv6 == GuestIpv6::Disable { "disabled" } else { "kept" },
+            if p.guest.apt_force_ipv4 { ", apt forced to IPv4" } else { "" }
+        ),
+        guest_networks: p.networks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
     };
     plan.bundle.add("README.md", 0o644, t.render("bundle/README.md.tera", &ctx)?);
     Ok(())

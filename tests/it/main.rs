@@ -1,9 +1,10 @@
 //! The one integration test binary (matklad's "delete cargo integration tests"): golden bundles,
 //! CLI behaviour and diagnostics, real-tool checks of rendered files, install script behaviour,
-//! and tidy checks of the repository itself.
+//! the guest's verify.sh in network namespaces, and tidy checks of the repository itself.
 
 mod cli;
 mod golden;
+mod guest;
 mod install;
 mod support;
 mod tidy;

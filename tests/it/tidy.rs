@@ -116,6 +116,7 @@ fn reference(schema: &serde_json::Value) -> String {
         ("networks[].ipv6.dhcp", Some("Dhcp6")),
         ("networks[].ipv6.dhcp.hosts[]", Some("Host6")),
         ("networks[].forwards[]", Some("Forward")),
+        ("guest", Some("Guest")),
     ];
     let mut out = String::new();
     for (path, def) in order {

@@ -21,6 +21,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("brctl", "bridge-utils"),
     ("ip", "iproute2"),
     ("unshare", "util-linux"),
+    ("ping", "iputils-ping"),
+    ("python3", "python3"),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
