@@ -19,6 +19,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("ifupdown/interfaces.tera", include_str!("../templates/ifupdown/interfaces.tera")),
     ("install/common.sh.tera", include_str!("../templates/install/common.sh.tera")),
     ("install/install.sh.tera", include_str!("../templates/install/install.sh.tera")),
+    ("install/preflight.sh.tera", include_str!("../templates/install/preflight.sh.tera")),
     ("install/uninstall.sh.tera", include_str!("../templates/install/uninstall.sh.tera")),
     ("iptables/rules.tera", include_str!("../templates/iptables/rules.tera")),
     ("libvirt/interface.xml.tera", include_str!("../templates/libvirt/interface.xml.tera")),

@@ -12,6 +12,7 @@ mod iptables;
 mod libvirt;
 mod networkd;
 mod nftables;
+mod preflight;
 mod readme;
 mod sysctl;
 
@@ -158,6 +159,7 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
         Firewall::Ufw | Firewall::Firewalld => {}
     }
     libvirt::render(p, t, &mut plan)?;
+    preflight::render(p, t, &mut plan)?;
     install::render(p, t, &mut plan)?;
     guest::render(p, t, &mut plan)?;
     readme::render(p, t, &mut plan)?;

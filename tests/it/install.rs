@@ -111,7 +111,7 @@ fn install_backs_up_applies_is_idempotent_and_uninstall_restores_byte_for_byte()
     let before = rig.snapshot();
 
     // --dry-run prints and changes nothing.
-    let text = ok(&rig.run("install.sh", &["--dry-run", "--skip-host-check"], None));
+    let text = ok(&rig.run("install.sh", &["--dry-run", "--skip-host-check", "--skip-preflight"], None));
     assert!(text.contains("would install /etc/vnetgen/nftables.nft"), "{text}");
     assert!(text.contains("would run: nft -c -f /etc/vnetgen/nftables.nft"), "{text}");
     assert_eq!(rig.snapshot(), before, "dry run changed files");
@@ -119,7 +119,7 @@ fn install_backs_up_applies_is_idempotent_and_uninstall_restores_byte_for_byte()
     assert!(!rig.calls().contains("systemctl "), "dry run ran systemctl:\n{}", rig.calls());
 
     // The real run installs every host file, then applies them.
-    let text = ok(&rig.run("install.sh", &["--skip-host-check"], None));
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
     for f in files_below(&rig.bundle.join("host")) {
         assert_eq!(
             std::fs::read(rig.root.join(&f)).unwrap(),
@@ -140,7 +140,7 @@ fn install_backs_up_applies_is_idempotent_and_uninstall_restores_byte_for_byte()
     assert!(calls.find("nft -c").unwrap() < calls.find("systemctl restart vnetgen-nftables").unwrap());
 
     // The second run changes nothing and reloads nothing.
-    let text = ok(&rig.run("install.sh", &["--skip-host-check"], None));
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
     assert!(text.contains("nothing to do"), "{text}");
     let calls = rig.calls();
     for not_expected in ["networkctl reload", "nft -c", "systemctl restart", "net-define", "net-start"] {
@@ -161,14 +161,14 @@ fn a_failed_step_restores_the_previous_files() {
     write(&rig.root, "etc/sysctl.d/60-vnetgen.conf", "net.ipv4.ip_forward = 0\n");
     let before = rig.snapshot();
     // The rules check fails (as `nft -c` does on a ruleset the running kernel cannot load).
-    let out = rig.run("install.sh", &["--skip-host-check"], Some("nft -c"));
+    let out = rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], Some("nft -c"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "install.sh succeeded despite a failed step:\n{text}");
     assert!(text.contains("restoring the files this run installed"), "{text}");
     assert_eq!(rig.snapshot(), before, "files not restored after the failed step:\n{text}");
     assert!(!rig.calls().contains("systemctl restart vnetgen-nftables"), "went on after the failure");
     // Fixed, the install then goes through.
-    ok(&rig.run("install.sh", &["--skip-host-check"], None));
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod cli;
 mod golden;
 mod guest;
 mod install;
+mod preflight;
 mod support;
 mod tidy;
 mod tools;

@@ -3,9 +3,10 @@
 #
 # Sets up the host: debian 12, networkd stack, iptables firewall; libvirt networks virbr10 (custom-nat).
 #
-# Usage: sudo ./install.sh [--dry-run] [--skip-host-check]
+# Usage: sudo ./install.sh [--dry-run] [--skip-host-check] [--skip-preflight]
 #   --dry-run          print what would change and change nothing
 #   --skip-host-check  install even if this host is not the distro the profile names
+#   --skip-preflight   install even if ./preflight.sh finds a fatal hazard
 #
 # Every file it replaces is backed up under the state directory first; if any step fails, the
 # files this run installed are restored. Run it again: it changes nothing the second time.
@@ -55,6 +56,7 @@ network_active() {
 BUNDLE_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 readonly BUNDLE_DIR
 HOST_CHECK=1
+PREFLIGHT=1
 declare -A CHANGED=()
 ANY_CHANGED=0
 APPLIED=()
@@ -148,11 +150,12 @@ define_network() {
 	fi
 }
 
-usage() { sed -n '6,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '6,10p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--dry-run) DRY_RUN=1 ;;
 	--skip-host-check) HOST_CHECK=0 ;;
+	--skip-preflight) PREFLIGHT=0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option $1" ;;
 	esac
@@ -180,6 +183,10 @@ if ! command -v sha256sum >/dev/null 2>&1; then say "missing command sha256sum (
 if ! command -v sysctl >/dev/null 2>&1; then say "missing command sysctl (install procps)"; missing=1; fi
 if ! command -v virsh >/dev/null 2>&1; then say "missing command virsh (install 'libvirt-clients (libvirt)')"; missing=1; fi
 if [ "$missing" = 1 ] && [ "$DRY_RUN" = 0 ]; then die "install the missing packages first"; fi
+
+if [ "$PREFLIGHT" = 1 ] && ! "$BUNDLE_DIR/preflight.sh"; then
+	die "preflight found a hazard that breaks this bundle (above): fix it, or pass --skip-preflight"
+fi
 
 rollback() {
 	local status=$? rel

@@ -1,0 +1,152 @@
+//! preflight.sh: the coexistence hazards that silently break guest networking, looked for on the
+//! host before anything changes. Each check is a shell condition chosen here from the profile; a
+//! finding is one line — what it breaks, what to do — and fatal findings stop install.sh.
+
+use super::{dhcp_server, DhcpServer, Plan};
+use crate::model::*;
+use crate::templates::{sh_quote, Templates};
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Check {
+    /// A bash condition: true when the hazard is present.
+    when: String,
+    /// `fatal` or `warning`.
+    severity: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Ctx {
+    version: &'static str,
+    profile: String,
+    checks: Vec<Check>,
+}
+
+fn check(when: String, fatal: bool, message: String) -> Check {
+    Check { when, severity: if fatal { "fatal" } else { "warning" }, message: sh_quote(&message) }
+}
+
+pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
+    let mut checks = Vec::new();
+    let forwarding: Vec<&Network> = p.networks.iter().filter(|n| n.mode.forwards_packets()).collect();
+    if !forwarding.is_empty() {
+        let bridges: Vec<&str> = forwarding.iter().map(|n| n.bridge.as_str()).collect();
+        let mut fix = Vec::new();
+        for b in &bridges {
+            fix.push(format!("iptables -I DOCKER-USER -i {b} -j ACCEPT"));
+            fix.push(format!("iptables -I DOCKER-USER -o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"));
+        }
+        checks.push(check(
+            "iptables -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP'".into(),
+            true,
+            format!(
+                "the iptables FORWARD policy is DROP (Docker sets it): forwarded traffic of {} is dropped there even \
+                 where vnetgen's or libvirt's rules accept it; fix: {} (or set \"ip-forward-no-drop\": true in \
+                 /etc/docker/daemon.json and restart Docker)",
+                bridges.join(", "),
+                fix.join("; ")
+            ),
+        ));
+    }
+    if p.host.firewall == Firewall::Nftables {
+        checks.push(check(
+            "iptables-legacy-save 2>/dev/null | grep -q '^-A'".into(),
+            false,
+            "iptables-legacy rules are loaded next to nftables: both filter every packet and a legacy DROP wins; \
+             list them with iptables-legacy-save and move them to nftables"
+                .into(),
+        ));
+        checks.push(check(
+            "nft list ruleset 2>/dev/null | awk '/^table /{t=$2\" \"$3} /type nat hook/{print t}' | \
+             grep -vqxE '(inet vnetgen|ip libvirt_network|ip6 libvirt_network|ip nat|ip6 nat|inet firewalld)'"
+                .into(),
+            false,
+            "another nftables table does NAT (nft list ruleset | grep -B5 'type nat'): its masquerade or DNAT rules may \
+             rewrite guest traffic before or after vnetgen's"
+                .into(),
+        ));
+    }
+    let dnsmasq: Vec<&str> =
+        p.networks.iter().filter(|n| dhcp_server(p, n) == DhcpServer::Dnsmasq).map(|n| n.bridge.as_str()).collect();
+    if !dnsmasq.is_empty() {
+        // A wildcard listener takes port 53 on every address, the bridges' included; a listener
+        // on a bridge address itself is vnetgen's own dnsmasq (bind-dynamic) from an earlier run.
+        checks.push(check(
+            "ss -Hlnu 2>/dev/null | awk '$4 ~ /^(0\\.0\\.0\\.0|\\*|\\[::\\]):53$/' | grep -q .".into(),
+            true,
+            format!(
+                "a DNS server already listens on port 53 of all addresses (ss -lnup 'sport = :53'): vnetgen-dnsmasq cannot \
+                 serve {}; configure that server with bind-interfaces and except-interface= for each of them",
+                dnsmasq.join(", ")
+            ),
+        ));
+    }
+    for n in p.networks.iter().filter(|n| n.mode != Mode::Bridged) {
+        if let Some(v4) = &n.ipv4 {
+            let br = n.bridge.as_str();
+            checks.push(check(
+                format!(
+                    "{{ ip -4 -o route show root {s}; ip -4 -o route show match {s}; }} 2>/dev/null | \
+                     grep -v '^default ' | grep -vw 'dev {br}' | grep -q .",
+                    s = v4.subnet
+                ),
+                true,
+                format!(
+                    "subnet {} of network {} collides with a route this host already has (ip -4 route show match {}): \
+                     pick a free subnet in the profile",
+                    v4.subnet, n.name, v4.subnet
+                ),
+            ));
+        }
+    }
+    for (i, u) in p.host.uplinks.iter().enumerate() {
+        if u.kind == UplinkKind::Ethernet {
+            let bridged = p.networks.iter().any(|n| n.mode == Mode::Bridged && n.uplink == i);
+            checks.push(check(
+                format!("[ -d /sys/class/net/{}/wireless ] || [ -L /sys/class/net/{}/phy80211 ]", u.name, u.name),
+                bridged,
+                format!(
+                    "uplink {} is wireless but the profile says ethernet{}; set kind: wifi",
+                    u.name,
+                    if bridged {
+                        ": a WiFi uplink cannot be bridged (access points drop frames from guests' MACs)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    let others: &[(&str, &str)] = match p.host.firewall {
+        Firewall::Nftables | Firewall::Iptables => &[("firewalld", "firewalld"), ("ufw", "ufw")],
+        Firewall::Ufw => &[("firewalld", "firewalld")],
+        Firewall::Firewalld => &[("ufw", "ufw")],
+    };
+    for (unit, name) in others {
+        checks.push(check(
+            format!("systemctl is-active --quiet {unit}.service 2>/dev/null"),
+            false,
+            format!(
+                "{name} is running although the profile's firewall is {}: its rules apply too and may drop guest traffic",
+                p.host.firewall.as_str()
+            ),
+        ));
+    }
+    let named = match p.host.firewall {
+        Firewall::Ufw => Some("ufw"),
+        Firewall::Firewalld => Some("firewalld"),
+        Firewall::Nftables | Firewall::Iptables => None,
+    };
+    if let Some(unit) = named {
+        checks.push(check(
+            format!("command -v systemctl >/dev/null && ! systemctl is-active --quiet {unit}.service 2>/dev/null"),
+            false,
+            format!("the profile's firewall is {unit} but {unit}.service is not running: the bundle's rules for it do nothing"),
+        ));
+    }
+    let ctx = Ctx { version: super::VERSION, profile: sh_quote(p.name.as_str()), checks };
+    plan.bundle.add("preflight.sh", 0o755, t.render("install/preflight.sh.tera", &ctx)?);
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! preflight.sh finds each hazard it knows when that hazard is staged in a scratch network
+//! namespace — and stays quiet, exit 0, on a clean one.
+
+use crate::support::{tool, TempDir};
+use std::process::{Command, Output};
+use vnetgen::templates::Templates;
+
+/// A scratch network namespace, deleted (with its processes) on drop.
+struct Ns(String);
+
+impl Ns {
+    fn new(tag: &str) -> Ns {
+        let name = format!("vnetgen-pf-{}-{tag}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        assert!(ok, "ip netns add {name}");
+        Ns(name)
+    }
+    fn sh(&self, script: &str) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.0, "bash", "-c", script]).output().unwrap()
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn root() -> bool {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&uid.stdout).trim() == "0"
+}
+
+#[test]
+fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
+    if !root() {
+        assert!(std::env::var("VNETGEN_REQUIRE_TOOLS").is_err(), "the preflight test needs root in CI");
+        eprintln!("SKIP: preflight hazards are staged in network namespaces, which needs root");
+        return;
+    }
+    for (name, pkg) in [("iptables", "iptables"), ("nft", "nftables"), ("ss", "iproute2"), ("python3", "python3")] {
+        if tool(name, pkg).is_none() {
+            return;
+        }
+    }
+    let tmp = TempDir::new("preflight");
+    // server-custom-routed: forwarding, nftables, dnsmasq, routed subnet 203.0.113.88/29.
+    let model = vnetgen::check(vnetgen::builtin::get("server-custom-routed").unwrap().as_bytes()).model.unwrap();
+    let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
+    bundle.write_to(&tmp.path().join("b"), false).unwrap();
+    let script = tmp.path().join("b/preflight.sh").display().to_string();
+    let run = |ns: &Ns| {
+        let out = ns.sh(&format!("bash {script}"));
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+
+    let clean = Ns::new("clean");
+    assert_eq!(run(&clean), (Some(0), String::new()), "preflight is not quiet on a clean namespace");
+
+    let cases: &[(&str, &str, Option<i32>, &str)] = &[
+        ("fwd", "iptables -P FORWARD DROP", Some(1), "preflight: fatal: the iptables FORWARD policy is DROP"),
+        (
+            "route",
+            "ip link add vt0 type veth peer name vt1 && ip link set vt0 up && ip link set vt1 up && \
+             ip route add 203.0.113.88/30 dev vt0",
+            Some(1),
+            "preflight: fatal: subnet 203.0.113.88/29 of network routed1 collides with a route",
+        ),
+        (
+            "nat",
+            "nft add table ip mynat && nft add chain ip mynat post '{ type nat hook postrouting priority 100; }'",
+            Some(0),
+            "preflight: warning: another nftables table does NAT",
+        ),
+        (
+            "dns",
+            "python3 -c 'import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+             s.bind((\"0.0.0.0\", 53)); time.sleep(60)' >/dev/null 2>&1 & \
+             for i in $(seq 100); do ss -Hlnu | grep -q ':53 ' && exit 0; sleep 0.05; done; exit 1",
+            Some(1),
+            "preflight: fatal: a DNS server already listens on port 53 of all addresses",
+        ),
+    ];
+    for (tag, stage, code, line) in cases {
+        let ns = Ns::new(tag);
+        let staged = ns.sh(stage);
+        assert!(staged.status.success(), "staging {tag} failed: {}", String::from_utf8_lossy(&staged.stderr));
+        let (got_code, out) = run(&ns);
+        assert!(out.lines().any(|l| l.starts_with(line)), "{tag}: expected {line:?}, got:\n{out}");
+        assert_eq!(out.lines().count(), 1, "{tag}: only the staged hazard is reported:\n{out}");
+        assert_eq!(got_code, *code, "{tag}: exit status");
+    }
+}
