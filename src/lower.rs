@@ -22,6 +22,8 @@ pub fn lower(p: &raw::Profile) -> (Option<Profile>, Vec<Diagnostic>) {
 #[derive(Default)]
 struct Cx {
     diags: Vec<Diagnostic>,
+    /// Every lowered forward's host side, across all networks, with the place of its port.
+    claims: Vec<(Proto, u16, Option<Ipv4Addr>, Loc)>,
 }
 
 impl Cx {
@@ -53,6 +55,7 @@ impl Cx {
             }
         }
         self.cross_network(&p.networks.value, &networks, host.as_ref());
+        self.forward_clashes();
         let guest = host.as_ref().and_then(|h| self.guest(p.guest.as_ref(), h.distro));
         Some(Profile { name: name?, host: host?, networks, guest: guest? })
             .filter(|pr| pr.networks.len() == p.networks.value.len())
@@ -499,10 +502,10 @@ impl Cx {
             }
             for f in fs {
                 if let Some(fw) = self.forward(f, ipv4.as_ref(), ipv4_failed) {
+                    self.claims.push((fw.proto, fw.host_port, fw.host_address, f.value.host_port.loc));
                     forwards.push(fw);
                 }
             }
-            self.forward_clashes(fs, &forwards);
             if forwards.len() != fs.len() {
                 return None;
             }
@@ -742,26 +745,20 @@ impl Cx {
         })
     }
 
-    fn forward_clashes(&mut self, raw: &[S<raw::Forward>], fws: &[Forward]) {
-        if raw.len() != fws.len() {
-            return;
-        }
-        for (i, a) in fws.iter().enumerate() {
-            for (j, b) in fws.iter().enumerate().take(i) {
-                let same_addr =
-                    a.host_address.is_none() || b.host_address.is_none() || a.host_address == b.host_address;
-                if a.proto == b.proto && a.host_port == b.host_port && same_addr {
-                    self.err_help(
-                        raw[i].value.host_port.loc,
-                        format!(
-                            "host port {}/{} is already forwarded (line {})",
-                            a.host_port,
-                            a.proto.as_str(),
-                            raw[j].value.host_port.loc.line
-                        ),
-                        "a host port can reach one guest only; pick another host port",
-                    );
-                }
+    /// Two forwards, in one network or in two, may not claim the same host port and protocol on
+    /// the same host address (no address means every address).
+    fn forward_clashes(&mut self) {
+        let claims = std::mem::take(&mut self.claims);
+        for (i, (proto, port, addr, loc)) in claims.iter().enumerate() {
+            let earlier = claims[..i]
+                .iter()
+                .find(|(p, q, a, _)| p == proto && q == port && (a.is_none() || addr.is_none() || a == addr));
+            if let Some((_, _, _, first)) = earlier {
+                self.err_help(
+                    *loc,
+                    format!("host port {port}/{} is already forwarded (line {})", proto.as_str(), first.line),
+                    "a host port can reach one guest only; pick another host port",
+                );
             }
         }
     }
@@ -834,28 +831,6 @@ impl Cx {
                                 }
                             }
                         }
-                    }
-                }
-            }
-            // Forwards across networks claim the same host ports.
-            let mut claimed: BTreeMap<(Proto, u16), (Option<Ipv4Addr>, u32)> = BTreeMap::new();
-            for (i, n) in nets.iter().enumerate() {
-                let raw_fw = raws[i].value.forwards.as_deref().unwrap_or(&[]);
-                for (f, r) in n.forwards.iter().zip(raw_fw) {
-                    if let Some((addr, line)) = claimed.get(&(f.proto, f.host_port)) {
-                        let same = addr.is_none() || f.host_address.is_none() || *addr == f.host_address;
-                        if same && *line != r.value.host_port.loc.line && !same_network(raws, i, *line) {
-                            self.err(
-                                r.value.host_port.loc,
-                                format!(
-                                    "host port {}/{} is already forwarded (line {line})",
-                                    f.host_port,
-                                    f.proto.as_str()
-                                ),
-                            );
-                        }
-                    } else {
-                        claimed.insert((f.proto, f.host_port), (f.host_address, r.value.host_port.loc.line));
                     }
                 }
             }
@@ -1075,10 +1050,6 @@ impl Cx {
         let mask = Subnet6 { network: a, prefix }.mask();
         Some((a, Subnet6 { network: Ipv6Addr::from(u128::from(a) & mask), prefix }))
     }
-}
-
-fn same_network(raws: &[S<raw::Network>], i: usize, line: u32) -> bool {
-    raws[i].value.forwards.iter().flatten().any(|f| f.value.host_port.loc.line == line)
 }
 
 fn first_host4(subnet: Subnet4) -> Ipv4Addr {
