@@ -580,8 +580,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         let run = qemu::spawn(&mut topo, &host, image, accel, &g.name, &tap, &g.mac, &append)?;
         let t = run.wait_ready(&mut topo, accel.ready_timeout())?;
         eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
-        if let Some(l) = run.lines().iter().find(|l| l.starts_with("VT lease ")) {
-            let addr = l.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("").to_string();
+        if let Some((_, addr)) = run.reported("lease") {
             seg.guests.push((g.name.clone(), addr));
         }
         guests.push(run);
@@ -631,12 +630,16 @@ fn evaluate(
     let guest_lines =
         |name: &str| -> Vec<String> { guests.iter().find(|g| g.name == name).map(|g| g.lines()).unwrap_or_default() };
     let expect = seg.expand(&c.expect);
+    let reported = |c: &Check, tag: &str| -> (String, String) {
+        guests
+            .iter()
+            .find(|g| Some(g.name.as_str()) == c.guest.as_deref())
+            .and_then(|g| g.reported(tag))
+            .unwrap_or_else(|| (format!("no {tag} line"), String::new()))
+    };
     Ok(match c.kind {
         CheckKind::Lease => {
-            let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
-            let lease =
-                lines.iter().find(|l| l.starts_with("VT lease ")).cloned().unwrap_or_else(|| "no lease line".into());
-            let addr = lease.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("").to_string();
+            let (line, addr) = reported(c, "lease");
             let ok = match expect.split_once('-') {
                 // `first-last`: the lease must fall in the DHCP range.
                 Some((a, b)) => match (
@@ -649,20 +652,18 @@ fn evaluate(
                 },
                 None => addr == expect,
             };
-            (ok, lease)
+            (ok, line)
         }
         CheckKind::V6Address => {
-            let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
-            let line = lines.iter().find(|l| l.starts_with("VT v6 ")).cloned().unwrap_or_else(|| "no v6 line".into());
-            let addr = line.split_whitespace().nth(2).unwrap_or("").split('/').next().unwrap_or("");
-            let ok = match (expect.split_once('/'), addr.parse::<std::net::Ipv6Addr>()) {
-                (Some((net, len)), Ok(a)) => match (net.parse::<std::net::Ipv6Addr>(), len.parse::<u32>()) {
-                    (Ok(n), Ok(len)) if len <= 128 => {
-                        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-                        u128::from(a) & mask == u128::from(n) & mask
-                    }
-                    _ => false,
-                },
+            let (line, addr) = reported(c, "v6");
+            let prefix = expect.split_once('/').and_then(|(net, len)| {
+                Some(vnetgen::model::Subnet6 {
+                    network: net.parse().ok()?,
+                    prefix: len.parse().ok().filter(|l| *l <= 128)?,
+                })
+            });
+            let ok = match (prefix, addr.parse::<std::net::Ipv6Addr>()) {
+                (Some(p), Ok(a)) => p.contains(a),
                 _ => false,
             };
             (ok, line)

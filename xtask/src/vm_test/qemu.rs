@@ -119,6 +119,16 @@ impl GuestRun {
             .unwrap_or_default()
     }
 
+    /// The agent's line starting with `VT <tag> ` (e.g. `lease`, `v6`), and the address it reports
+    /// (the first word after the tag, without a prefix length).
+    pub fn reported(&self, tag: &str) -> Option<(String, String)> {
+        let prefix = format!("VT {tag} ");
+        let line = self.lines().into_iter().find(|l| l.starts_with(&prefix))?;
+        let addr =
+            line[prefix.len()..].split_whitespace().next().unwrap_or("").split('/').next().unwrap_or("").to_string();
+        Some((line, addr))
+    }
+
     /// Waits until the agent reports `VT ready` (or `VT fatal`).
     pub fn wait_ready(&self, topo: &mut Topology, timeout: Duration) -> Result<Duration> {
         wait_for(&format!("guest {} to report VT ready", self.name), timeout, || {
