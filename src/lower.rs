@@ -120,6 +120,24 @@ impl Cx {
         if g.outside.is_some() && outside.is_none() {
             ok = false;
         }
+        let outside6 = match &g.outside6 {
+            None => None,
+            Some(o) => match self.ipv6(o) {
+                Some(a) if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_unicast_link_local() => {
+                    self.err_help(
+                        o.loc,
+                        format!("{a} cannot be the outside IPv6 address"),
+                        "name a global IPv6 address beyond the host that answers HTTP on port 80",
+                    );
+                    None
+                }
+                Some(a) => Some(a),
+                None => None,
+            },
+        };
+        if g.outside6.is_some() && outside6.is_none() {
+            ok = false;
+        }
         let outside_name = match &g.outside_name {
             None => None,
             Some(n) => {
@@ -129,7 +147,7 @@ impl Cx {
             }
         };
         let ipv6 = g.ipv6.as_ref().map_or(GuestIpv6::Keep, |v| v.value);
-        ok.then_some(Guest { os, stack, ipv6, apt_force_ipv4, outside, outside_name, replace_wired_profiles })
+        ok.then_some(Guest { os, stack, ipv6, apt_force_ipv4, outside, outside6, outside_name, replace_wired_profiles })
     }
 
     fn dns_name(&mut self, s: &S<String>) -> Option<DnsName> {
@@ -1201,6 +1219,7 @@ pub fn raise(p: &Profile) -> raw::Profile {
         ipv6: Some(S::new(g.ipv6)),
         apt_force_ipv4: Some(S::new(g.apt_force_ipv4)),
         outside: g.outside.map(|a| s(&a.to_string())),
+        outside6: g.outside6.map(|a| s(&a.to_string())),
         outside_name: g.outside_name.as_ref().map(|n| s(n.as_str())),
         replace_wired_profiles: Some(S::new(g.replace_wired_profiles)),
     };

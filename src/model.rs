@@ -160,6 +160,8 @@ pub struct Guest {
     pub apt_force_ipv4: bool,
     /// `outside: 203.0.113.10` — pinged and fetched by verify.sh; default none.
     pub outside: Option<Ipv4Addr>,
+    /// `outside6: 2001:db8::10` — fetched over IPv6 by verify.sh; default none.
+    pub outside6: Option<Ipv6Addr>,
     /// `outside-name: deb.debian.org` — resolved by verify.sh; default none.
     pub outside_name: Option<DnsName>,
     /// `replace-wired-profiles: true` — NetworkManager only; default false.
@@ -207,6 +209,7 @@ impl Guest {
             ipv6: GuestIpv6::Keep,
             apt_force_ipv4: false,
             outside: None,
+            outside6: None,
             outside_name: None,
             replace_wired_profiles: false,
         }

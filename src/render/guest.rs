@@ -56,6 +56,7 @@ struct VerifyCtx {
     first: String,
     networks: Vec<NetCtx>,
     outside: String,
+    outside6: String,
     outside_name: String,
     pkg_command: String,
     cause_pkg: String,
@@ -77,6 +78,7 @@ struct NetCtx {
     cause_forward: String,
     cause_dns: String,
     cause_http: String,
+    cause_v6: String,
 }
 
 fn step(comment: &str, files: Vec<FileCtx>, lines: &[&str]) -> StepCtx {
@@ -300,6 +302,7 @@ fn verify_ctx(p: &Profile) -> VerifyCtx {
         first: sh_quote(names[0]),
         networks,
         outside: sh_quote(&g.outside.map(|a| a.to_string()).unwrap_or_default()),
+        outside6: sh_quote(&g.outside6.map(|a| a.to_string()).unwrap_or_default()),
         outside_name: sh_quote(g.outside_name.as_ref().map_or("", |n| n.as_str())),
         pkg_command: sh_quote(pkg_command),
         cause_pkg: sh_quote(cause_pkg),
@@ -401,6 +404,26 @@ fn net_ctx(p: &Profile, n: &Network) -> NetCtx {
              {br} out on {up}; nftables: nft list ruleset | grep -n drop)"
         ),
     };
+    // Why IPv6 to the outside is a black hole while the guest holds a global IPv6 address and an
+    // IPv6 default route (seed 002: apt tries IPv6 first and hangs).
+    let fix = "give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the \
+               profile, re-render and run setup.sh again";
+    let cause_v6 = match (&n.ipv6, n.mode) {
+        (_, Mode::Bridged) => format!(
+            "the LAN's IPv6 router (whose router advertisement gave the guest its address) does not route its \
+             traffic out; fix the LAN's IPv6, or {fix}"
+        ),
+        (Some(v6), _) => format!(
+            "the host does not forward IPv6 for {} (on the host: sysctl net.ipv6.conf.all.forwarding must be 1, \
+             and the host firewall must accept forwarded IPv6 from {br}), or the LAN router has no route back to {} \
+             via this host (ip -6 route add {} via <host address>); or {fix}",
+            v6.subnet, v6.subnet, v6.subnet
+        ),
+        _ => format!(
+            "network {name} carries no IPv6 in the profile, yet the guest has an IPv6 default route (a router \
+             advertisement from somewhere else) that leads nowhere: {fix}"
+        ),
+    };
     let gateway = match n.mode {
         Mode::Bridged => String::new(),
         _ => v4.map(|v| v.gateway.to_string()).unwrap_or_default(),
@@ -416,5 +439,6 @@ fn net_ctx(p: &Profile, n: &Network) -> NetCtx {
         cause_forward: sh_quote(&cause_forward),
         cause_dns: sh_quote(&cause_dns),
         cause_http: sh_quote(&cause_http),
+        cause_v6: sh_quote(&cause_v6),
     }
 }

@@ -4,31 +4,50 @@
 # Checks a guest's network from inside the guest, step by step (seed 002's checklist), and
 # names the likely root cause of the first thing that is wrong.
 #
-# Usage (inside the guest, as a normal user): ./verify.sh [--interface IF] [--no-package-check] [NETWORK]
-#   NETWORK             the libvirt network the guest is attached to: lan, cnat, croute (default lan)
-#   --interface IF      check IF instead of the first Ethernet interface found
-#   --no-package-check  skip the package index update
+# Usage (inside the guest, as a normal user): ./verify.sh [OPTIONS] [NETWORK]
+#   NETWORK               the libvirt network the guest is attached to: lan, cnat, croute (default lan)
+#   --interface IF        check IF instead of the first Ethernet interface found
+#   --outside ADDR        ping and fetch this IPv4 address instead of the profile's guest.outside
+#   --outside6 ADDR       fetch this IPv6 address instead of the profile's guest.outside6
+#   --outside-name NAME   resolve this name instead of the profile's guest.outside-name
+#   --no-package-check    skip the package index update
 #
 # Prints one line per step: `PASS <step>`, `FAIL <step>: <likely root cause>` or
 # `SKIP <step>: <why>`. Exits with the number of failed steps (0: all passed; 64: usage error).
 set -uo pipefail
 
 usage() {
-	echo "usage: verify.sh [--interface IF] [--no-package-check] [NETWORK]"
+	echo "usage: verify.sh [--interface IF] [--outside ADDR] [--outside6 ADDR] [--outside-name NAME] [--no-package-check] [NETWORK]"
 	echo "networks: lan, cnat, croute"
 }
 
 IF=""
 PKG_CHECK=1
 NETWORK=lan
+OUTSIDE=''
+OUTSIDE6=''
+OUTSIDE_NAME=''
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--interface)
+	--interface | --outside | --outside6 | --outside-name)
 		if [ $# -lt 2 ]; then
 			usage >&2
 			exit 64
 		fi
-		IF=$2
+		# Values become command arguments only, never code; still, refuse what no address,
+		# interface or DNS name contains.
+		case "$2" in
+		"" | -* | *[!A-Za-z0-9_.:-]*)
+			echo "verify.sh: $1 $2: not an interface name, address or DNS name" >&2
+			exit 64
+			;;
+		esac
+		case "$1" in
+		--interface) IF=$2 ;;
+		--outside) OUTSIDE=$2 ;;
+		--outside6) OUTSIDE6=$2 ;;
+		--outside-name) OUTSIDE_NAME=$2 ;;
+		esac
 		shift
 		;;
 	--no-package-check) PKG_CHECK=0 ;;
@@ -60,6 +79,7 @@ lan)
 	CAUSE_FORWARD='the LAN behind enp1s0 has no way out, or blocks this guest'
 	CAUSE_DNS='the LAN'\''s DNS server is not answering; check the nameserver lines of /etc/resolv.conf (resolvectl status)'
 	CAUSE_HTTP='the host firewall blocks routed TCP from br0: a forward chain drops it (UFW: ufw route allow in on br0 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_V6='the LAN'\''s IPv6 router (whose router advertisement gave the guest its address) does not route its traffic out; fix the LAN'\''s IPv6, or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 cnat)
 	GATEWAY=192.168.100.1
@@ -71,6 +91,7 @@ cnat)
 	CAUSE_FORWARD='the host does not forward or NAT this network (on the host: sysctl net.ipv4.ip_forward must be 1, and a masquerade rule for 192.168.100.0/24 out of enp1s0 must exist), or enp1s0 has no way out'
 	CAUSE_DNS='DNS on the bridge is not answering (dnsmasq on 192.168.100.1 for network cnat); check the nameserver lines of /etc/resolv.conf (resolvectl status)'
 	CAUSE_HTTP='the host firewall blocks routed TCP from virbr10: a forward chain drops it (UFW: ufw route allow in on virbr10 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_V6='network cnat carries no IPv6 in the profile, yet the guest has an IPv6 default route (a router advertisement from somewhere else) that leads nowhere: give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 croute)
 	GATEWAY=203.0.113.89
@@ -82,6 +103,7 @@ croute)
 	CAUSE_FORWARD='the host does not forward this network (on the host: sysctl net.ipv4.ip_forward must be 1), or the LAN router has no route back to 203.0.113.88/29 via this host'
 	CAUSE_DNS='DNS on the bridge is not answering (dnsmasq on 203.0.113.89 for network croute); check the nameserver lines of /etc/resolv.conf (resolvectl status)'
 	CAUSE_HTTP='the host firewall blocks routed TCP from virbr11: a forward chain drops it (UFW: ufw route allow in on virbr11 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_V6='the host does not forward IPv6 for 2001:db8:aa::/64 (on the host: sysctl net.ipv6.conf.all.forwarding must be 1, and the host firewall must accept forwarded IPv6 from virbr11), or the LAN router has no route back to 2001:db8:aa::/64 via this host (ip -6 route add 2001:db8:aa::/64 via <host address>); or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 *)
 	echo "verify.sh: no network $NETWORK in profile debian-ifupdown" >&2
@@ -89,8 +111,6 @@ croute)
 	exit 64
 	;;
 esac
-OUTSIDE=''
-OUTSIDE_NAME=''
 PKG_COMMAND='apt-get update'
 CAUSE_PKG='if it hangs, IPv6 is unusable on this network: set ipv6: disable or apt-force-ipv4: true under guest: in the profile, re-render and run setup.sh again'
 PKG_NONE=''
@@ -139,8 +159,8 @@ in_subnet() {
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-# http_ok ADDR: true if ADDR answers an HTTP request on TCP port 80 within 5 seconds (bash's
-# /dev/tcp: no curl or wget needed).
+# http_ok ADDR: true if ADDR (IPv4 or IPv6) answers an HTTP request on TCP port 80 within 5
+# seconds (bash's /dev/tcp: no curl or wget needed).
 http_ok() {
 	# shellcheck disable=SC2016 # $1 expands in the inner bash
 	timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/80" && printf "HEAD / HTTP/1.0\r\n\r\n" >&3 && head -c 5 <&3' _ "$1" 2>/dev/null | grep -q '^HTTP/'
@@ -179,7 +199,7 @@ else
 fi
 
 if [ -z "$ADDR" ]; then
-	for step in ping-gateway ping-outside dns http-outside package-index; do
+	for step in ping-gateway ping-outside dns http-outside ipv6-outside package-index; do
 		skip "$step" "needs an IPv4 address"
 	done
 	exit "$FAILS"
@@ -239,7 +259,27 @@ else
 	fail http-outside "HTTP to $OUTSIDE port 80 fails too: $CAUSE_FORWARD"
 fi
 
-# 7. The package index updates in time.
+# 7. IPv6: a global address and an IPv6 default route promise programs an IPv6 path; apt tries
+# it first and hangs when it leads nowhere (seed 002). Without either, programs use IPv4 at once.
+V6_BLACK_HOLE=0
+ADDR6=$(ip -6 -o addr show dev "$IF" scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }')
+ROUTE6=$(ip -6 route show default 2>/dev/null | head -n 1)
+if [ "$WAY_OUT" != yes ]; then
+	skip ipv6-outside "$WAY_OUT"
+elif [ -z "$ADDR6" ]; then
+	skip ipv6-outside "no global IPv6 address on $IF: programs use IPv4 (nothing for apt to hang on)"
+elif [ -z "$ROUTE6" ]; then
+	skip ipv6-outside "no IPv6 default route: programs fall back to IPv4 at once"
+elif [ -z "$OUTSIDE6" ]; then
+	skip ipv6-outside "the profile names no guest.outside6 address to try (the guest has $ADDR6 and an IPv6 default route)"
+elif http_ok "$OUTSIDE6"; then
+	pass "ipv6-outside ($OUTSIDE6 port 80 from $ADDR6)"
+else
+	fail ipv6-outside "IPv6 black hole: $IF has $ADDR6 and an IPv6 default route, but HTTP to $OUTSIDE6 port 80 gets no answer, so apt and other programs that try IPv6 first hang: $CAUSE_V6"
+	V6_BLACK_HOLE=1
+fi
+
+# 8. The package index updates in time.
 if [ "$WAY_OUT" != yes ]; then
 	skip package-index "$WAY_OUT"
 elif [ "$PKG_CHECK" = 0 ]; then
@@ -264,7 +304,11 @@ else
 		if timeout 120 "${SUDO[@]}" "${PKG[@]}" >/dev/null 2>&1; then
 			pass "package-index ($PKG_COMMAND)"
 		else
-			fail package-index "$PKG_COMMAND failed or took over 120 s: $CAUSE_PKG"
+			if [ "$V6_BLACK_HOLE" = 1 ]; then
+				fail package-index "$PKG_COMMAND failed or took over 120 s: IPv6 is a black hole here (see ipv6-outside)"
+			else
+				fail package-index "$PKG_COMMAND failed or took over 120 s: $CAUSE_PKG"
+			fi
 		fi
 	fi
 fi
