@@ -575,9 +575,27 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         if g.v6 {
             append.push_str(" vt.v6=slaac");
         }
+        let mut boot = image.clone();
+        if g.setup {
+            // The bundle's guest scripts ride in a second cpio archive after the image's.
+            let mut files = Vec::new();
+            for f in ["setup.sh", "verify.sh"] {
+                let bytes = std::fs::read(bundle_dir.join("guest").join(f))
+                    .with_context(|| format!("reading the bundle's guest/{f}"))?;
+                files.push((format!("bundle/guest/{f}"), bytes));
+            }
+            let path = topo.dir.join(format!("{}.initrd", g.name));
+            image::initrd_with(image, &files, &path)?;
+            boot.initrd = path;
+            append.push_str(&format!(
+                " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
+                net.name,
+                seg.expand("{upstream}")
+            ));
+        }
         // Guests boot one after another, in the scenario's order: a guest's checks may target
         // the servers of the guests before it, which are then known to be up.
-        let run = qemu::spawn(&mut topo, &host, image, accel, &g.name, &tap, &g.mac, &append)?;
+        let run = qemu::spawn(&mut topo, &host, &boot, accel, &g.name, &tap, &g.mac, &append)?;
         let t = run.wait_ready(&mut topo, accel.ready_timeout())?;
         eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
         if let Some((_, addr)) = run.reported("lease") {
@@ -678,6 +696,17 @@ fn evaluate(
                     (got == expect, format!("got {got:?}"))
                 }
                 None => (false, format!("the guest reported no result for {spec}")),
+            }
+        }
+        CheckKind::GuestVerify => {
+            let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
+            let printed: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("VT verify ")).collect();
+            if printed.is_empty() {
+                (false, "verify.sh reported nothing (is the guest `setup: true`?)".to_string())
+            } else if printed.iter().any(|l| l.starts_with(&expect)) {
+                (true, String::new())
+            } else {
+                (false, format!("verify.sh printed: {}", printed.join(" | ")))
             }
         }
         CheckKind::LanTcp | CheckKind::HostTcp => {

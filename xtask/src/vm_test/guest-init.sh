@@ -7,16 +7,23 @@
 #   vt.checks=SPEC,...    run in order once networking is up; SPEC is one of
 #                         http:IP:PORT:PATH  dns:NAME  ping:IP  tcp:IP:PORT
 #   vt.v6=slaac           also wait up to 20 s for a global IPv6 address
+#   vt.setup=NETWORK      configure the NIC with the bundle's own /bundle/guest/setup.sh (ifupdown,
+#                         whose DHCP client is busybox's udhcpc) instead of the agent's DHCP, and
+#                         once the checks ran, run /bundle/guest/verify.sh for NETWORK
+#   vt.outside=IP vt.outside-name=NAME   verify.sh's --outside and --outside-name
 # Output: one `VT ...` line per event on /dev/ttyS1 (ttyS0 is the kernel console), in this order:
 #   VT boot <uptime>
+#   VT setup <exit code>                 (only with vt.setup)
 #   VT lease <ipv4>/<prefix> router <ip|none> dns <ip|none>  |  VT lease none
 #   VT v6 <addr|none>                    (only with vt.v6)
 #   VT serve <port> [failed]             (per port)
 #   VT check <spec> <result>             (per check)
+#   VT verify <line>, VT verify exit <n> (only with vt.setup: verify.sh's output and exit code)
 #   VT ready
 # Never reboots or powers off: on a fatal error it reports `VT fatal <reason>` and idles.
 
-export PATH=/bin
+# Debian's order: the real ifupdown (/sbin) and getent (/usr/bin) before busybox's applets (/bin).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 set -f
 umask 022
 
@@ -65,13 +72,16 @@ done </lib/modules/load-order
 read -r up _ </proc/uptime
 report "boot $up"
 
-serve='' checks='' v6=''
+serve='' checks='' v6='' setup='' outside='' outside_name=''
 read -r cmdline </proc/cmdline
 for w in $cmdline; do
     case $w in
         vt.serve=*) serve=${w#vt.serve=} ;;
         vt.checks=*) checks=${w#vt.checks=} ;;
         vt.v6=*) v6=${w#vt.v6=} ;;
+        vt.setup=*) setup=${w#vt.setup=} ;;
+        vt.outside=*) outside=${w#vt.outside=} ;;
+        vt.outside-name=*) outside_name=${w#vt.outside-name=} ;;
     esac
 done
 
@@ -118,7 +128,18 @@ done
 
 ip link set lo up
 addr=none
-if [ -n "$ifc" ]; then
+if [ -n "$setup" ]; then
+    # The bundle's setup.sh finds the interface and brings it up itself (ifup runs udhcpc with
+    # its default script, which is the agent's). Bounded: a DHCP client that never gets an
+    # answer must not hang the guest.
+    [ -f /bundle/guest/setup.sh ] || fatal "vt.setup without /bundle/guest/setup.sh"
+    cp /udhcpc.script /etc/udhcpc/default.script
+    mkdir -p /run/network
+    [ -n "$ifc" ] && sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" 2>/dev/null
+    log "running the bundle's guest/setup.sh"
+    timeout 60 bash /bundle/guest/setup.sh >/dev/console 2>&1
+    report "setup $?"
+elif [ -n "$ifc" ]; then
     # No duplicate address detection: a SLAAC address is usable a second sooner.
     sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" 2>/dev/null
     ip link set "$ifc" up || fatal "ip link set $ifc up"
@@ -214,6 +235,15 @@ for c in $(echo "$checks" | tr ',' ' '); do
     esac
     report "check $c $r"
 done
+
+if [ -n "$setup" ]; then
+    log "running the bundle's guest/verify.sh"
+    bash /bundle/guest/verify.sh --no-package-check ${outside:+--outside "$outside"} \
+        ${outside_name:+--outside-name "$outside_name"} "$setup" >/tmp/verify.out 2>/dev/console
+    rc=$?
+    while IFS= read -r l; do report "verify $l"; done </tmp/verify.out
+    report "verify exit $rc"
+fi
 
 report ready
 idle

@@ -1,9 +1,11 @@
 //! The VM test guest image: a kernel and a busybox initramfs whose `/init` is the guest agent
 //! (`guest-init.sh`, embedded).
 //!
-//! Built from two Debian packages fetched with `apt-get download` and unpacked with
-//! `dpkg-deb -x` (never installed on the host): the versioned kernel package that
-//! `linux-image-amd64` depends on, and `busybox-static`. The kernel is the uncompressed ELF
+//! Built from Debian packages fetched with `apt-get download` and unpacked with `dpkg-deb -x`
+//! (never installed on the host): the versioned kernel package that `linux-image-amd64` depends
+//! on, `busybox-static`, and [`USERLAND`]: bash, glibc's loader and `getent`, and ifupdown, so
+//! that the bundle's own `guest/setup.sh` (ifupdown stack, DHCP through busybox's udhcpc) and
+//! `guest/verify.sh` run in the guest unchanged. The kernel is the uncompressed ELF
 //! `vmlinux` cut out of the package's bzImage (QEMU boots it through PVH, about twice as fast under
 //! TCG, because the guest no longer decompresses itself); if that cannot be made or does not boot,
 //! the bzImage is used and a line on stderr says so. The initramfs is an uncompressed newc cpio
@@ -27,7 +29,30 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 /// Bump to force a rebuild when this module's output changes for the same packages.
-const IMAGE_VERSION: u32 = 2;
+const IMAGE_VERSION: u32 = 3;
+
+/// Debian packages whose programs the guest carries besides busybox, and the files taken from
+/// each (regular files found by name anywhere in the unpacked package, installed at the path given).
+const USERLAND: &[(&str, &[(&str, &str)])] = &[
+    ("bash", &[("bash", "bin/bash")]),
+    ("libtinfo6", &[("libtinfo.so.6", "lib/x86_64-linux-gnu/libtinfo.so.6")]),
+    (
+        "libc6",
+        &[
+            ("libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"),
+            ("ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+        ],
+    ),
+    ("libc-bin", &[("getent", "usr/bin/getent")]),
+    (
+        "ifupdown",
+        &[
+            ("ifup", "sbin/ifup"),
+            ("wait-for-ll6.sh", "lib/ifupdown/wait-for-ll6.sh"),
+            ("settle-dad.sh", "lib/ifupdown/settle-dad.sh"),
+        ],
+    ),
+];
 
 /// The guest agent, `/init` of the initramfs.
 const GUEST_INIT: &str = include_str!("guest-init.sh");
@@ -53,6 +78,7 @@ const TIMEOUT: &str = "300";
 const PROBE_DEADLINE: Duration = Duration::from_secs(90);
 
 /// A built guest image. Boot it with `-kernel kernel -initrd initrd` (q35, TCG).
+#[derive(Clone)]
 pub struct Image {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
@@ -111,6 +137,8 @@ struct Packages {
     kernel_pkg: String,
     kernel_version: String,
     busybox_version: String,
+    /// (package, version) of each [`USERLAND`] package.
+    userland: Vec<(String, String)>,
 }
 
 /// The contents of `image/stamp`.
@@ -145,6 +173,9 @@ fn inputs_hash(pkgs: &Packages) -> String {
     h.update(format!("kernel {} {}\n", pkgs.kernel_pkg, pkgs.kernel_version));
     h.update(format!("busybox-static {}\n", pkgs.busybox_version));
     h.update(format!("modules {}\n", MODULES.join(" ")));
+    for (p, v) in &pkgs.userland {
+        h.update(format!("{p} {v}\n"));
+    }
     h.update(GUEST_INIT);
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -219,15 +250,21 @@ fn resolve(sh: &Shell, updated: &mut bool) -> Result<Packages> {
 
 /// One `apt-cache show` (about a second) answers both; the meta package pins its kernel with `(= V)`.
 fn resolve_once(sh: &Shell) -> Result<Packages> {
+    let names: Vec<&str> = USERLAND.iter().map(|(p, _)| *p).collect();
+    let shown = names.clone();
     let show = String::from_utf8(run(cmd!(
         sh,
-        "timeout -k 10 {TIMEOUT} apt-cache show --no-all-versions linux-image-amd64 busybox-static"
+        "timeout -k 10 {TIMEOUT} apt-cache show --no-all-versions linux-image-amd64 busybox-static {shown...}"
     ))?)?;
     let field = |pkg: &str, key: &str| -> Option<String> {
         let stanza = show.split("\n\n").find(|s| s.lines().any(|l| l == format!("Package: {pkg}")))?;
         stanza.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(": ")).map(str::to_string)
     };
     let busybox_version = field("busybox-static", "Version").context("apt-cache shows no busybox-static")?;
+    let userland = names
+        .iter()
+        .map(|p| Ok((p.to_string(), field(p, "Version").with_context(|| format!("apt-cache shows no {p}"))?)))
+        .collect::<Result<Vec<_>>>()?;
     let depends = field("linux-image-amd64", "Depends").context("apt-cache shows no linux-image-amd64")?;
     let dep = depends
         .split([',', '|'])
@@ -242,7 +279,7 @@ fn resolve_once(sh: &Shell) -> Result<Packages> {
         Some(v) => v,
         None => candidate_version(sh, &kernel_pkg)?,
     };
-    Ok(Packages { kernel_pkg, kernel_version, busybox_version })
+    Ok(Packages { kernel_pkg, kernel_version, busybox_version, userland })
 }
 
 fn candidate_version(sh: &Shell, pkg: &str) -> Result<String> {
@@ -313,7 +350,18 @@ fn build_in(sh: &Shell, work: &Path, pkgs: &Packages, hash: &str, mut updated: b
     fs::write(out.join("busybox"), &busybox)?;
     fs::set_permissions(out.join("busybox"), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let modules = resolve_modules(sh, &kroot, &release)?;
-    let initrd = initramfs(&busybox, &modules, &format!("{} {}", pkgs.kernel_pkg, pkgs.kernel_version));
+    let mut userland = Vec::new();
+    for ((pkg, version), (_, files)) in pkgs.userland.iter().zip(USERLAND) {
+        let deb = download(sh, &debs, pkg, version, &mut updated)?;
+        let root = work.join("userland").join(pkg);
+        fs::create_dir_all(&root)?;
+        run(cmd!(sh, "timeout -k 10 {TIMEOUT} dpkg-deb -x {deb} {root}"))?;
+        for (name, to) in *files {
+            let from = find_regular(&root, name).with_context(|| format!("{pkg} has no file {name}"))?;
+            userland.push((to.to_string(), fs::read(&from).with_context(|| format!("reading {}", from.display()))?));
+        }
+    }
+    let initrd = initramfs(&busybox, &modules, &userland, &format!("{} {}", pkgs.kernel_pkg, pkgs.kernel_version));
     fs::write(out.join("initrd.cpio"), initrd)?;
 
     // Prove the kernel reaches /init; fall back from vmlinux to the bzImage if it does not.
@@ -344,6 +392,21 @@ fn build_in(sh: &Shell, work: &Path, pkgs: &Packages, hash: &str, mut updated: b
     );
     fs::write(out.join("stamp"), stamp)?;
     Ok(out)
+}
+
+/// The first regular file (not a symlink: those point into the host's tree) called `name`, or
+/// `name.<version>` (what a library's soname link points to), under `root`, in sorted order.
+fn find_regular(root: &Path, name: &str) -> Option<PathBuf> {
+    let mut entries: Vec<_> = fs::read_dir(root).ok()?.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in &entries {
+        let meta = fs::symlink_metadata(path).ok()?;
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        if meta.is_file() && (file == name || file.strip_prefix(name).is_some_and(|v| v.starts_with('.'))) {
+            return Some(path.clone());
+        }
+    }
+    entries.iter().filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())).find_map(|d| find_regular(d, name))
 }
 
 /// `/boot/vmlinuz-<release>` in the unpacked kernel package → (release, path).
@@ -542,11 +605,55 @@ fn modinfo(ko: &[u8], key: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Files of a Debian guest's network configuration that ifupdown and glibc expect.
+const ETC: &[(&str, &str)] = &[
+    ("etc/os-release", "PRETTY_NAME=\"vnetgen VM test guest (busybox + Debian userland)\"\nID=debian\n"),
+    ("etc/nsswitch.conf", "hosts: files dns\n"),
+    ("etc/hosts", "127.0.0.1 localhost\n"),
+    ("etc/network/interfaces", "# The guest's own stanzas come from setup.sh.\nsource /etc/network/interfaces.d/*\n"),
+];
+
 /// The initramfs as an uncompressed newc cpio: deterministic (inode numbers in order, mtime 0).
-fn initramfs(busybox: &[u8], modules: &[(String, Vec<u8>)], kernel: &str) -> Vec<u8> {
+fn initramfs(busybox: &[u8], modules: &[(String, Vec<u8>)], userland: &[(String, Vec<u8>)], kernel: &str) -> Vec<u8> {
     let mut c = Cpio::default();
-    for d in ["bin", "dev", "etc", "lib", "lib/modules", "proc", "run", "srv", "sys", "tmp"] {
+    for d in [
+        "bin",
+        "dev",
+        "etc",
+        "etc/network",
+        "etc/network/interfaces.d",
+        "etc/network/if-pre-up.d",
+        "etc/network/if-up.d",
+        "etc/network/if-down.d",
+        "etc/network/if-post-down.d",
+        "lib",
+        "lib/ifupdown",
+        "lib/modules",
+        "lib/x86_64-linux-gnu",
+        "lib64",
+        "proc",
+        "run",
+        "sbin",
+        "srv",
+        "sys",
+        "tmp",
+        "usr",
+        "usr/bin",
+        "etc/udhcpc",
+    ] {
         c.entry(d, 0o040755, 0, b"");
+    }
+    for (path, data) in userland {
+        c.entry(path, 0o100755, 0, data);
+    }
+    c.entry("lib64/ld-linux-x86-64.so.2", 0o120777, 0, b"/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    for link in ["ifdown", "ifquery"] {
+        c.entry(&format!("sbin/{link}"), 0o120777, 0, b"ifup");
+    }
+    // ifupdown runs the DHCP client it finds at /sbin/udhcpc.
+    c.entry("sbin/udhcpc", 0o120777, 0, b"/bin/busybox");
+    for (path, text) in ETC {
+        c.entry(path, 0o100644, 0, text.as_bytes());
     }
     // The kernel opens /dev/console for init before devtmpfs is mounted.
     c.entry("dev/console", 0o020600, (5 << 8) | 1, b"");
@@ -659,4 +766,29 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+/// Writes to `out` the image's initramfs followed by a second cpio archive holding `files`
+/// (path inside the guest, bytes; executable) — the kernel unpacks both, the second over the
+/// first. How a guest receives the bundle's own `guest/` scripts without rebuilding the image.
+pub fn initrd_with(image: &Image, files: &[(String, Vec<u8>)], out: &Path) -> Result<()> {
+    let mut bytes = fs::read(&image.initrd).with_context(|| format!("reading {}", image.initrd.display()))?;
+    let mut c = Cpio::default();
+    let mut dirs: Vec<String> = Vec::new();
+    for (path, _) in files {
+        let mut at = 0;
+        while let Some(i) = path[at..].find('/') {
+            let dir = &path[..at + i];
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_string());
+                c.entry(dir, 0o040755, 0, b"");
+            }
+            at += i + 1;
+        }
+    }
+    for (path, data) in files {
+        c.entry(path, 0o100755, 0, data);
+    }
+    bytes.extend(c.finish());
+    fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
 }

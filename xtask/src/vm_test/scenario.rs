@@ -50,6 +50,10 @@ pub struct Guest {
     /// Also wait for an IPv6 address by SLAAC and report it.
     #[serde(default)]
     pub v6: bool,
+    /// Configure the guest with the bundle's own `guest/setup.sh` (ifupdown stack) instead of
+    /// the agent's DHCP client, and run the bundle's `guest/verify.sh` after the checks.
+    #[serde(default)]
+    pub setup: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +91,9 @@ pub enum CheckKind {
     GuestTcp,
     /// The guest's SLAAC address must lie in the `expect` prefix (`2001:db8::/64`).
     V6Address,
+    /// The bundle's `guest/verify.sh`, run in a guest with `setup: true`, printed the line
+    /// `expect` (e.g. `PASS ipv4-address (10.0.0.5)`, or `exit 0` for its exit code).
+    GuestVerify,
     /// A client on the LAN connects to `target`: the reply must contain `expect`, or the
     /// connection must be actively `refused`.
     LanTcp,
@@ -120,6 +127,9 @@ impl Check {
                 self.target.as_deref().unwrap_or("?"),
                 self.expect
             ),
+            CheckKind::GuestVerify => {
+                format!("{}'s verify.sh prints {:?}", self.guest.as_deref().unwrap_or("?"), self.expect)
+            }
             CheckKind::LanTcp => format!("LAN -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
             CheckKind::HostTcp => format!("host -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
         };
@@ -179,7 +189,7 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         serve.extend(n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)).map(|f| f.guest_port));
         serve.sort();
         serve.dedup();
-        guests.push(Guest { name: g.clone(), network: n.name.to_string(), mac, serve, v6: false });
+        guests.push(Guest { name: g.clone(), network: n.name.to_string(), mac, serve, v6: false, setup: false });
         let lease = fixed.map_or(format!("{}-{}", dhcp.start, dhcp.end), |h| h.ip.to_string());
         checks.push(check(CheckKind::Lease, Some(&g), None, lease, "a lease from the network's DHCP server"));
         let me = format!("{{guest:{g}}}");
