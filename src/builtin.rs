@@ -23,6 +23,11 @@ pub const PROFILES: &[(&str, &str, &str)] = &[
         "Dedicated server: custom routed public subnet with DHCPv6 from dnsmasq, networkd, nftables (seed 004)",
         include_str!("../profiles/server-custom-routed.yaml"),
     ),
+    (
+        "ubuntu-ufw-default-nat",
+        "Ubuntu desktop on WiFi behind UFW with libvirt's default NAT network: the routed-traffic trap fixed (seed 002)",
+        include_str!("../profiles/ubuntu-ufw-default-nat.yaml"),
+    ),
 ];
 
 /// The YAML text of built-in profile `name`.

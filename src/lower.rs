@@ -447,12 +447,12 @@ impl Cx {
                     ),
                 );
             }
-            if mode.is_custom() && !matches!(h.firewall, Firewall::Nftables | Firewall::Iptables) {
+            if mode.is_custom() && !matches!(h.firewall, Firewall::Nftables | Firewall::Iptables | Firewall::Ufw) {
                 self.err_help(
                     n.mode.loc,
                     format!("{} networks are not rendered for the {} firewall yet", mode.as_str(), h.firewall.as_str()),
-                    "this version writes custom-network rules for `firewall: nftables` and `iptables`; \
-                     libvirt-managed networks work with every firewall",
+                    "this version writes custom-network rules for `firewall: nftables`, `iptables` and \
+                     `ufw`; libvirt-managed networks work with every firewall",
                 );
             }
         }

@@ -22,6 +22,10 @@ struct Ctx {
     requires: Vec<(String, String)>,
     /// Host paths (quoted) and octal modes.
     files: Vec<(String, String)>,
+    /// Host files edited in place: (path, `top`|`end`, octal mode or `keep`), quoted.
+    edits: Vec<(String, String, String)>,
+    /// Every host path uninstall.sh restores: files, edits and tracked files, quoted.
+    restores: Vec<String>,
     steps: Vec<StepCtx>,
     undo: Vec<StepCtx>,
     undo_after: Vec<StepCtx>,
@@ -76,6 +80,19 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         distro: p.host.distro.as_str().to_string(),
         requires: plan.requires.iter().map(|(c, pkg)| (sh_quote(c), sh_quote(pkg))).collect(),
         files: plan.host_files.iter().map(|(path, mode)| (sh_quote(path), format!("{mode:04o}"))).collect(),
+        edits: plan
+            .edits
+            .iter()
+            .map(|e| (sh_quote(&e.target), e.at.to_string(), e.mode.map_or("keep".to_string(), |m| format!("{m:04o}"))))
+            .collect(),
+        restores: plan
+            .host_files
+            .iter()
+            .map(|(path, _)| path)
+            .chain(plan.edits.iter().map(|e| &e.target))
+            .chain(plan.tracked.iter())
+            .map(|p| sh_quote(p))
+            .collect(),
         steps: steps(&plan.install),
         undo: steps(&plan.uninstall),
         undo_after: steps(&plan.uninstall_after),

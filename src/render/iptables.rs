@@ -102,6 +102,12 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     Ok(())
 }
 
+/// The IPv4 `nat` table's rules for `nets` (DNAT of the forwards, masquerade, hairpin), in
+/// iptables-restore syntax on the built-in chains; the UFW backend reuses them.
+pub(super) fn nat_rules(p: &Profile, nets: &[&Network]) -> Vec<Rule> {
+    tables(p, nets, false).into_iter().find(|t| t.name == "nat").map(|t| t.rules).unwrap_or_default()
+}
+
 fn tables(p: &Profile, nets: &[&Network], v6: bool) -> Vec<Table> {
     let mut mangle = Vec::new();
     let mut prerouting = Vec::new();

@@ -15,6 +15,7 @@ mod nftables;
 mod preflight;
 mod readme;
 mod sysctl;
+mod ufw;
 
 use crate::bundle::Bundle;
 use crate::model::*;
@@ -84,8 +85,25 @@ pub struct Plan {
     pub uninstall: Vec<Step>,
     /// Uninstall steps run after the host files are restored (reload what reads them).
     pub uninstall_after: Vec<Step>,
+    /// Files of the host's own that install.sh edits in place: a block of vnetgen's (bundle file
+    /// `edits/<path>`, marked `# BEGIN vnetgen` … `# END vnetgen`) put at the top or the end.
+    pub edits: Vec<Edit>,
+    /// Host files that commands of install.sh change (e.g. `ufw` writes `/etc/ufw/user.rules`):
+    /// backed up before the commands run, restored by rollback and uninstall.sh.
+    pub tracked: Vec<String>,
     /// Commands install.sh needs, with the package that provides them.
     pub requires: BTreeMap<String, String>,
+}
+
+/// A block of vnetgen's inside a host file that belongs to the distro (see [`Plan::edits`]).
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// Host path without the leading `/`.
+    pub target: String,
+    /// `top` or `end` of the file.
+    pub at: &'static str,
+    /// The file's mode afterwards (e.g. 0o750 to make a hook executable); `None` keeps it.
+    pub mode: Option<u32>,
 }
 
 impl Plan {
@@ -93,6 +111,20 @@ impl Plan {
     pub fn host_file(&mut self, target: &str, mode: u32, text: String) {
         self.bundle.add(format!("host/{target}"), mode, text);
         self.host_files.push((target.to_string(), mode));
+    }
+
+    /// Adds a block that install.sh puts at the top or end of the host's own `/<target>`
+    /// (replacing the block an earlier install put there). `block` is the text between the
+    /// markers, which this adds.
+    pub fn edit_file(&mut self, target: &str, at: &'static str, mode: Option<u32>, block: &str) {
+        let text = format!("# BEGIN vnetgen: uninstall.sh removes this block\n{block}\n# END vnetgen\n");
+        self.bundle.add(format!("edits/{target}"), 0o644, text);
+        self.edits.push(Edit { target: target.to_string(), at, mode });
+    }
+
+    /// Declares a host file that install.sh's commands change in place.
+    pub fn track(&mut self, target: &str) {
+        self.tracked.push(target.to_string());
     }
 
     pub fn step(&mut self, comment: &str, when_changed: &[&str], lines: Vec<String>) {
@@ -154,9 +186,10 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
     match p.host.firewall {
         Firewall::Nftables => nftables::render(p, t, &mut plan)?,
         Firewall::Iptables => iptables::render(p, t, &mut plan)?,
-        // Checked by lower: these firewalls only carry libvirt-managed networks for now, whose
-        // rules libvirt inserts itself.
-        Firewall::Ufw | Firewall::Firewalld => {}
+        Firewall::Ufw => ufw::render(p, t, &mut plan)?,
+        // Checked by lower: firewalld only carries libvirt-managed networks for now, whose rules
+        // libvirt inserts itself.
+        Firewall::Firewalld => {}
     }
     libvirt::render(p, t, &mut plan)?;
     preflight::render(p, t, &mut plan)?;

@@ -201,6 +201,21 @@ fn reasons(p: &Profile) -> Vec<Why> {
              after each flush.",
         ));
     }
+    if p.host.firewall == Firewall::Ufw {
+        out.push(why(
+            "Why UFW gets route rules, and a block in before.rules",
+            "UFW's default `deny (routed)` drops what guests send through the host, except ping: \
+             UFW's before.rules accept forwarded ICMP echo, so ping works while HTTP and apt fail \
+             silently (seed 002). With libvirt's nftables backend (libvirt 10.4 and later) libvirt's \
+             own accept does not help, because a drop in UFW's chains wins. The bundle adds `ufw \
+             route allow in on <bridge> out on <uplink>` per network (and one per declared forward), \
+             allows DHCP and DNS on the bridge, and rejects other new connections from outside, while \
+             `DEFAULT_FORWARD_POLICY` stays DROP. UFW has no command for NAT: the `*nat` section sits \
+             in a marked block at the top of /etc/ufw/before.rules, a block in before.init keeps its \
+             jumps from piling up on every `ufw reload`, and forwarding is switched on in \
+             /etc/ufw/sysctl.conf, which UFW applies over /etc/sysctl.d on every start.",
+        ));
+    }
     if p.networks.iter().any(|n| n.ipv6.is_some() && n.mode.forwards_packets()) {
         out.push(why(
             "Why accept_ra=2",
@@ -239,6 +254,9 @@ fn verify(p: &Profile) -> Vec<String> {
     }
     if p.host.firewall == Firewall::Nftables && p.networks.iter().any(|n| n.mode.is_custom()) {
         out.push("nft list table inet vnetgen".to_string());
+    }
+    if p.host.firewall == Firewall::Ufw {
+        out.push("ufw status verbose   # the vnetgen rules, commented with their network".to_string());
     }
     out
 }

@@ -1,8 +1,10 @@
 //! The one integration test binary (matklad's "delete cargo integration tests"): golden bundles,
-//! CLI behaviour and diagnostics, real-tool checks of rendered files, install script behaviour,
+//! CLI behaviour and diagnostics, real-tool checks of rendered files, each firewall backend proved
+//! with packets in network namespaces, install script behaviour,
 //! the guest's verify.sh in network namespaces, and tidy checks of the repository itself.
 
 mod cli;
+mod firewall;
 mod golden;
 mod guest;
 mod install;

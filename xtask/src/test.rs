@@ -23,6 +23,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("unshare", "util-linux"),
     ("ping", "iputils-ping"),
     ("python3", "python3"),
+    ("ufw", "ufw"),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {

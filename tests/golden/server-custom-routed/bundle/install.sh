@@ -84,8 +84,24 @@ wait_link() {
 	die "interface $1 did not appear within 10 s (after $i checks)"
 }
 
+# backup_once PATH: copy /PATH to the state directory (or note that it did not exist), the
+# first time only: uninstall.sh restores the host as it was before vnetgen. Rollback restores
+# it if a later step of this run fails.
+backup_once() {
+	local rel=$1 dst="$ROOT/$1"
+	if [ ! -e "$STATE_DIR/backup/$rel" ] && [ ! -e "$STATE_DIR/created/$rel" ]; then
+		if [ -e "$dst" ]; then
+			mkdir -p "$(dirname "$STATE_DIR/backup/$rel")"
+			cp -a "$dst" "$STATE_DIR/backup/$rel"
+		else
+			mkdir -p "$(dirname "$STATE_DIR/created/$rel")"
+			: >"$STATE_DIR/created/$rel"
+		fi
+	fi
+	APPLIED+=("$rel")
+}
+
 # install_file PATH MODE: place bundle file host/PATH at /PATH, backing up what it replaces.
-# The first backup is kept: uninstall.sh restores the host as it was before vnetgen.
 install_file() {
 	local rel=$1 mode=$2
 	local src="$BUNDLE_DIR/host/$rel" dst="$ROOT/$rel"
@@ -98,18 +114,67 @@ install_file() {
 		say "would install /$rel (mode $mode)"
 		return 0
 	fi
-	if [ ! -e "$STATE_DIR/backup/$rel" ] && [ ! -e "$STATE_DIR/created/$rel" ]; then
-		if [ -e "$dst" ]; then
-			mkdir -p "$(dirname "$STATE_DIR/backup/$rel")"
-			cp -a "$dst" "$STATE_DIR/backup/$rel"
-		else
-			mkdir -p "$(dirname "$STATE_DIR/created/$rel")"
-			: >"$STATE_DIR/created/$rel"
-		fi
-	fi
-	APPLIED+=("$rel")
+	backup_once "$rel"
 	install -D -m "$mode" "$src" "$dst"
 	say "installed /$rel"
+}
+
+# edit_file PATH top|end MODE|keep: put bundle file edits/PATH (a block between `# BEGIN
+# vnetgen` and `# END vnetgen`) at the top or end of the host's own /PATH, replacing the block an
+# earlier run put there; everything else in the file stays as it is.
+edit_file() {
+	local rel=$1 at=$2 mode=$3
+	local block="$BUNDLE_DIR/edits/$rel" dst="$ROOT/$rel" new
+	[ -f "$dst" ] || die "/$rel does not exist: install the package that owns it first"
+	new="$dst.vnetgen-new"
+	if [ "$DRY_RUN" = 1 ]; then new=$(mktemp); fi
+	if [ "$at" = top ]; then
+		{ cat "$block"; without_block <"$dst"; } >"$new"
+	else
+		{ without_block <"$dst"; cat "$block"; } >"$new"
+	fi
+	if cmp -s "$new" "$dst" && { [ "$mode" = keep ] || [ "$(stat -c %a "$dst")" = "${mode#0}" ]; }; then
+		rm -f "$new"
+		return 0
+	fi
+	CHANGED[$rel]=1
+	ANY_CHANGED=1
+	if [ "$DRY_RUN" = 1 ]; then
+		rm -f "$new"
+		say "would put vnetgen's block at the $at of /$rel"
+		return 0
+	fi
+	backup_once "$rel"
+	chmod --reference="$dst" "$new"
+	chown --reference="$dst" "$new"
+	if [ "$mode" != keep ]; then chmod "$mode" "$new"; fi
+	mv -f "$new" "$dst"
+	say "put vnetgen's block at the $at of /$rel"
+}
+
+# without_block: standard input without a `# BEGIN vnetgen` … `# END vnetgen` block.
+without_block() {
+	awk '/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }'
+}
+
+# track PATH...: back up host files that the commands after it change in place; settle PATH...
+# marks those whose content changed as changed (for the steps that depend on them).
+declare -A BEFORE=()
+track() {
+	local rel
+	for rel in "$@"; do
+		BEFORE[$rel]=$(sha256sum <"$ROOT/$rel" 2>/dev/null || echo none)
+		if [ "$DRY_RUN" = 0 ]; then backup_once "$rel"; fi
+	done
+}
+settle() {
+	local rel
+	for rel in "$@"; do
+		if [ "$(sha256sum <"$ROOT/$rel" 2>/dev/null || echo none)" != "${BEFORE[$rel]}" ]; then
+			CHANGED[$rel]=1
+			ANY_CHANGED=1
+		fi
+	done
 }
 
 # define_network NAME [INDEX HOSTXML]...: define (or update), autostart and start a libvirt

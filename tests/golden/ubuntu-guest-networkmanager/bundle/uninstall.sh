@@ -84,6 +84,12 @@ undefine_network default
 undefine_network lab
 
 # Put back every file.
+restore_file etc/ufw/user6.rules
+restore_file etc/ufw/user.rules
+restore_file etc/ufw/sysctl.conf
+
+# Reload UFW with the restored files.
+if ufw status | grep -q '^Status: active'; then run ufw reload; else say 'ufw is inactive: the rules take effect with ufw enable'; fi
 
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"

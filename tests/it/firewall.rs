@@ -1,0 +1,404 @@
+//! Each firewall backend's rules, loaded from the rendered bundle into network namespaces and
+//! proved with real packets, no guest VM (the VM suite repeats this with booted guests).
+//!
+//! Topology per backend: a guest namespace on the profile's bridge (veth), the host namespace
+//! with the bridge and the uplink (named as in the profile), and an outside namespace on the
+//! uplink's segment that plays both the LAN client and the world (TEST-NET-3, 203.0.113.0/24).
+//! Facts checked: guest → outside arrives masqueraded as the uplink address; every declared TCP
+//! forward on the uplink address reaches the guest's port; an undeclared port the guest serves
+//! (positive control: the host reaches it directly) is not reachable from the LAN, neither
+//! through the uplink address nor on the guest's own address.
+//!
+//! How each backend is loaded: nftables `nft -f` of the bundle's table; iptables
+//! `iptables-restore` of its rules.v4; UFW by the bundle's own install.sh against a scratch root
+//! with the real `ufw` (its /etc/ufw a copy of the distro's, bind-mounted in a private mount
+//! namespace), so the before.rules block, before.init hook, sysctl.conf block and `ufw route`
+//! rules are what is under test. Needs root; skips loudly without it, fails in CI.
+
+use crate::support::{repo, tool, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vnetgen::model::{Mode, Profile, Proto, UplinkV4};
+
+/// A TCP server: on each connection it writes one line and closes. `peer` mode writes the
+/// client's address (the outside's "whoami"), otherwise `guest <addr> port <port>`.
+const SERVER: &str = r#"
+import socket, sys, threading
+mode, addr, ports = sys.argv[1], sys.argv[2], [int(p) for p in sys.argv[3:]]
+def serve(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port)); s.listen(16)
+    while True:
+        c, peer = s.accept()
+        line = peer[0] if mode == "peer" else "guest %s port %d" % (addr, port)
+        c.sendall((line + "\n").encode()); c.close()
+for p in ports: threading.Thread(target=serve, args=(p,), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+struct Topology {
+    prefix: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Topology {
+    fn new(tag: &str) -> Topology {
+        Topology { prefix: format!("vf{}{tag}", std::process::id()), namespaces: Vec::new(), children: Vec::new() }
+    }
+
+    fn ns(&mut self, role: &str) -> String {
+        let name = format!("{}-{role}", self.prefix);
+        sh(&["ip", "netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+
+    /// Starts SERVER in `ns` and waits for its `ready` line.
+    fn server(&mut self, ns: &str, python: &str, mode: &str, addr: &str, ports: &[u16]) {
+        let mut args = vec!["netns".to_string(), "exec".into(), ns.into(), python.into(), "-c".into(), SERVER.into()];
+        args.extend([mode.to_string(), addr.to_string()]);
+        args.extend(ports.iter().map(|p| p.to_string()));
+        let mut child = Command::new("ip").args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "server in {ns} did not start");
+        self.children.push(child);
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[track_caller]
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Probe {
+    /// Connected; the first line the server sent.
+    Open(String),
+    Refused,
+    /// No answer within the timeout (a drop).
+    Silent,
+    Other(String),
+}
+
+/// Connects from namespace `ns` to `addr:port` and reads one line.
+fn probe(ns: &str, addr: &str, port: u16) -> Probe {
+    let script = format!("exec 3<>/dev/tcp/{addr}/{port} || exit 7; head -n 1 <&3");
+    let out = Command::new("ip").args(["netns", "exec", ns, "timeout", "3", "bash", "-c", &script]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => Probe::Open(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        Some(124) => Probe::Silent,
+        _ if stderr.contains("Connection refused") => Probe::Refused,
+        _ => Probe::Other(stderr.trim().to_string()),
+    }
+}
+
+fn rooted() -> bool {
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+    if !is_root {
+        if std::env::var("VNETGEN_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+            panic!("the firewall packet tests need root to create network namespaces");
+        }
+        eprintln!("SKIP: firewall packet tests did not run: they need root");
+    }
+    is_root
+}
+
+fn python() -> Option<String> {
+    tool("python3", "python3").map(|p| p.display().to_string())
+}
+
+/// Renders `profile` (a path below the repository) into `dir`.
+fn render(profile: &str, dir: &Path) -> Profile {
+    let text = match vnetgen::builtin::get(profile) {
+        Some(t) => t.to_string(),
+        None => std::fs::read_to_string(repo().join(profile)).unwrap(),
+    };
+    let model = vnetgen::check(text.as_bytes()).model.unwrap();
+    let bundle = vnetgen::render_bundle(&model, &vnetgen::templates::Templates::load(None).unwrap()).unwrap();
+    bundle.write_to(dir, false).unwrap();
+    model
+}
+
+/// The host side every backend shares, built by the test (the stack is not under test here):
+/// bridge + gateway, guest on it, uplink to the outside. Then `load` applies the backend's rules
+/// in the host namespace, and the facts are checked.
+fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile)) {
+    if !rooted() {
+        return;
+    }
+    let (Some(python), Some(_), Some(_)) = (python(), tool("ip", "iproute2"), tool("timeout", "coreutils")) else {
+        return;
+    };
+    let tmp = TempDir::new("firewall");
+    let bundle = tmp.path().join("bundle");
+    let p = render(profile, &bundle);
+    let n = p.networks.iter().find(|n| n.mode == Mode::CustomNat).expect("a custom-nat network");
+    let v4 = n.ipv4.as_ref().unwrap();
+    let guest = v4.dhcp.as_ref().and_then(|d| d.hosts.first()).map(|h| h.ip).expect("a fixed lease");
+    let up = p.uplink(n);
+    let (uplink_addr, outside) = match &up.ipv4 {
+        UplinkV4::Static { address, subnet, gateway: Some(gw), .. } => {
+            (format!("{address}/{}", subnet.to_string().split('/').nth(1).unwrap()), gw.to_string())
+        }
+        _ => ("203.0.113.2/24".to_string(), "203.0.113.1".to_string()),
+    };
+    let uplink_ip = uplink_addr.split('/').next().unwrap().to_string();
+    let forwards: Vec<(u16, u16)> = n
+        .forwards
+        .iter()
+        .filter(|f| f.proto == Proto::Tcp && f.guest == guest)
+        .map(|f| (f.host_port, f.guest_port))
+        .collect();
+    assert!(!forwards.is_empty(), "{profile}: no TCP forward to {guest}");
+    let undeclared = 8080;
+    assert!(forwards.iter().all(|f| f.0 != undeclared && f.1 != undeclared));
+
+    let mut t = Topology::new(tag);
+    let (g, h, o) = (t.ns("g"), t.ns("h"), t.ns("o"));
+    let br = n.bridge.as_str();
+    sh(&["ip", "-n", &h, "link", "add", br, "type", "bridge"]);
+    sh(&["ip", "-n", &h, "link", "add", "vg", "type", "veth", "peer", "name", "g0", "netns", &g]);
+    sh(&["ip", "-n", &h, "link", "set", "vg", "master", br]);
+    sh(&["ip", "-n", &h, "link", "add", up.name.as_str(), "type", "veth", "peer", "name", "o0", "netns", &o]);
+    let prefix = v4.subnet.to_string();
+    let len = prefix.split('/').nth(1).unwrap();
+    for (ns, dev, addr) in [
+        (&h, br, format!("{}/{len}", v4.gateway)),
+        (&g, "g0", format!("{guest}/{len}")),
+        (&h, up.name.as_str(), uplink_addr.clone()),
+        (&o, "o0", format!("{outside}/24")),
+    ] {
+        sh(&["ip", "-n", ns, "address", "add", &addr, "dev", dev]);
+    }
+    for (ns, dev) in [(&h, br), (&h, "vg"), (&g, "g0"), (&h, up.name.as_str()), (&o, "o0")] {
+        sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+    }
+    sh(&["ip", "-n", &g, "route", "add", "default", "via", &v4.gateway.to_string()]);
+    // The LAN client knows the way to the guests' subnet (so a refusal is the firewall's doing,
+    // not a missing route).
+    sh(&["ip", "-n", &o, "route", "add", &prefix, "via", &uplink_ip]);
+    let mut ports: Vec<u16> = forwards.iter().map(|f| f.1).collect();
+    ports.push(undeclared);
+    ports.sort();
+    ports.dedup();
+    t.server(&g, &python, "guest", &guest.to_string(), &ports);
+    t.server(&o, &python, "peer", &outside, &[80]);
+
+    // Before the rules: the bridge is not yet forwarding (positive control of the probe itself).
+    let start = Instant::now();
+    while probe(&h, &guest.to_string(), undeclared) != Probe::Open(format!("guest {guest} port {undeclared}")) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the host never reached the guest's server");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    load(&bundle, &h, &p);
+
+    let mut failures = Vec::new();
+    let mut expect = |what: String, got: Probe, ok: bool| {
+        if !ok {
+            failures.push(format!("{what}: got {got:?}"));
+        }
+    };
+    let g_out = probe(&g, &outside, 80);
+    expect(
+        format!("guest -> {outside}:80 arrives as {uplink_ip}"),
+        g_out.clone(),
+        g_out == Probe::Open(uplink_ip.clone()),
+    );
+    for (hp, gp) in &forwards {
+        let got = probe(&o, &uplink_ip, *hp);
+        let want = Probe::Open(format!("guest {guest} port {gp}"));
+        expect(format!("LAN -> {uplink_ip}:{hp} reaches the guest's port {gp}"), got.clone(), got == want);
+    }
+    let ctl = probe(&h, &guest.to_string(), undeclared);
+    expect(
+        format!("host -> {guest}:{undeclared} (positive control)"),
+        ctl.clone(),
+        ctl == Probe::Open(format!("guest {guest} port {undeclared}")),
+    );
+    for (addr, what) in
+        [(uplink_ip.clone(), "an undeclared port is not forwarded"), (guest.to_string(), "LAN -> guest NEW")]
+    {
+        let got = probe(&o, &addr, undeclared);
+        let ok = matches!(got, Probe::Refused | Probe::Silent);
+        expect(format!("LAN -> {addr}:{undeclared} refused ({what})"), got, ok);
+    }
+    if !failures.is_empty() {
+        let state = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "for ns in {g} {h}; do echo \"== $ns\"; ip -n $ns -br addr; ip -n $ns route; done; \
+                 ip netns exec {h} iptables-save -c 2>/dev/null; ip netns exec {h} nft list ruleset 2>/dev/null"
+            ))
+            .output()
+            .unwrap();
+        panic!("{tag} ({profile}):\n{}\n\n{}", failures.join("\n"), String::from_utf8_lossy(&state.stdout));
+    }
+}
+
+/// Applies the bundle's sysctl file in the host namespace (every key in it is per namespace).
+fn sysctl(bundle: &Path, ns: &str) {
+    let f = bundle.join("host/etc/sysctl.d/60-vnetgen.conf");
+    sh(&["ip", "netns", "exec", ns, "sysctl", "-q", "-e", "-p", f.to_str().unwrap()]);
+}
+
+#[test]
+fn nftables_rules_pass_packets_as_promised() {
+    let Some(nft) = tool("nft", "nftables") else { return };
+    prove("n", "laptop-wifi", |bundle, h, _| {
+        sysctl(bundle, h);
+        let f = bundle.join("host/etc/vnetgen/nftables.nft");
+        sh(&["ip", "netns", "exec", h, nft.to_str().unwrap(), "-f", f.to_str().unwrap()]);
+    });
+}
+
+#[test]
+fn iptables_rules_pass_packets_as_promised() {
+    let Some(restore) = tool("iptables-restore", "iptables") else { return };
+    prove("i", "debian-iptables-custom-nat-forwards", |bundle, h, _| {
+        sysctl(bundle, h);
+        let f = bundle.join("host/etc/iptables/rules.v4");
+        sh(&["ip", "netns", "exec", h, restore.to_str().unwrap(), f.to_str().unwrap()]);
+    });
+}
+
+/// Stubs for what install.sh drives besides UFW (the stack and libvirt are not under test);
+/// `sysctl` passes UFW's own sysctl.conf through to the real tool, in the host namespace.
+const STUB: &str = r#"#!/bin/bash
+case "$(basename "$0") $*" in
+sysctl*ufw/sysctl.conf*) exec /sbin/sysctl "$@" ;;
+esac
+exit 0
+"#;
+
+#[test]
+fn ufw_rules_from_install_sh_pass_packets_as_promised() {
+    let (Some(_), Some(_)) = (tool("ufw", "ufw"), tool("iptables", "iptables")) else { return };
+    prove("u", "tests/golden/ufw-custom-nat-forwards/profile.yaml", |bundle, h, p| {
+        let out = install_under_ufw(bundle, &["ip", "netns", "exec", h], p);
+        assert!(out.contains("jumps 1\n"), "the nat jumps piled up over reloads:\n{out}");
+        assert!(out.contains("forwarding 1\n"), "UFW's sysctl.conf did not switch forwarding on:\n{out}");
+    });
+}
+
+/// Every golden bundle whose profile names UFW: the bundle's install.sh runs against the real
+/// `ufw` in a scratch network and mount namespace, UFW loads the result (reload twice), every
+/// network's rules are in `ufw status`, and uninstall.sh restores /etc/ufw byte for byte.
+#[test]
+fn every_ufw_bundle_installs_loads_and_uninstalls_with_the_real_ufw() {
+    if !rooted() {
+        return;
+    }
+    let (Some(_), Some(_)) = (tool("ufw", "ufw"), tool("iptables", "iptables")) else { return };
+    let mut seen = 0;
+    for (name, input, _) in crate::support::golden_cases() {
+        let text = std::fs::read_to_string(&input).unwrap();
+        let model = vnetgen::check(text.as_bytes()).model.unwrap();
+        if model.host.firewall != vnetgen::model::Firewall::Ufw {
+            continue;
+        }
+        seen += 1;
+        let tmp = TempDir::new("ufw-bundle");
+        let bundle = tmp.path().join("bundle");
+        let bundle_files = vnetgen::render_bundle(&model, &vnetgen::templates::Templates::load(None).unwrap()).unwrap();
+        bundle_files.write_to(&bundle, false).unwrap();
+        let out = install_under_ufw(&bundle, &["unshare", "--net"], &model);
+        for n in model.networks.iter().filter(|n| n.mode != Mode::Bridged) {
+            assert!(
+                out.contains(&format!("# vnetgen {}: ", n.name)),
+                "{name}: no UFW rule for network {}:\n{out}",
+                n.name
+            );
+        }
+    }
+    assert!(seen >= 2, "expected the UFW golden cases, found {seen}");
+}
+
+/// Runs the bundle's install.sh with the real `ufw` (its /etc/ufw a copy of this machine's,
+/// bind-mounted in a private mount namespace entered through `enter`), reloads UFW twice, and
+/// returns `ufw status verbose` plus the nat jump count and ip_forward; then proves that
+/// uninstall.sh (run on a copy, so the caller still sees the installed rules) puts every UFW file
+/// back as it was.
+fn install_under_ufw(bundle: &Path, enter: &[&str], p: &Profile) -> String {
+    let base = bundle.parent().unwrap();
+    let (root, bin) = (base.join("root"), base.join("bin"));
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    sh(&["cp", "-a", "/etc/ufw", root.join("etc/ufw").to_str().unwrap()]);
+    let stock: PathBuf = base.join("stock-ufw");
+    std::fs::create_dir_all(&bin).unwrap();
+    for cmd in ["systemctl", "networkctl", "sysctl", "virsh", "udevadm"] {
+        std::fs::write(bin.join(cmd), STUB).unwrap();
+        sh(&["chmod", "+x", bin.join(cmd).to_str().unwrap()]);
+    }
+    // The bridges a real host's stack or libvirt would create (install.sh waits for them).
+    let bridges: Vec<String> = p
+        .networks
+        .iter()
+        .map(|n| format!("ip link show {0} >/dev/null 2>&1 || ip link add {0} type bridge", n.bridge))
+        .collect();
+    // One mount namespace for everything UFW: enable it as a stock host would have it, install
+    // the bundle, reload twice (the nat jumps must not pile up), then dump the result.
+    let script = format!(
+        r#"set -e
+{bridges}
+mount --bind {root}/etc/ufw /etc/ufw
+ufw --force enable >/dev/null
+cp -a /etc/ufw {stock}
+PATH={bin}:$PATH VNETGEN_ROOT={root} VNETGEN_STATE_DIR={state} bash {bundle}/install.sh --skip-host-check --skip-preflight
+ufw reload >/dev/null
+ufw reload >/dev/null
+ufw status verbose
+echo "jumps $(iptables -t nat -S POSTROUTING | grep -c -- '-j vnetgen-postrouting' || true)"
+echo "forwarding $(cat /proc/sys/net/ipv4/ip_forward)"
+"#,
+        root = root.display(),
+        bin = bin.display(),
+        state = base.join("state").display(),
+        bundle = bundle.display(),
+        stock = stock.display(),
+        bridges = bridges.join("\n"),
+    );
+    let out = Command::new(enter[0]).args(&enter[1..]).args(["unshare", "-m", "bash", "-c", &script]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "install.sh under UFW failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // Every UFW file the install touched is as before it (an enabled stock UFW) after uninstall.sh.
+    let copy = TempDir::new("ufw-undo");
+    sh(&["cp", "-a", &format!("{}/.", base.display()), copy.path().to_str().unwrap()]);
+    let undo = format!(
+        "set -e\nmount --bind {root}/etc/ufw /etc/ufw\nPATH={bin}:$PATH VNETGEN_ROOT={root} VNETGEN_STATE_DIR={state} \
+         bash {bundle}/uninstall.sh >/dev/null\ndiff -r {stock} {root}/etc/ufw\n",
+        root = root.display(),
+        bin = bin.display(),
+        state = base.join("state").display(),
+        bundle = bundle.display(),
+        stock = stock.display(),
+    )
+    .replace(&base.display().to_string(), &copy.path().display().to_string());
+    let out = Command::new("unshare").args(["--net", "-m", "bash", "-c", &undo]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "uninstall.sh did not restore /etc/ufw:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
