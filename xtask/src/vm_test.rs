@@ -547,6 +547,10 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     }
     topo.run(&host, &format!("ip -4 -o addr show dev {uplink} | grep -q {uplink_addr}/"))
         .context("the uplink did not get its address")?;
+    if model.host.firewall == vnetgen::model::Firewall::Ufw {
+        apply_ufw(&topo, &host, dir, &bundle_dir).context("applying the bundle's UFW rules")?;
+        eprintln!("vm-test: [{}] UFW rules applied by the bundle's install.sh", s.name);
+    }
     // A capture of the uplink, kept with the logs when the run fails.
     let pcap = dir.join("uplink.pcap").display().to_string();
     topo.spawn("tcpdump", &host, &["tcpdump", "-q", "-n", "-U", "-Z", "root", "-i", &uplink, "-w", &pcap])?;
@@ -622,6 +626,52 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     Ok(())
 }
 
+/// What install.sh drives besides UFW is done by the harness itself (networkd, sysctl): stubs,
+/// except that UFW's own `sysctl -p /etc/ufw/sysctl.conf` reaches the real tool.
+const UFW_STUB: &str = "#!/bin/bash\ncase \"$(basename \"$0\") $*\" in\nsysctl*ufw/sysctl.conf*) exec /sbin/sysctl \"$@\" ;;\nesac\nexit 0\n";
+
+/// UFW the way a host has it: the real `ufw`, enabled, its /etc/ufw a copy of this machine's
+/// (bind-mounted in a private mount namespace, so the machine's own is never touched), then the
+/// bundle's own install.sh run against a scratch root: its before.rules/before.init/sysctl.conf
+/// blocks and `ufw` commands are what the guests then meet. The kernel rules stay in the host
+/// namespace after the mount namespace is gone.
+fn apply_ufw(topo: &Topology, host: &str, dir: &Path, bundle_dir: &Path) -> Result<()> {
+    let root = dir.join("ufw-root");
+    let bin = dir.join("ufw-stubs");
+    std::fs::create_dir_all(root.join("etc"))?;
+    std::fs::create_dir_all(&bin)?;
+    copy_dir(Path::new("/etc/ufw"), &root.join("etc/ufw"))?;
+    for cmd in ["systemctl", "networkctl", "sysctl", "virsh", "udevadm"] {
+        std::fs::write(bin.join(cmd), UFW_STUB)?;
+        std::process::Command::new("chmod").arg("755").arg(bin.join(cmd)).status()?;
+    }
+    let script = format!(
+        "set -e\nmount --bind {root}/etc/ufw /etc/ufw\nufw --force enable >/dev/null\n\
+         PATH={bin}:$PATH VNETGEN_ROOT={root} VNETGEN_STATE_DIR={state} bash {bundle}/install.sh \
+         --skip-host-check --skip-preflight\nufw status verbose\n",
+        root = root.display(),
+        bin = bin.display(),
+        state = dir.join("ufw-state").display(),
+        bundle = bundle_dir.display(),
+    );
+    let out = topo.output(
+        host,
+        &format!("unshare -m --propagation private bash -c {}", shell_quote(&script)),
+        Duration::from_secs(120),
+    )?;
+    std::fs::write(dir.join("ufw-install.log"), [&out.stdout[..], &out.stderr[..]].concat())?;
+    anyhow::ensure!(
+        out.status.success(),
+        "install.sh failed under UFW: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// The guest agent's spelling of a guest-side check.
 fn guest_check_spec(c: &Check, seg: &Segment) -> Option<String> {
     let target = c.target.as_deref().map(|t| seg.expand(t));
@@ -632,6 +682,7 @@ fn guest_check_spec(c: &Check, seg: &Segment) -> Option<String> {
             Some(format!("http:{hostport}:/{path}"))
         }
         CheckKind::GuestTcp => Some(format!("tcp:{}", target?)),
+        CheckKind::GuestPing => Some(format!("ping:{}", target?)),
         CheckKind::GuestDns => Some(format!("dns:{}", c.name.as_deref()?)),
         _ => None,
     }
@@ -686,7 +737,7 @@ fn evaluate(
             };
             (ok, line)
         }
-        CheckKind::GuestHttp | CheckKind::GuestDns | CheckKind::GuestTcp => {
+        CheckKind::GuestHttp | CheckKind::GuestDns | CheckKind::GuestTcp | CheckKind::GuestPing => {
             let spec = guest_check_spec(c, seg).unwrap_or_default();
             let lines = guest_lines(c.guest.as_deref().unwrap_or(""));
             let prefix = format!("VT check {spec} ");
@@ -717,6 +768,7 @@ fn evaluate(
             let p = probe(topo, ns, ip, port)?;
             match (expect.as_str(), &p) {
                 ("refused", Probe::Refused(_)) => (true, String::new()),
+                ("dropped", Probe::Timeout) => (true, String::new()),
                 ("open", Probe::Open(_)) => (true, String::new()),
                 (want, Probe::Open(body)) if want != "refused" => {
                     (body.contains(want), format!("reply: {:?}", body.lines().last().unwrap_or("")))

@@ -89,13 +89,16 @@ pub enum CheckKind {
     GuestDns,
     /// The guest connects to `target` (`ip:port`): `open`, `refused`, `unreachable` or `timeout`.
     GuestTcp,
+    /// The guest pings `target` (an address): `ok` or `fail`.
+    GuestPing,
     /// The guest's SLAAC address must lie in the `expect` prefix (`2001:db8::/64`).
     V6Address,
     /// The bundle's `guest/verify.sh`, run in a guest with `setup: true`, printed the line
     /// `expect` (e.g. `PASS ipv4-address (10.0.0.5)`, or `exit 0` for its exit code).
     GuestVerify,
     /// A client on the LAN connects to `target`: the reply must contain `expect`, or the
-    /// connection must be actively `refused`.
+    /// connection must be actively `refused`, or silently `dropped` (a firewall whose policy drops,
+    /// like UFW's `deny (incoming)`; pair it with a positive control).
     LanTcp,
     /// The host itself connects to `target` (positive controls).
     HostTcp,
@@ -121,6 +124,12 @@ impl Check {
             CheckKind::V6Address => {
                 format!("{} has an IPv6 address in {}", self.guest.as_deref().unwrap_or("?"), self.expect)
             }
+            CheckKind::GuestPing => format!(
+                "{} pings {}: {}",
+                self.guest.as_deref().unwrap_or("?"),
+                self.target.as_deref().unwrap_or("?"),
+                self.expect
+            ),
             CheckKind::GuestTcp => format!(
                 "{} -> {}: {}",
                 self.guest.as_deref().unwrap_or("?"),
