@@ -14,6 +14,11 @@ pub const PROFILES: &[(&str, &str, &str)] = &[
         include_str!("../profiles/debian-nftables-default-nat.yaml"),
     ),
     (
+        "fedora-firewalld-custom-nat",
+        "Fedora workstation on firewalld: custom NAT with systemd-networkd, its own zone and policies, two forwards",
+        include_str!("../profiles/fedora-firewalld-custom-nat.yaml"),
+    ),
+    (
         "laptop-wifi",
         "Arch laptop on WiFi: custom NAT with systemd-networkd and nftables, DNAT to a web server (seed 001)",
         include_str!("../profiles/laptop-wifi.yaml"),

@@ -231,10 +231,37 @@ impl Cx {
             }
         }
         let _ = h_loc;
+        let firewalld_zone = match (&h.firewalld_zone, h.firewall.value) {
+            (None, Firewall::Firewalld) => Some("public".to_string()),
+            (None, _) => None,
+            (Some(z), Firewall::Firewalld) => {
+                let v = &z.value;
+                // firewalld builds chain names from it: 17 bytes at most.
+                if v.is_empty()
+                    || v.len() > 17
+                    || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    self.err_help(
+                        z.loc,
+                        format!("invalid firewalld zone name {v:?}"),
+                        "firewalld zone names are 1 to 17 letters, digits, '-' or '_', e.g. public or FedoraWorkstation",
+                    );
+                }
+                Some(v.clone())
+            }
+            (Some(z), f) => {
+                self.err_help(
+                    z.loc,
+                    format!("`firewalld-zone` is for firewalld, not the {} firewall", f.as_str()),
+                    "remove the key, or use `firewall: firewalld`",
+                );
+                None
+            }
+        };
         if uplinks.len() != h.uplinks.value.len() || uplinks.is_empty() {
             return None;
         }
-        Some(Host { distro, release, stack: h.stack.value, firewall: h.firewall.value, uplinks })
+        Some(Host { distro, release, stack: h.stack.value, firewall: h.firewall.value, firewalld_zone, uplinks })
     }
 
     fn uplink(&mut self, u: &S<raw::Uplink>) -> Option<Uplink> {
@@ -445,14 +472,6 @@ impl Cx {
                          `<bridge>{DUMMY_SUFFIX}`, and interface names are at most {IFNAME_MAX} bytes; \
                          use a bridge name of at most {dummy_max} bytes, e.g. virbr10"
                     ),
-                );
-            }
-            if mode.is_custom() && !matches!(h.firewall, Firewall::Nftables | Firewall::Iptables | Firewall::Ufw) {
-                self.err_help(
-                    n.mode.loc,
-                    format!("{} networks are not rendered for the {} firewall yet", mode.as_str(), h.firewall.as_str()),
-                    "this version writes custom-network rules for `firewall: nftables`, `iptables` and \
-                     `ufw`; libvirt-managed networks work with every firewall",
                 );
             }
         }
@@ -1102,6 +1121,7 @@ pub fn raise(p: &Profile) -> raw::Profile {
         release: Some(s(&p.host.release)),
         stack: S::new(p.host.stack),
         firewall: S::new(p.host.firewall),
+        firewalld_zone: p.host.firewalld_zone.as_ref().map(|z| s(z)),
         uplinks: S::new(
             p.host
                 .uplinks

@@ -227,6 +227,9 @@ pub struct Host {
     pub stack: Stack,
     /// `firewall: nftables`
     pub firewall: Firewall,
+    /// `firewalld-zone: public` — the uplinks' firewalld zone; `None` unless the firewall is
+    /// firewalld (then defaulted to `public`).
+    pub firewalld_zone: Option<String>,
     /// `uplinks: [{name: wlan0, kind: wifi}]`
     pub uplinks: Vec<Uplink>,
 }

@@ -112,6 +112,10 @@ pub struct Host {
     pub stack: S<Stack>,
     /// The host firewall the bundle writes its rules for.
     pub firewall: S<Firewall>,
+    /// firewalld only: the zone the uplinks are in, where declared port forwards arrive (`firewall-cmd
+    /// --get-active-zones`). Default: public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewalld_zone: Option<S<String>>,
     /// The host's links to the LAN or the internet (at least one).
     pub uplinks: S<Vec<S<Uplink>>>,
 }

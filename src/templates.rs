@@ -13,6 +13,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("bundle/README.md.tera", include_str!("../templates/bundle/README.md.tera")),
     ("dnsmasq/dnsmasq.conf.tera", include_str!("../templates/dnsmasq/dnsmasq.conf.tera")),
     ("dnsmasq/vnetgen-dnsmasq@.service.tera", include_str!("../templates/dnsmasq/vnetgen-dnsmasq@.service.tera")),
+    ("firewalld/policy.xml.tera", include_str!("../templates/firewalld/policy.xml.tera")),
+    ("firewalld/zone.xml.tera", include_str!("../templates/firewalld/zone.xml.tera")),
     ("guest/common.sh.tera", include_str!("../templates/guest/common.sh.tera")),
     ("guest/setup.sh.tera", include_str!("../templates/guest/setup.sh.tera")),
     ("guest/verify.sh.tera", include_str!("../templates/guest/verify.sh.tera")),

@@ -5,6 +5,7 @@
 //! it. Backends are chosen by `match` on the profile's stack, firewall and network modes.
 
 mod dnsmasq;
+mod firewalld;
 mod guest;
 mod ifupdown;
 mod install;
@@ -187,9 +188,7 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
         Firewall::Nftables => nftables::render(p, t, &mut plan)?,
         Firewall::Iptables => iptables::render(p, t, &mut plan)?,
         Firewall::Ufw => ufw::render(p, t, &mut plan)?,
-        // Checked by lower: firewalld only carries libvirt-managed networks for now, whose rules
-        // libvirt inserts itself.
-        Firewall::Firewalld => {}
+        Firewall::Firewalld => firewalld::render(p, t, &mut plan)?,
     }
     libvirt::render(p, t, &mut plan)?;
     preflight::render(p, t, &mut plan)?;

@@ -216,6 +216,23 @@ fn reasons(p: &Profile) -> Vec<Why> {
              /etc/ufw/sysctl.conf, which UFW applies over /etc/sysctl.d on every start.",
         ));
     }
+    if p.host.firewall == Firewall::Firewalld && p.networks.iter().any(|n| n.mode.is_custom()) {
+        out.push(why(
+            "Why zones and policies of vnetgen's own",
+            &format!(
+                "firewalld filters by zone. The custom networks' bridges go into zones of vnetgen's \
+                 (`vnetgen-nat`, `vnetgen-routed`) that let guests reach only the host's DHCP, DNS and \
+                 ICMP; policies open the way out (with masquerade for NAT), the way in for routed \
+                 guests, and the declared forwards, which arrive from the uplinks' zone `{}` only (a \
+                 firewalld forward-port matches the port whatever the destination, so from any zone it \
+                 would also catch the guests' own traffic to that port elsewhere). New connections from \
+                 outside to NAT guests match no policy and are rejected. Forwards are not reachable from \
+                 the host itself or from other guests through the host's address: firewalld has no \
+                 output-chain DNAT. Zones libvirt uses for its own networks are left alone.",
+                p.host.firewalld_zone.as_deref().unwrap_or("public")
+            ),
+        ));
+    }
     if p.networks.iter().any(|n| n.ipv6.is_some() && n.mode.forwards_packets()) {
         out.push(why(
             "Why accept_ra=2",
@@ -257,6 +274,9 @@ fn verify(p: &Profile) -> Vec<String> {
     }
     if p.host.firewall == Firewall::Ufw {
         out.push("ufw status verbose   # the vnetgen rules, commented with their network".to_string());
+    }
+    if p.host.firewall == Firewall::Firewalld && p.networks.iter().any(|n| n.mode.is_custom()) {
+        out.push("firewall-cmd --get-active-zones; firewall-cmd --get-active-policies   # vnetgen-*".to_string());
     }
     out
 }

@@ -77,6 +77,19 @@ impl Drop for Topology {
             let _ = c.wait();
         }
         for ns in &self.namespaces {
+            // Daemons started inside (firewalld, D-Bus) are not our children: kill whatever runs
+            // in the namespace.
+            // Again until none is left: one may fork while the others die.
+            for _ in 0..20 {
+                let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else { break };
+                let pids: Vec<String> =
+                    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+                if pids.is_empty() {
+                    break;
+                }
+                let _ = Command::new("kill").arg("-9").args(&pids).status();
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
@@ -106,7 +119,8 @@ fn probe(ns: &str, addr: &str, port: u16) -> Probe {
     match out.status.code() {
         Some(0) => Probe::Open(String::from_utf8_lossy(&out.stdout).trim().to_string()),
         Some(124) => Probe::Silent,
-        _ if stderr.contains("Connection refused") => Probe::Refused,
+        // A TCP reset, or an ICMP unreachable / admin-prohibited answer: both actively refuse.
+        _ if stderr.contains("Connection refused") || stderr.contains("No route to host") => Probe::Refused,
         _ => Probe::Other(stderr.trim().to_string()),
     }
 }
@@ -141,7 +155,7 @@ fn render(profile: &str, dir: &Path) -> Profile {
 /// The host side every backend shares, built by the test (the stack is not under test here):
 /// bridge + gateway, guest on it, uplink to the outside. Then `load` applies the backend's rules
 /// in the host namespace, and the facts are checked.
-fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile)) {
+fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut Topology)) {
     if !rooted() {
         return;
     }
@@ -210,7 +224,7 @@ fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile)) {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    load(&bundle, &h, &p);
+    load(&bundle, &h, &p, &mut t);
 
     let mut failures = Vec::new();
     let mut expect = |what: String, got: Probe, ok: bool| {
@@ -264,7 +278,7 @@ fn sysctl(bundle: &Path, ns: &str) {
 #[test]
 fn nftables_rules_pass_packets_as_promised() {
     let Some(nft) = tool("nft", "nftables") else { return };
-    prove("n", "laptop-wifi", |bundle, h, _| {
+    prove("n", "laptop-wifi", |bundle, h, _, _| {
         sysctl(bundle, h);
         let f = bundle.join("host/etc/vnetgen/nftables.nft");
         sh(&["ip", "netns", "exec", h, nft.to_str().unwrap(), "-f", f.to_str().unwrap()]);
@@ -274,7 +288,7 @@ fn nftables_rules_pass_packets_as_promised() {
 #[test]
 fn iptables_rules_pass_packets_as_promised() {
     let Some(restore) = tool("iptables-restore", "iptables") else { return };
-    prove("i", "debian-iptables-custom-nat-forwards", |bundle, h, _| {
+    prove("i", "debian-iptables-custom-nat-forwards", |bundle, h, _, _| {
         sysctl(bundle, h);
         let f = bundle.join("host/etc/iptables/rules.v4");
         sh(&["ip", "netns", "exec", h, restore.to_str().unwrap(), f.to_str().unwrap()]);
@@ -293,10 +307,79 @@ exit 0
 #[test]
 fn ufw_rules_from_install_sh_pass_packets_as_promised() {
     let (Some(_), Some(_)) = (tool("ufw", "ufw"), tool("iptables", "iptables")) else { return };
-    prove("u", "tests/golden/ufw-custom-nat-forwards/profile.yaml", |bundle, h, p| {
+    prove("u", "tests/golden/ufw-custom-nat-forwards/profile.yaml", |bundle, h, p, _| {
         let out = install_under_ufw(bundle, &["ip", "netns", "exec", h], p);
         assert!(out.contains("jumps 1\n"), "the nat jumps piled up over reloads:\n{out}");
         assert!(out.contains("forwarding 1\n"), "UFW's sysctl.conf did not switch forwarding on:\n{out}");
+    });
+}
+
+/// firewalld, running (`firewalld --nofork` with a private D-Bus system bus, as firewalld's own
+/// test suite runs it) in the host namespace with /etc/firewalld a copy of this machine's; the
+/// uplink in the profile's `firewalld-zone`, as NetworkManager puts it there on a real host; then
+/// the bundle's own install.sh installs the zones and policies, checks them with
+/// `firewall-offline-cmd --check-config` and has firewalld reload.
+#[test]
+fn firewalld_zones_and_policies_from_install_sh_pass_packets_as_promised() {
+    let (Some(_), Some(_), Some(_)) =
+        (tool("firewalld", "firewalld"), tool("firewall-cmd", "firewalld"), tool("dbus-daemon", "dbus-daemon"))
+    else {
+        return;
+    };
+    prove("f", "fedora-firewalld-custom-nat", |bundle, h, p, t| {
+        let base = bundle.parent().unwrap();
+        let (root, bin) = (base.join("root"), base.join("bin"));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        sh(&["cp", "-a", "/etc/firewalld", root.join("etc/firewalld").to_str().unwrap()]);
+        std::fs::create_dir_all(&bin).unwrap();
+        for cmd in ["systemctl", "networkctl", "sysctl", "virsh", "udevadm"] {
+            std::fs::write(bin.join(cmd), STUB).unwrap();
+            sh(&["chmod", "+x", bin.join(cmd).to_str().unwrap()]);
+        }
+        let zone = p.host.firewalld_zone.clone().unwrap();
+        let uplink = p.uplink(&p.networks[0]).name.to_string();
+        let script = format!(
+            r#"set -e
+mount --bind {root}/etc/firewalld /etc/firewalld
+mount -t tmpfs tmpfs /run
+mkdir -p /run/dbus
+dbus-daemon --system --fork --nopidfile
+firewalld --nofork --nopid &
+for i in $(seq 300); do firewall-cmd --state >/dev/null 2>&1 && break; sleep 0.1; done
+firewall-cmd --zone={zone} --change-interface={uplink} >/dev/null
+PATH={bin}:$PATH VNETGEN_ROOT={root} VNETGEN_STATE_DIR={state} bash {bundle}/install.sh --skip-host-check --skip-preflight >&2
+firewall-cmd --zone={zone} --change-interface={uplink} >/dev/null
+echo "policies $(firewall-cmd --get-active-policies | grep -c '^vnetgen-')"
+echo ready
+wait
+"#,
+            root = root.display(),
+            bin = bin.display(),
+            state = base.join("state").display(),
+            bundle = bundle.display(),
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", h, "unshare", "-m", "--propagation", "private", "bash", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = String::new();
+        loop {
+            let mut line = String::new();
+            if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+                panic!("firewalld or install.sh stopped:\n{lines}\n{err}");
+            }
+            lines.push_str(&line);
+            if line.trim() == "ready" {
+                break;
+            }
+        }
+        t.children.push(child);
+        assert!(lines.contains("policies 2\n"), "vnetgen's policies are not active:\n{lines}");
     });
 }
 

@@ -24,6 +24,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("ping", "iputils-ping"),
     ("python3", "python3"),
     ("ufw", "ufw"),
+    ("firewalld", "firewalld"),
+    ("dbus-daemon", "dbus-daemon"),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
