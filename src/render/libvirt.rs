@@ -49,7 +49,51 @@ fn dir(n: &Network) -> String {
     format!("libvirt/{}", n.name)
 }
 
+/// Returns true if the distro release ships libvirt 10.4 or later, whose network driver reads
+/// `firewall_backend` from /etc/libvirt/network.conf (and defaults to nftables).
+fn has_firewall_backend_option(p: &Profile) -> bool {
+    let release: f64 = p.host.release.parse().unwrap_or(0.0);
+    match p.host.distro {
+        Distro::Debian => release >= 13.0,
+        Distro::Ubuntu => release >= 24.10,
+        Distro::Fedora => release >= 41.0,
+        Distro::Rhel => release >= 10.0,
+        Distro::Arch => true,
+    }
+}
+
+/// Returns true if the bundle sets libvirt's `firewall_backend`: libvirt-managed networks on a
+/// release whose libvirt reads it.
+pub(super) fn sets_firewall_backend(p: &Profile) -> bool {
+    p.networks.iter().any(|n| matches!(n.mode, Mode::Nat | Mode::Routed | Mode::Isolated))
+        && has_firewall_backend_option(p)
+}
+
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
+    if sets_firewall_backend(p) {
+        // libvirt's rules in the same world as the host firewall's: an nftables table next to
+        // nftables or firewalld (nftables backend), iptables chains next to iptables or UFW.
+        let backend = match p.host.firewall {
+            Firewall::Nftables | Firewall::Firewalld => "nftables",
+            Firewall::Iptables | Firewall::Ufw => "iptables",
+        };
+        plan.edit_file(
+            "etc/libvirt/network.conf",
+            "end",
+            None,
+            &format!(
+                "# libvirt's own NAT and filter rules use the host firewall's backend ({}).\nfirewall_backend = \"{backend}\"",
+                p.host.firewall.as_str()
+            ),
+        );
+        let restart = "run systemctl try-restart virtnetworkd.service libvirtd.service".to_string();
+        plan.step(
+            "Restart libvirt's network driver so it uses that firewall backend (running networks stay up).",
+            &["etc/libvirt/network.conf"],
+            vec![restart.clone()],
+        );
+        plan.undo_after("Restart libvirt's network driver with the restored network.conf.", vec![restart]);
+    }
     for n in &p.networks {
         let ctx = network_ctx(p, n);
         let xml = t.render("libvirt/network.xml.tera", &ctx)?;

@@ -201,6 +201,17 @@ fn reasons(p: &Profile) -> Vec<Why> {
              after each flush.",
         ));
     }
+    if super::libvirt::sets_firewall_backend(p) {
+        out.push(why(
+            "Why network.conf names a firewall backend",
+            "libvirt 10.4 and later write their NAT and filter rules with nftables unless \
+             /etc/libvirt/network.conf says otherwise. Next to an iptables or UFW firewall those rules \
+             live in another world: each side's drop wins, and tools show only half the picture. The \
+             bundle sets `firewall_backend` to the host firewall's own (iptables for iptables and UFW, \
+             nftables for nftables and firewalld) in a marked block, and restarts libvirt's network \
+             driver; running networks stay up.",
+        ));
+    }
     if p.host.firewall == Firewall::Ufw {
         out.push(why(
             "Why UFW gets route rules, and a block in before.rules",

@@ -183,3 +183,35 @@ fn install_refuses_another_distribution() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("this bundle is for arch"));
     assert!(rig.snapshot().is_empty() && rig.calls().is_empty());
 }
+
+#[test]
+fn edited_distro_files_keep_their_own_lines_and_come_back_byte_for_byte() {
+    // Debian 13 ships libvirt 11: the bundle puts a firewall_backend block into network.conf.
+    let rig = Rig::new("debian-nftables-default-nat");
+    let own = "# The distro's own network.conf\n#firewall_backend = \"iptables\"\n";
+    write(&rig.root, "etc/libvirt/network.conf", own);
+    let before = rig.snapshot();
+    let text = ok(&rig.run("install.sh", &["--dry-run", "--skip-host-check", "--skip-preflight"], None));
+    assert!(text.contains("would put vnetgen's block at the end of /etc/libvirt/network.conf"), "{text}");
+    assert_eq!(rig.snapshot(), before, "dry run changed files");
+
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    let conf = std::fs::read_to_string(rig.root.join("etc/libvirt/network.conf")).unwrap();
+    let block = std::fs::read_to_string(rig.bundle.join("edits/etc/libvirt/network.conf")).unwrap();
+    assert_eq!(conf, format!("{own}{block}"), "the distro's lines must stay, the block must follow them");
+    assert!(rig.calls().contains("systemctl try-restart virtnetworkd.service"), "{}", rig.calls());
+    // Idempotent: the block is replaced, not added again.
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert!(text.contains("nothing to do"), "{text}");
+    assert_eq!(std::fs::read_to_string(rig.root.join("etc/libvirt/network.conf")).unwrap(), conf);
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(rig.snapshot(), before, "uninstall did not restore network.conf");
+
+    // Without the file, install creates it with the block alone, and uninstall removes it.
+    std::fs::remove_file(rig.root.join("etc/libvirt/network.conf")).unwrap();
+    let before = rig.snapshot();
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert_eq!(std::fs::read_to_string(rig.root.join("etc/libvirt/network.conf")).unwrap(), block);
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(rig.snapshot(), before, "uninstall did not remove the network.conf it created");
+}

@@ -81,10 +81,14 @@ fi
 undefine_network default
 
 # Put back every file.
+restore_file etc/libvirt/network.conf
 restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 
 # Forget the removed units.
 run systemctl daemon-reload
+
+# Restart libvirt's network driver with the restored network.conf.
+run systemctl try-restart virtnetworkd.service libvirtd.service
 
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"

@@ -121,19 +121,23 @@ install_file() {
 
 # edit_file PATH top|end MODE|keep: put bundle file edits/PATH (a block between `# BEGIN
 # vnetgen` and `# END vnetgen`) at the top or end of the host's own /PATH, replacing the block an
-# earlier run put there; everything else in the file stays as it is.
+# earlier run put there; everything else in the file stays as it is. A missing file is created
+# with the block alone (uninstall.sh then removes it).
 edit_file() {
 	local rel=$1 at=$2 mode=$3
 	local block="$BUNDLE_DIR/edits/$rel" dst="$ROOT/$rel" new
-	[ -f "$dst" ] || die "/$rel does not exist: install the package that owns it first"
 	new="$dst.vnetgen-new"
-	if [ "$DRY_RUN" = 1 ]; then new=$(mktemp); fi
-	if [ "$at" = top ]; then
-		{ cat "$block"; without_block <"$dst"; } >"$new"
+	if [ "$DRY_RUN" = 1 ]; then
+		new=$(mktemp)
 	else
-		{ without_block <"$dst"; cat "$block"; } >"$new"
+		mkdir -p "$(dirname "$dst")"
 	fi
-	if cmp -s "$new" "$dst" && { [ "$mode" = keep ] || [ "$(stat -c %a "$dst")" = "${mode#0}" ]; }; then
+	if [ "$at" = top ]; then
+		{ cat "$block"; if [ -f "$dst" ]; then without_block <"$dst"; fi; } >"$new"
+	else
+		{ if [ -f "$dst" ]; then without_block <"$dst"; fi; cat "$block"; } >"$new"
+	fi
+	if [ -f "$dst" ] && cmp -s "$new" "$dst" && { [ "$mode" = keep ] || [ "$(stat -c %a "$dst")" = "${mode#0}" ]; }; then
 		rm -f "$new"
 		return 0
 	fi
@@ -145,8 +149,12 @@ edit_file() {
 		return 0
 	fi
 	backup_once "$rel"
-	chmod --reference="$dst" "$new"
-	chown --reference="$dst" "$new"
+	if [ -f "$dst" ]; then
+		chmod --reference="$dst" "$new"
+		chown --reference="$dst" "$new"
+	else
+		chmod 0644 "$new"
+	fi
 	if [ "$mode" != keep ]; then chmod "$mode" "$new"; fi
 	mv -f "$new" "$dst"
 	say "put vnetgen's block at the $at of /$rel"
