@@ -520,21 +520,12 @@ impl Cx {
         // Forwards.
         let mut forwards = Vec::new();
         if let Some(fs) = &n.forwards {
-            if !fs.is_empty() && mode != Mode::CustomNat {
-                let help = match mode {
-                    Mode::Nat => {
-                        "libvirt's own NAT rules reject new connections towards its guests; use \
-                         `mode: custom-nat` to have vnetgen own the rules and forward ports"
-                    }
-                    _ => {
-                        "guests on routed, isolated and bridged networks are reached at their own \
-                          addresses, so there is nothing to forward; remove `forwards:`"
-                    }
-                };
+            if !fs.is_empty() && !matches!(mode, Mode::CustomNat | Mode::Nat) {
                 self.err_help(
                     fs[0].loc,
-                    format!("port forwards need a custom-nat network, not {}", mode.as_str()),
-                    help,
+                    format!("port forwards need a nat or custom-nat network, not {}", mode.as_str()),
+                    "guests on routed, isolated and bridged networks are reached at their own addresses, \
+                     so there is nothing to forward; remove `forwards:`",
                 );
             }
             for f in fs {

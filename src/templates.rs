@@ -24,6 +24,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("install/preflight.sh.tera", include_str!("../templates/install/preflight.sh.tera")),
     ("install/uninstall.sh.tera", include_str!("../templates/install/uninstall.sh.tera")),
     ("iptables/rules.tera", include_str!("../templates/iptables/rules.tera")),
+    ("libvirt/hook-network.sh.tera", include_str!("../templates/libvirt/hook-network.sh.tera")),
     ("libvirt/interface.xml.tera", include_str!("../templates/libvirt/interface.xml.tera")),
     ("libvirt/network.xml.tera", include_str!("../templates/libvirt/network.xml.tera")),
     ("libvirt/virsh-commands.txt.tera", include_str!("../templates/libvirt/virsh-commands.txt.tera")),

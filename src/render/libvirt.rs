@@ -34,6 +34,30 @@ struct IpCtx {
     hosts: Vec<String>,
 }
 
+/// The network hook that keeps port forwards into libvirt's own NAT networks.
+#[derive(Serialize)]
+struct HookCtx {
+    version: &'static str,
+    profile: String,
+    table_prefix: &'static str,
+    networks: Vec<HookNetCtx>,
+}
+
+/// One NAT network's values in the hook, every one quoted.
+#[derive(Serialize)]
+struct HookNetCtx {
+    name: String,
+    table: String,
+    bridge: String,
+    subnet: String,
+    /// `'tcp 8080 192.168.122.10 80'`
+    forwards: Vec<String>,
+}
+
+/// Where the hook goes: libvirt (6.5 and later) runs every script in `network.d`.
+pub(super) const HOOK: &str = "etc/libvirt/hooks/network.d/50-vnetgen-forwards";
+const HOOK_TABLE: &str = "vnetgen_fwd";
+
 #[derive(Serialize)]
 struct InterfaceCtx {
     network: String,
@@ -70,6 +94,7 @@ pub(super) fn sets_firewall_backend(p: &Profile) -> bool {
 }
 
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
+    let mut restart_when = Vec::new();
     if sets_firewall_backend(p) {
         // libvirt's rules in the same world as the host firewall's: an nftables table next to
         // nftables or firewalld (nftables backend), iptables chains next to iptables or UFW.
@@ -86,13 +111,41 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 p.host.firewall.as_str()
             ),
         );
+        restart_when.push("etc/libvirt/network.conf");
+    }
+    let forwarding: Vec<(usize, &Network)> =
+        p.networks.iter().enumerate().filter(|(_, n)| n.mode == Mode::Nat && !n.forwards.is_empty()).collect();
+    if !forwarding.is_empty() {
+        let networks = forwarding
+            .iter()
+            .map(|(i, n)| HookNetCtx {
+                name: sh_quote(n.name.as_str()),
+                table: format!("{HOOK_TABLE}{i}"),
+                bridge: sh_quote(n.bridge.as_str()),
+                subnet: n.ipv4.as_ref().map(|v| v.subnet.to_string()).unwrap_or_default(),
+                forwards: n
+                    .forwards
+                    .iter()
+                    .map(|f| sh_quote(&format!("{} {} {} {}", f.proto.as_str(), f.host_port, f.guest, f.guest_port)))
+                    .collect(),
+            })
+            .collect();
+        let ctx =
+            HookCtx { version: super::VERSION, profile: sh_quote(p.name.as_str()), table_prefix: HOOK_TABLE, networks };
+        plan.host_file(HOOK, 0o755, t.render("libvirt/hook-network.sh.tera", &ctx)?);
+        plan.require("nft", "nftables");
+        restart_when.push(HOOK);
+    }
+    if !restart_when.is_empty() {
+        // libvirt looks for hook scripts only when it starts.
         let restart = "run systemctl try-restart virtnetworkd.service libvirtd.service".to_string();
         plan.step(
-            "Restart libvirt's network driver so it uses that firewall backend (running networks stay up).",
-            &["etc/libvirt/network.conf"],
+            "Restart libvirt's network driver so it reads network.conf and finds the hook (running networks \
+             stay up).",
+            &restart_when,
             vec![restart.clone()],
         );
-        plan.undo_after("Restart libvirt's network driver with the restored network.conf.", vec![restart]);
+        plan.undo_after("Restart libvirt's network driver with the restored files.", vec![restart]);
     }
     for n in &p.networks {
         let ctx = network_ctx(p, n);
@@ -141,6 +194,21 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         plan.undo(
             &format!("Remove libvirt network {name} (or restore the definition it replaced)."),
             vec![format!("undefine_network {}", sh_quote(name))],
+        );
+    }
+    for (_, n) in &forwarding {
+        let name = sh_quote(n.name.as_str());
+        plan.step(
+            &format!(
+                "Put the port forwards of running network {} in place now (the hook does it at every start).",
+                n.name
+            ),
+            &[],
+            vec![format!("if network_active {name}; then run \"$ROOT/{HOOK}\" {name} started begin - </dev/null; fi")],
+        );
+        plan.undo(
+            &format!("Remove the port forwards of network {}.", n.name),
+            vec![format!("if [ -x \"$ROOT/{HOOK}\" ]; then run \"$ROOT/{HOOK}\" {name} stopped end - </dev/null; fi")],
         );
     }
     plan.require("virsh", "libvirt-clients (libvirt)");

@@ -201,6 +201,20 @@ fn reasons(p: &Profile) -> Vec<Why> {
              after each flush.",
         ));
     }
+    if p.networks.iter().any(|n| n.mode == Mode::Nat && !n.forwards.is_empty()) {
+        out.push(why(
+            "Why the forwards into libvirt's NAT network are a libvirt hook",
+            "libvirt's own rules reject new connections towards the guests of its NAT networks, and \
+             libvirt rebuilds them whenever a network starts (and, from 10.4 on, keeps them in an \
+             nftables table of its own, where an accept in another table cannot override its reject). \
+             Nothing outside libvirt can hold an exception there, so the forwards are a network hook \
+             (/etc/libvirt/hooks/network.d/50-vnetgen-forwards) that libvirt runs after each start: \
+             it puts an exception first into libvirt's chain (guest_input, or LIBVIRT_FWI with the \
+             iptables backend) and the address rewrite (from the LAN, from the host itself, and \
+             hairpin for guests) into an nftables table of its own; it removes both when the network \
+             stops. libvirt looks for hooks when it starts: install.sh restarts its network driver.",
+        ));
+    }
     if super::libvirt::sets_firewall_backend(p) {
         out.push(why(
             "Why network.conf names a firewall backend",

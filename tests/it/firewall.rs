@@ -165,7 +165,7 @@ fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut
     let tmp = TempDir::new("firewall");
     let bundle = tmp.path().join("bundle");
     let p = render(profile, &bundle);
-    let n = p.networks.iter().find(|n| n.mode == Mode::CustomNat).expect("a custom-nat network");
+    let n = p.networks.iter().find(|n| matches!(n.mode, Mode::CustomNat | Mode::Nat)).expect("a NAT network");
     let v4 = n.ipv4.as_ref().unwrap();
     let guest = v4.dhcp.as_ref().and_then(|d| d.hosts.first()).map(|h| h.ip).expect("a fixed lease");
     let up = p.uplink(n);
@@ -183,8 +183,7 @@ fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut
         .map(|f| (f.host_port, f.guest_port))
         .collect();
     assert!(!forwards.is_empty(), "{profile}: no TCP forward to {guest}");
-    let undeclared = 8080;
-    assert!(forwards.iter().all(|f| f.0 != undeclared && f.1 != undeclared));
+    let undeclared = [8080, 8081, 9090].into_iter().find(|p| forwards.iter().all(|f| f.0 != *p && f.1 != *p)).unwrap();
 
     let mut t = Topology::new(tag);
     let (g, h, o) = (t.ns("g"), t.ns("h"), t.ns("o"));
@@ -380,6 +379,61 @@ wait
         }
         t.children.push(child);
         assert!(lines.contains("policies 2\n"), "vnetgen's policies are not active:\n{lines}");
+    });
+}
+
+/// The bundle's libvirt network hook (port forwards into libvirt's own NAT networks), nftables
+/// branch: libvirt 10.4+ is not installable here, so the table its nftables backend builds for a
+/// NAT network (`ip libvirt_network`: forward → guest_cross/guest_input/guest_output, the reject
+/// in guest_input, masquerade in guest_nat; libvirt's network_nftables.c) is loaded as libvirt
+/// would load it, then the hook runs as libvirt runs it after a start (`NAME started begin -`).
+/// The iptables branch runs under the real libvirtd 9 in the VM suite (scenario libvirt-nat).
+#[test]
+fn libvirt_hook_forwards_pass_libvirts_nftables_reject() {
+    let Some(nft) = tool("nft", "nftables") else { return };
+    prove("h", "tests/golden/libvirt-nat-forwards/profile.yaml", |bundle, h, p, _| {
+        // libvirt switches forwarding on itself when it starts a NAT network.
+        sh(&["ip", "netns", "exec", h, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        let n = &p.networks[0];
+        let (br, subnet) = (n.bridge.as_str(), n.ipv4.as_ref().unwrap().subnet.to_string());
+        let libvirt = format!(
+            r#"table ip libvirt_network {{
+  chain forward {{ type filter hook forward priority filter; policy accept; counter jump guest_cross; counter jump guest_input; counter jump guest_output; }}
+  chain guest_output {{ iifname "{br}" ip saddr {subnet} counter accept; iifname "{br}" counter reject; }}
+  chain guest_input {{ oifname "{br}" ip daddr {subnet} ct state related,established counter accept; oifname "{br}" counter reject; }}
+  chain guest_cross {{ iifname "{br}" oifname "{br}" counter accept; }}
+  chain guest_nat {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {subnet} ip daddr 224.0.0.0/24 counter return
+    ip saddr {subnet} ip daddr 255.255.255.255 counter return
+    meta l4proto tcp ip saddr {subnet} ip daddr != {subnet} counter masquerade to :1024-65535
+    meta l4proto udp ip saddr {subnet} ip daddr != {subnet} counter masquerade to :1024-65535
+    ip saddr {subnet} ip daddr != {subnet} counter masquerade
+  }}
+}}
+"#
+        );
+        let f = bundle.parent().unwrap().join("libvirt.nft");
+        std::fs::write(&f, libvirt).unwrap();
+        sh(&["ip", "netns", "exec", h, nft.to_str().unwrap(), "-f", f.to_str().unwrap()]);
+        let hook = bundle.join("host/etc/libvirt/hooks/network.d/50-vnetgen-forwards");
+        let out = Command::new("ip")
+            .args(["netns", "exec", h, "bash"])
+            .arg(&hook)
+            .args([n.name.as_str(), "started", "begin", "-"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "the hook failed: {}", String::from_utf8_lossy(&out.stderr));
+        // A second start (libvirt restarts the network) replaces, never duplicates.
+        let again = Command::new("ip")
+            .args(["netns", "exec", h, "bash"])
+            .arg(&hook)
+            .args([n.name.as_str(), "started", "begin", "-"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(again.status.success(), "the hook failed again: {}", String::from_utf8_lossy(&again.stderr));
     });
 }
 

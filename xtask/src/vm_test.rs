@@ -493,6 +493,12 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         let etc = dir.join("libvirt-etc");
         copy_dir(Path::new("/etc/libvirt"), &etc)?;
         let _ = std::fs::remove_dir_all(etc.join("qemu/networks"));
+        // The bundle's libvirt hooks (port forwards into NAT networks), where install.sh puts them.
+        let hooks = host_root.join("etc/libvirt/hooks");
+        if hooks.exists() {
+            std::fs::create_dir_all(etc.join("hooks"))?;
+            copy_dir(&hooks.join("."), &etc.join("hooks"))?;
+        }
         let (etc_s, resolv_s) = (etc.display().to_string(), dir.join("resolv.conf").display().to_string());
         topo.spawn(
             "libvirtd",

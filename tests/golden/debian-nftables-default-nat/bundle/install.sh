@@ -280,7 +280,7 @@ if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftabl
 	run systemctl daemon-reload
 fi
 
-# Restart libvirt's network driver so it uses that firewall backend (running networks stay up).
+# Restart libvirt's network driver so it reads network.conf and finds the hook (running networks stay up).
 if changed etc/libvirt/network.conf; then
 	run systemctl try-restart virtnetworkd.service libvirtd.service
 fi

@@ -87,7 +87,7 @@ restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 # Forget the removed units.
 run systemctl daemon-reload
 
-# Restart libvirt's network driver with the restored network.conf.
+# Restart libvirt's network driver with the restored files.
 run systemctl try-restart virtnetworkd.service libvirtd.service
 
 if [ "$DRY_RUN" = 0 ]; then
