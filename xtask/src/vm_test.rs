@@ -334,9 +334,6 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
 
     use vnetgen::model::Mode;
     for n in &model.networks {
-        if n.mode == Mode::Bridged {
-            bail!("network {} is bridged: the harness does not build bridged uplinks yet", n.name);
-        }
         if n.mode.is_custom() && model.host.stack != vnetgen::model::Stack::Networkd {
             bail!("stack {} is not interpreted by the harness yet", model.host.stack.as_str());
         }
@@ -360,6 +357,10 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         &format!("ip link add upbr type bridge\nip addr add {router}/{prefix} dev upbr\nip link set upbr up"),
     )?;
     topo.run(&host, &format!("ip link add {uplink} type veth peer name hup netns {up}"))?;
+    if let Some(mac) = &uplink_model.mac {
+        // The uplink's own MAC, which a bridged network's bridge must take over.
+        topo.run(&host, &format!("ip link set {uplink} address {mac}"))?;
+    }
     topo.run(&lan, &format!("ip link add eth0 type veth peer name lup netns {up}"))?;
     topo.run(&up, "ip link set hup master upbr up\nip link set lup master upbr up")?;
     let mut lan_script =
@@ -385,29 +386,43 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     let busybox = image.busybox.display().to_string();
     let www_s = www.display().to_string();
     topo.spawn("upstream-httpd", &up, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
-    topo.spawn(
-        "upstream-dns",
-        &up,
-        &[
-            "dnsmasq",
-            "-k",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            &format!("--listen-address={router}"),
-            &format!("--address=/upstream.test/{router}"),
-            "--pid-file",
-            "--user=root",
-        ],
-    )?;
+    // The LAN's DHCP server, for guests on a bridged network: .100–.149 of the segment.
+    let lan_dhcp: Vec<String> = if model.networks.iter().any(|n| n.mode == Mode::Bridged) {
+        let base = u32::from(router) & (u32::MAX << (32 - u32::from(prefix)));
+        let (a, b) = (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149));
+        vec![
+            format!("--dhcp-range={a},{b},{}", std::net::Ipv4Addr::from(u32::MAX << (32 - u32::from(prefix)))),
+            format!("--dhcp-leasefile={}", dir.join("lan.leases").display()),
+            "--dhcp-authoritative".to_string(),
+        ]
+    } else {
+        Vec::new()
+    };
+    let mut dns_args: Vec<String> = [
+        "dnsmasq",
+        "-k",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--pid-file",
+        "--user=root",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    dns_args.push(format!("--listen-address={router}"));
+    dns_args.push(format!("--address=/upstream.test/{router}"));
+    dns_args.extend(lan_dhcp);
+    topo.spawn("upstream-dns", &up, &dns_args.iter().map(String::as_str).collect::<Vec<_>>())?;
 
     // The host: the user's existing uplink configuration (given here as a networkd file), then
     // the bundle's own files.
     let netconf = dir.join("networkd");
     std::fs::create_dir_all(&netconf)?;
     std::fs::write(
-        netconf.join("05-vt-uplink.network"),
+        // After the bundle's files (10-vnetgen-*), as a user's existing configuration would be:
+        // a bridged network's uplink file takes the uplink over.
+        netconf.join("50-vt-uplink.network"),
         format!(
             "[Match]\nName={uplink}\n\n[Network]\nAddress={uplink_addr}/{prefix}\nGateway={router}\nDNS={router}\n"
         ),
@@ -541,7 +556,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
             )?;
         }
     }
-    for n in &model.networks {
+    for n in model.networks.iter().filter(|n| n.mode != Mode::Bridged) {
         let gw = n.ipv4.as_ref().map(|v| v.gateway.to_string()).unwrap_or_default();
         let br = n.bridge.to_string();
         let t = wait_for(&format!("the bridge {br} with {gw}"), Duration::from_secs(15), || {
@@ -551,8 +566,18 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         })?;
         eprintln!("vm-test: [{}] bridge {br} up with {gw} after {:.1}s", s.name, t.as_secs_f64());
     }
-    topo.run(&host, &format!("ip -4 -o addr show dev {uplink} | grep -q {uplink_addr}/"))
-        .context("the uplink did not get its address")?;
+    // The uplink's address, or the bridge's when a bridged network took the uplink over.
+    let carrier = model.uplink_device(model.networks[0].uplink).to_string();
+    let up_wait = wait_for(&format!("{carrier} with {uplink_addr}"), Duration::from_secs(15), || {
+        topo.check_alive()?;
+        let out = topo.output(&host, &format!("ip -4 -o addr show dev {carrier}"), Duration::from_secs(5))?;
+        Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {uplink_addr}/")))
+    });
+    match up_wait {
+        Ok(t) => eprintln!("vm-test: [{}] {carrier} up with {uplink_addr} after {:.1}s", s.name, t.as_secs_f64()),
+        // A broken bundle may leave the host without its address: the checks then say what fails.
+        Err(e) => eprintln!("vm-test: [{}] warning: {e:#}", s.name),
+    }
     if model.host.firewall == vnetgen::model::Firewall::Ufw {
         apply_ufw(&topo, &host, dir, &bundle_dir).context("applying the bundle's UFW rules")?;
         eprintln!("vm-test: [{}] UFW rules applied by the bundle's install.sh", s.name);
@@ -608,7 +633,8 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         let run = qemu::spawn(&mut topo, &host, &boot, accel, &g.name, &tap, &g.mac, &append)?;
         let t = run.wait_ready(&mut topo, accel.ready_timeout())?;
         eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
-        if let Some((_, addr)) = run.reported("lease") {
+        // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
+        if let Some((_, addr)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
             seg.guests.push((g.name.clone(), addr));
         }
         guests.push(run);
@@ -765,6 +791,16 @@ fn evaluate(
             } else {
                 (false, format!("verify.sh printed: {}", printed.join(" | ")))
             }
+        }
+        CheckKind::HostMac => {
+            let dev = c.target.as_deref().unwrap_or("");
+            anyhow::ensure!(
+                dev.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+                "bad interface {dev:?}"
+            );
+            let out = topo.output(host, &format!("cat /sys/class/net/{dev}/address"), Duration::from_secs(5))?;
+            let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (got.eq_ignore_ascii_case(&expect), format!("got {got:?}"))
         }
         CheckKind::LanTcp | CheckKind::HostTcp => {
             let target = seg.expand(c.target.as_deref().unwrap_or(""));

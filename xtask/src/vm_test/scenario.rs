@@ -96,6 +96,9 @@ pub enum CheckKind {
     /// The bundle's `guest/verify.sh`, run in a guest with `setup: true`, printed the line
     /// `expect` (e.g. `PASS ipv4-address (10.0.0.5)`, or `exit 0` for its exit code).
     GuestVerify,
+    /// The host's interface `target` has the MAC address `expect` (a bridged network's bridge
+    /// keeps its uplink's MAC, so the LAN's DHCP lease for the host does not change).
+    HostMac,
     /// A client on the LAN connects to `target`: the reply must contain `expect`, or the
     /// connection must be actively `refused`, or silently `dropped` (a firewall whose policy drops,
     /// like UFW's `deny (incoming)`; pair it with a positive control).
@@ -138,6 +141,9 @@ impl Check {
             ),
             CheckKind::GuestVerify => {
                 format!("{}'s verify.sh prints {:?}", self.guest.as_deref().unwrap_or("?"), self.expect)
+            }
+            CheckKind::HostMac => {
+                format!("host {} has MAC {}", self.target.as_deref().unwrap_or("?"), self.expect)
             }
             CheckKind::LanTcp => format!("LAN -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
             CheckKind::HostTcp => format!("host -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
