@@ -46,7 +46,15 @@ struct Segment {
     lan: std::net::Ipv4Addr,
     /// Guests' leased IPv4 addresses, by guest name, as they become known.
     guests: Vec<(String, String)>,
+    /// Guests' SLAAC IPv6 addresses, by guest name (`{guest6:NAME}`).
+    guests6: Vec<(String, String)>,
 }
+
+/// The uplink segment's IPv6 (documentation prefix), set up when a network of the profile has
+/// IPv6: the upstream router, the host's uplink and the LAN client.
+const ROUTER6: &str = "2001:db8:ffff::1";
+const UPLINK6: &str = "2001:db8:ffff::2";
+const LAN6: &str = "2001:db8:ffff::50";
 
 impl Segment {
     fn of(up: &vnetgen::model::Uplink) -> Segment {
@@ -57,7 +65,14 @@ impl Segment {
                 let mut free = hosts.rev().map(Ipv4Addr::from).filter(|a| a != address && Some(*a) != *gateway);
                 let router = gateway.unwrap_or_else(|| free.next().expect("room for a router"));
                 let lan = free.find(|a| *a != router).expect("room for a LAN client");
-                Segment { uplink: *address, prefix: subnet.prefix, router, lan, guests: Vec::new() }
+                Segment {
+                    uplink: *address,
+                    prefix: subnet.prefix,
+                    router,
+                    lan,
+                    guests: Vec::new(),
+                    guests6: Vec::new(),
+                }
             }
             _ => Segment {
                 uplink: Ipv4Addr::new(203, 0, 113, 2),
@@ -65,6 +80,7 @@ impl Segment {
                 router: Ipv4Addr::new(203, 0, 113, 1),
                 lan: Ipv4Addr::new(203, 0, 113, 50),
                 guests: Vec::new(),
+                guests6: Vec::new(),
             },
         }
     }
@@ -78,6 +94,9 @@ impl Segment {
             .replace("{lan}", &self.lan.to_string());
         for (name, addr) in &self.guests {
             out = out.replace(&format!("{{guest:{name}}}"), addr);
+        }
+        for (name, addr) in &self.guests6 {
+            out = out.replace(&format!("{{guest6:{name}}}"), addr);
         }
         out
     }
@@ -376,6 +395,21 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
             }
         }
     }
+    let v6 = model.networks.iter().any(|n| n.ipv6.is_some());
+    if v6 {
+        topo.run(
+            &up,
+            &format!("sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add {ROUTER6}/64 dev upbr nodad"),
+        )?;
+        lan_script
+            .push_str(&format!("ip -6 addr add {LAN6}/64 dev eth0 nodad\nip -6 route add default via {ROUTER6}\n"));
+        for n in model.networks.iter().filter(|n| matches!(n.mode, Mode::CustomRouted | Mode::Routed)) {
+            if let Some(v6) = &n.ipv6 {
+                // The IPv6 static route the bundle's README asks the LAN router for.
+                topo.run(&up, &format!("ip -6 route add {} via {UPLINK6}", v6.subnet))?;
+            }
+        }
+    }
     topo.run(&lan, &lan_script)?;
     let www = dir.join("www");
     std::fs::create_dir_all(www.join("cgi-bin"))?;
@@ -424,7 +458,8 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         // a bridged network's uplink file takes the uplink over.
         netconf.join("50-vt-uplink.network"),
         format!(
-            "[Match]\nName={uplink}\n\n[Network]\nAddress={uplink_addr}/{prefix}\nGateway={router}\nDNS={router}\n"
+            "[Match]\nName={uplink}\n\n[Network]\nAddress={uplink_addr}/{prefix}\nGateway={router}\nDNS={router}\n{}",
+            if v6 { format!("Address={UPLINK6}/64\nGateway={ROUTER6}\nIPv6AcceptRA=no\n") } else { String::new() }
         ),
     )?;
     for f in list(&host_root.join("etc/systemd/network"))? {
@@ -636,6 +671,9 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
         if let Some((_, addr)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
             seg.guests.push((g.name.clone(), addr));
+        }
+        if let Some((_, addr)) = run.reported("v6").filter(|(_, a)| a.parse::<std::net::Ipv6Addr>().is_ok()) {
+            seg.guests6.push((g.name.clone(), addr));
         }
         guests.push(run);
     }
