@@ -147,6 +147,16 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
         "vm-test needs systemd-networkd (package systemd)"
     );
     topology::sweep_stale()?;
+    // Ctrl-C (or a SIGTERM from CI): tear down every namespace and process of this run first.
+    ctrlc::set_handler(|| {
+        eprintln!("\nvm-test: interrupted: removing this run's namespaces and processes");
+        topology::sweep_own();
+        // A scenario thread may have been creating a namespace just then.
+        std::thread::sleep(Duration::from_millis(300));
+        topology::sweep_own();
+        std::process::exit(130);
+    })
+    .context("installing the Ctrl-C handler")?;
 
     let repo = repo_root();
     let out_dir = repo.join("target/vm-tests");

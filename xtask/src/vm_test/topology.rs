@@ -3,7 +3,8 @@
 //! Every namespace is named `vnetgen-vt-<pid>-<id>-<role>` (the pid of the running xtask, so two
 //! runs never collide); every process is spawned into one of them and killed when the `Topology`
 //! drops (success, failure or panic). Namespaces left behind by an interrupted run — whose pid is
-//! gone — are swept at the start of the next (`sweep_stale`). Nothing here routes beyond
+//! gone — are swept at the start of the next (`sweep_stale`); on Ctrl-C the run sweeps its own
+//! (`sweep_own`) before it exits. Nothing here routes beyond
 //! the namespaces it creates: the "internet" is 203.0.113.0/24 and 2001:db8::/64 inside them.
 
 use anyhow::{bail, Context as _, Result};
@@ -13,22 +14,40 @@ use std::time::{Duration, Instant};
 
 pub const PREFIX: &str = "vnetgen-vt";
 
+/// No scenario may run longer than this (under TCG they take 10–50 s), whatever it waits for:
+/// every wait loop checks it through `check_alive`.
+pub const SCENARIO_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Set on Ctrl-C: no new namespace may be created from then on.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub struct Topology {
     pub id: String,
     pub dir: PathBuf,
     namespaces: Vec<String>,
     children: Vec<(String, Child)>,
     keep: bool,
+    deadline: Instant,
 }
 
 impl Topology {
     pub fn new(id: &str, dir: &Path, keep: bool) -> Result<Topology> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Topology { dir: dir.to_path_buf(), id: id.to_string(), namespaces: Vec::new(), children: Vec::new(), keep })
+        Ok(Topology {
+            dir: dir.to_path_buf(),
+            id: id.to_string(),
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            keep,
+            deadline: Instant::now() + SCENARIO_DEADLINE,
+        })
     }
 
     /// Creates namespace `<prefix>-<id>-<role>` with loopback up, and returns its name.
     pub fn add_ns(&mut self, role: &str) -> Result<String> {
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("interrupted");
+        }
         let ns = format!("{PREFIX}-{}-{}-{role}", std::process::id(), self.id);
         let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
         check(Command::new("ip").args(["netns", "add", &ns]).output()?, &format!("ip netns add {ns}"))?;
@@ -75,6 +94,9 @@ impl Topology {
 
     /// Fails if a spawned process has already exited (it should run until teardown).
     pub fn check_alive(&mut self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            bail!("the scenario ran past its hard deadline of {}s", SCENARIO_DEADLINE.as_secs());
+        }
         for (name, child) in &mut self.children {
             if let Some(status) = child.try_wait()? {
                 let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
@@ -108,9 +130,29 @@ impl Drop for Topology {
 }
 
 fn kill_all_in(ns: &str) {
-    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
+    // Again until none is left: one may fork while the others die.
+    for _ in 0..20 {
+        let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else { return };
+        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+        if pids.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill").arg("-9").args(&pids).status();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Deletes this process's own namespaces and kills what runs in them: the Ctrl-C path, while
+/// scenario threads may still hold their topologies.
+pub fn sweep_own() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    let mine = format!("{PREFIX}-{}-", std::process::id());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let ns = line.split_whitespace().next().unwrap_or("");
+        if ns.starts_with(&mine) {
+            kill_all_in(ns);
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
 }
