@@ -675,7 +675,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         }
         // Guests boot one after another, in the scenario's order: a guest's checks may target
         // the servers of the guests before it, which are then known to be up.
-        let run = qemu::spawn(&mut topo, &host, &boot, accel, &g.name, &tap, &g.mac, &append)?;
+        let run = qemu::spawn(&mut topo, &host, &boot, accel, &g.name, qemu::Nic { tap: &tap, mac: &g.mac }, &append)?;
         let t = run.wait_ready(&mut topo, accel.ready_timeout())?;
         eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
         // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.

@@ -90,16 +90,22 @@ fn args(
 }
 
 /// Boots a guest in namespace `ns` on tap `tap`.
+/// A guest's NIC: the tap it is cabled to and its MAC address.
+pub struct Nic<'a> {
+    pub tap: &'a str,
+    pub mac: &'a str,
+}
+
 pub fn spawn(
     topo: &mut Topology,
     ns: &str,
     image: &Image,
     accel: Accel,
     name: &str,
-    tap: &str,
-    mac: &str,
+    nic: Nic<'_>,
     append: &str,
 ) -> Result<GuestRun> {
+    let Nic { tap, mac } = nic;
     let dir = topo.dir.clone();
     let argv = args(image, accel, Some(tap), mac, append, &dir, name);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
