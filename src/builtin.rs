@@ -29,6 +29,11 @@ pub const PROFILES: &[(&str, &str, &str)] = &[
         include_str!("../profiles/server-custom-routed.yaml"),
     ),
     (
+        "ubuntu-netplan-bridge",
+        "Ubuntu server: wired uplink bridged into br0 with netplan (networkd renderer), bridge keeps the uplink's MAC (seed 004)",
+        include_str!("../profiles/ubuntu-netplan-bridge.yaml"),
+    ),
+    (
         "ubuntu-ufw-default-nat",
         "Ubuntu desktop on WiFi behind UFW with libvirt's default NAT network: the routed-traffic trap fixed (seed 002)",
         include_str!("../profiles/ubuntu-ufw-default-nat.yaml"),

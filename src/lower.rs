@@ -448,12 +448,12 @@ impl Cx {
         // rather than rendered half.
         if let Some(h) = host {
             let needs_stack = mode.is_custom() || mode == Mode::Bridged;
-            if needs_stack && !matches!(h.stack, Stack::Networkd | Stack::Ifupdown) {
+            if needs_stack && !matches!(h.stack, Stack::Networkd | Stack::Ifupdown | Stack::Netplan) {
                 self.err_help(
                     n.mode.loc,
                     format!("{} networks are not rendered for the {} stack yet", mode.as_str(), h.stack.as_str()),
-                    "this version renders host-managed bridges for `stack: networkd` and `stack: ifupdown`; \
-                     libvirt-managed nat, routed and isolated networks work with every stack",
+                    "this version renders host-managed bridges for `stack: networkd`, `ifupdown` and \
+                     `netplan`; libvirt-managed nat, routed and isolated networks work with every stack",
                 );
             }
             // ifupdown pins a custom bridge's MAC with a dummy port named `<bridge>-dummy`.

@@ -28,6 +28,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("libvirt/interface.xml.tera", include_str!("../templates/libvirt/interface.xml.tera")),
     ("libvirt/network.xml.tera", include_str!("../templates/libvirt/network.xml.tera")),
     ("libvirt/virsh-commands.txt.tera", include_str!("../templates/libvirt/virsh-commands.txt.tera")),
+    ("netplan/vnetgen.yaml.tera", include_str!("../templates/netplan/vnetgen.yaml.tera")),
     ("networkd/bridge.netdev.tera", include_str!("../templates/networkd/bridge.netdev.tera")),
     ("networkd/bridge.network.tera", include_str!("../templates/networkd/bridge.network.tera")),
     ("nftables/nftables-dropin.conf.tera", include_str!("../templates/nftables/nftables-dropin.conf.tera")),

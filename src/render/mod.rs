@@ -11,6 +11,7 @@ mod ifupdown;
 mod install;
 mod iptables;
 mod libvirt;
+mod netplan;
 mod networkd;
 mod nftables;
 mod preflight;
@@ -180,8 +181,9 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
     match p.host.stack {
         Stack::Networkd => networkd::render(p, t, &mut plan)?,
         Stack::Ifupdown => ifupdown::render(p, t, &mut plan)?,
+        Stack::Netplan => netplan::render(p, t, &mut plan)?,
         // Checked by lower: other stacks only carry libvirt-managed networks for now.
-        Stack::Netplan | Stack::Networkmanager | Stack::Ifcfg => {}
+        Stack::Networkmanager | Stack::Ifcfg => {}
     }
     dnsmasq::render(p, t, &mut plan)?;
     match p.host.firewall {

@@ -244,3 +244,47 @@ fn ifupdown_files_pass_ifup_no_act_and_ifquery() {
         }
     }
 }
+
+/// `netplan generate --root-dir` on a netplan file: Ok(the networkd files it generated).
+fn netplan_generate(netplan: &Path, file: &Path, root: &Path) -> Result<Vec<String>, String> {
+    let _ = std::fs::remove_dir_all(root);
+    let dir = root.join("etc/netplan");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dst = dir.join("60-vnetgen.yaml");
+    std::fs::copy(file, &dst).unwrap();
+    Command::new("chmod").arg("600").arg(&dst).status().unwrap();
+    let out = Command::new(netplan).arg("generate").arg("--root-dir").arg(root).output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(files_below(&root.join("run/systemd/network")))
+}
+
+#[test]
+fn netplan_files_pass_netplan_generate() {
+    let Some(netplan) = tool("netplan", "netplan.io") else { return };
+    let tmp = TempDir::new("netplan");
+    let mut seen = 0;
+    for (name, _, dir) in golden_cases() {
+        let f = dir.join("host/etc/netplan/60-vnetgen.yaml");
+        if !f.exists() {
+            continue;
+        }
+        seen += 1;
+        let text = std::fs::read_to_string(&f).unwrap();
+        let generated = netplan_generate(&netplan, &f, tmp.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Every bridge of the file became a networkd netdev.
+        for line in text.lines().filter(|l| l.starts_with("    ") && !l.starts_with("     ") && l.ends_with(':')) {
+            let iface = line.trim().trim_end_matches(':');
+            assert!(
+                generated.iter().any(|g| g.contains(&format!("-{iface}.network"))),
+                "{name}: netplan generated nothing for {iface}: {generated:?}"
+            );
+        }
+        // The check really checks: a misspelt key is refused.
+        let broken = tmp.path().join("broken.yaml");
+        std::fs::write(&broken, text.replace("forward-delay:", "forward-dealy:")).unwrap();
+        assert!(netplan_generate(&netplan, &broken, &tmp.path().join("b")).is_err(), "{name}: a misspelt key passed");
+    }
+    assert!(seen >= 2, "expected netplan golden cases, found {seen}");
+}

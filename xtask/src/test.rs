@@ -24,6 +24,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("ping", "iputils-ping"),
     ("python3", "python3"),
     ("ufw", "ufw"),
+    ("netplan", "netplan.io"),
     ("firewalld", "firewalld"),
     ("dbus-daemon", "dbus-daemon"),
 ];
