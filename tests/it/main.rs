@@ -1,5 +1,6 @@
 //! The one integration test binary (matklad's "delete cargo integration tests"): golden bundles,
-//! CLI behaviour and diagnostics, real-tool checks of rendered files, each firewall backend proved
+//! CLI behaviour and diagnostics, the stack × mode × firewall matrix, real-tool checks of rendered
+//! files, each firewall backend proved
 //! with packets in network namespaces, install script behaviour,
 //! the guest's verify.sh in network namespaces, and tidy checks of the repository itself.
 
@@ -8,6 +9,7 @@ mod firewall;
 mod golden;
 mod guest;
 mod install;
+mod matrix;
 mod preflight;
 mod support;
 mod tidy;
