@@ -26,6 +26,8 @@ struct Ctx {
     edits: Vec<(String, String, String)>,
     /// Every host path uninstall.sh restores: files, edits and tracked files, quoted.
     restores: Vec<String>,
+    /// 1 if installing changes the uplink (a bridged network enslaves it): the connectivity guard.
+    guard: u8,
     steps: Vec<StepCtx>,
     undo: Vec<StepCtx>,
     undo_after: Vec<StepCtx>,
@@ -93,6 +95,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             .chain(plan.tracked.iter())
             .map(|p| sh_quote(p))
             .collect(),
+        guard: u8::from(p.networks.iter().any(|n| n.mode == Mode::Bridged)),
         steps: steps(&plan.install),
         undo: steps(&plan.uninstall),
         undo_after: steps(&plan.uninstall_after),

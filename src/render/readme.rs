@@ -161,6 +161,18 @@ fn reasons(p: &Profile) -> Vec<Why> {
              (`bridge-nf-call-*=0`), so the host firewall cannot silently drop them.",
         ));
     }
+    if modes.contains(&Mode::Bridged) {
+        out.push(why(
+            "Why install.sh asks you to confirm",
+            "Making the uplink a bridge port can cut the SSH session you run install.sh in. Before it \
+             applies the change, install.sh starts a watchdog detached from your session; unless you \
+             confirm within 120 s (`--confirm-timeout S`) — by typing yes at its prompt, or by running \
+             `sudo ./install.sh --confirm` from a new session, which proves the host is still \
+             reachable — the watchdog runs ./uninstall.sh and the host gets its previous configuration \
+             back by itself (log: /var/lib/vnetgen/<profile>.rollback.log). On a console or in \
+             automation, `--yes` skips the question.",
+        ));
+    }
     if modes.iter().any(|m| matches!(m, Mode::Routed | Mode::CustomRouted)) {
         let mut routes = Vec::new();
         for n in p.networks.iter().filter(|n| matches!(n.mode, Mode::Routed | Mode::CustomRouted)) {

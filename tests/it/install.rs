@@ -47,7 +47,7 @@ impl Rig {
         bundle.write_to(&base.join("bundle"), false).unwrap();
         let bin = base.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        for cmd in ["systemctl", "networkctl", "nft", "sysctl", "virsh", "udevadm", "ip"] {
+        for cmd in ["systemctl", "networkctl", "nft", "sysctl", "virsh", "udevadm", "ip", "netplan"] {
             let p = bin.join(cmd);
             std::fs::write(&p, STUB).unwrap();
             Command::new("chmod").arg("+x").arg(&p).status().unwrap();
@@ -214,4 +214,50 @@ fn edited_distro_files_keep_their_own_lines_and_come_back_byte_for_byte() {
     assert_eq!(std::fs::read_to_string(rig.root.join("etc/libvirt/network.conf")).unwrap(), block);
     ok(&rig.run("uninstall.sh", &[], None));
     assert_eq!(rig.snapshot(), before, "uninstall did not remove the network.conf it created");
+}
+
+/// Polls until `f` holds or 20 s pass.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{what} did not happen within 20 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_change_of_the_uplink_rolls_back_by_itself_unless_confirmed() {
+    // Bridged: the uplink becomes a port of br0, which can cut the SSH session install.sh runs in.
+    let rig = Rig::new("ubuntu-netplan-bridge");
+    write(&rig.root, "etc/netplan/50-cloud-init.yaml", "network: {version: 2, ethernets: {enp3s0: {dhcp4: true}}}\n");
+    let before = rig.snapshot();
+
+    // Not confirmed (no terminal, nobody runs --confirm): the watchdog, detached from this run,
+    // restores the host by itself once the timeout passes.
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--confirm-timeout", "3"], None));
+    assert!(text.contains("unless confirmed within 3 s, it rolls back by itself"), "{text}");
+    assert!(text.contains("install.sh --confirm"), "{text}");
+    assert_ne!(rig.snapshot(), before, "install.sh changed nothing");
+    eventually("the rollback", || rig.snapshot() == before && !rig.state.exists());
+    let log = std::fs::read_to_string(rig.state.with_extension("rollback.log")).unwrap();
+    assert!(
+        log.contains("not confirmed within 3 s: rolling back") && log.contains("the host is back as it was"),
+        "{log}"
+    );
+
+    // Confirmed from another session in time: the change stays after the timeout.
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--confirm-timeout", "3"], None));
+    assert!(text.contains("rolls back by itself"), "{text}");
+    let installed = rig.snapshot();
+    let text = ok(&rig.run("install.sh", &["--confirm"], None));
+    assert!(text.contains("confirmed: the new network configuration stays"), "{text}");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(rig.snapshot(), installed, "a confirmed change was rolled back");
+
+    // --yes: no guard at all; a second run changes nothing and needs no confirmation.
+    ok(&rig.run("uninstall.sh", &[], None));
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], None));
+    assert!(!text.contains("rolls back"), "{text}");
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert!(text.contains("nothing to do") && !text.contains("rolls back"), "{text}");
 }

@@ -1,8 +1,7 @@
 //! The one integration test binary (matklad's "delete cargo integration tests"): golden bundles,
 //! CLI behaviour and diagnostics, the stack × mode × firewall matrix, real-tool checks of rendered
-//! files, each firewall backend proved
-//! with packets in network namespaces, install script behaviour,
-//! the guest's verify.sh in network namespaces, and tidy checks of the repository itself.
+//! files, each firewall backend proved with packets in network namespaces, install script
+//! behaviour, the guest's verify.sh in network namespaces, and tidy checks of the repository.
 
 mod cli;
 mod firewall;

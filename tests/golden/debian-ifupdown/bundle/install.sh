@@ -3,10 +3,13 @@
 #
 # Sets up the host: debian 12, ifupdown stack, nftables firewall; libvirt networks lan (bridged), cnat (custom-nat), croute (custom-routed).
 #
-# Usage: sudo ./install.sh [--dry-run] [--skip-host-check] [--skip-preflight]
-#   --dry-run          print what would change and change nothing
-#   --skip-host-check  install even if this host is not the distro the profile names
-#   --skip-preflight   install even if ./preflight.sh finds a fatal hazard
+# Usage: sudo ./install.sh [--dry-run] [--skip-host-check] [--skip-preflight] [--yes] [--confirm-timeout S]
+#   --dry-run            print what would change and change nothing
+#   --skip-host-check    install even if this host is not the distro the profile names
+#   --skip-preflight     install even if ./preflight.sh finds a fatal hazard
+#   --yes                keep a change of the uplink without asking (console, automation)
+#   --confirm-timeout S  seconds to confirm a change of the uplink before it rolls back (120)
+#   --confirm            keep the pending change of an earlier run (from a new SSH session)
 #
 # Every file it replaces is backed up under the state directory first; if any step fails, the
 # files this run installed are restored. Run it again: it changes nothing the second time.
@@ -57,6 +60,8 @@ BUNDLE_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 readonly BUNDLE_DIR
 HOST_CHECK=1
 PREFLIGHT=1
+GUARD=1
+CONFIRM_TIMEOUT=120
 declare -A CHANGED=()
 ANY_CHANGED=0
 APPLIED=()
@@ -223,12 +228,27 @@ define_network() {
 	fi
 }
 
-usage() { sed -n '6,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '6,13p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--dry-run) DRY_RUN=1 ;;
 	--skip-host-check) HOST_CHECK=0 ;;
 	--skip-preflight) PREFLIGHT=0 ;;
+	--yes) GUARD=0 ;;
+	--confirm-timeout)
+		if [ $# -lt 2 ] || ! [[ $2 =~ ^[1-9][0-9]{0,4}$ ]]; then die "--confirm-timeout needs a number of seconds"; fi
+		CONFIRM_TIMEOUT=$2
+		shift
+		;;
+	--confirm)
+		if [ -e "$STATE_DIR/pending" ]; then
+			rm -f "$STATE_DIR/pending"
+			say "confirmed: the new network configuration stays"
+		else
+			say "nothing to confirm (no pending change, or it was rolled back: see $STATE_DIR.rollback.log)"
+		fi
+		exit 0
+		;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option $1" ;;
 	esac
@@ -271,6 +291,40 @@ rollback() {
 	fi
 	exit "$status"
 }
+
+# guard_start: the uplink is about to change, which can cut the SSH session this runs in. A
+# watchdog, detached from this session (it survives a lost connection), runs ./uninstall.sh
+# after CONFIRM_TIMEOUT seconds unless the change was confirmed: the host gets its previous
+# configuration back by itself.
+guard_start() {
+	: >"$STATE_DIR/pending"
+	# shellcheck disable=SC2016 # $1..$3 expand in the watchdog's shell
+	# An install.sh still running then is stuck (its session gone): it is stopped first.
+	setsid bash -c 'sleep "$1"; if [ -e "$2/pending" ]; then echo "$(date): not confirmed within $1 s: rolling back"
+		if kill -0 "$4" 2>/dev/null; then kill -9 "$4"; fi; "$3/uninstall.sh"; fi' \
+		_ "$CONFIRM_TIMEOUT" "$STATE_DIR" "$BUNDLE_DIR" "$$" </dev/null >>"$STATE_DIR.rollback.log" 2>&1 &
+	say "the uplink's configuration changes now: unless confirmed within $CONFIRM_TIMEOUT s, it rolls back by itself"
+}
+
+# guard_finish: ask on the terminal, or tell how to confirm from a new session.
+guard_finish() {
+	local answer=""
+	if [ -t 0 ] && [ -t 1 ]; then
+		printf '%s' "install.sh: type yes within $CONFIRM_TIMEOUT s to keep the new network configuration: "
+		read -r -t "$CONFIRM_TIMEOUT" answer || true
+		if [ "$answer" = yes ]; then
+			rm -f "$STATE_DIR/pending"
+			say "confirmed: the new network configuration stays"
+		else
+			say "not confirmed: rolling back now"
+			rm -f "$STATE_DIR/pending"
+			"$BUNDLE_DIR/uninstall.sh"
+			exit 1
+		fi
+	else
+		say "confirm from a new session within $CONFIRM_TIMEOUT s (proving the host is still reachable): sudo $BUNDLE_DIR/install.sh --confirm"
+	fi
+}
 trap rollback EXIT
 if [ "$DRY_RUN" = 0 ]; then mkdir -p "$STATE_DIR"; fi
 
@@ -287,6 +341,8 @@ install_file etc/vnetgen/dnsmasq/virbr11.conf 0644
 install_file etc/vnetgen/nftables.nft 0644
 install_file etc/systemd/system/vnetgen-nftables.service 0644
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
+
+if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
 
 # 2. Apply.
 
@@ -379,4 +435,5 @@ elif [ "$ANY_CHANGED" = 0 ]; then
 	say "nothing to do: the host already matches the bundle"
 else
 	say "done; undo with ./uninstall.sh"
+	if [ -e "$STATE_DIR/pending" ]; then guard_finish; fi
 fi
