@@ -1,7 +1,9 @@
 //! nftables: the policy for custom networks in a table vnetgen owns (`inet vnetgen`), replaced
 //! atomically and never with `flush ruleset` (which would wipe libvirt's and Docker's tables);
 //! loaded at boot by `vnetgen-nftables.service`; and a drop-in for `nftables.service` that puts
-//! vnetgen's and libvirt's tables back whenever that service flushes the ruleset (seed 000).
+//! vnetgen's and libvirt's tables back whenever that service flushes the ruleset (seed 000). No
+//! DHCP checksum fill: nftables has none and today's DHCP clients do not need it (the rules file
+//! says why).
 
 use super::{dhcp_server, header, rule, DhcpServer, Plan, Rule};
 use crate::model::*;

@@ -303,6 +303,21 @@ esac
 exit 0
 "#;
 
+/// A scratch root under `base` holding a copy of this machine's `etc` directory (`/etc/ufw`,
+/// `/etc/firewalld`) for install.sh's `VNETGEN_ROOT`, and a directory of STUB commands for
+/// what install.sh drives besides the firewall: (root, stub directory).
+fn scratch_root(base: &Path, etc: &str) -> (PathBuf, PathBuf) {
+    let (root, bin) = (base.join("root"), base.join("bin"));
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    sh(&["cp", "-a", etc, root.join(etc.trim_start_matches('/')).to_str().unwrap()]);
+    std::fs::create_dir_all(&bin).unwrap();
+    for cmd in ["systemctl", "networkctl", "sysctl", "virsh", "udevadm"] {
+        std::fs::write(bin.join(cmd), STUB).unwrap();
+        sh(&["chmod", "+x", bin.join(cmd).to_str().unwrap()]);
+    }
+    (root, bin)
+}
+
 #[test]
 fn ufw_rules_from_install_sh_pass_packets_as_promised() {
     let (Some(_), Some(_)) = (tool("ufw", "ufw"), tool("iptables", "iptables")) else { return };
@@ -327,14 +342,7 @@ fn firewalld_zones_and_policies_from_install_sh_pass_packets_as_promised() {
     };
     prove("f", "fedora-firewalld-custom-nat", |bundle, h, p, t| {
         let base = bundle.parent().unwrap();
-        let (root, bin) = (base.join("root"), base.join("bin"));
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        sh(&["cp", "-a", "/etc/firewalld", root.join("etc/firewalld").to_str().unwrap()]);
-        std::fs::create_dir_all(&bin).unwrap();
-        for cmd in ["systemctl", "networkctl", "sysctl", "virsh", "udevadm"] {
-            std::fs::write(bin.join(cmd), STUB).unwrap();
-            sh(&["chmod", "+x", bin.join(cmd).to_str().unwrap()]);
-        }
+        let (root, bin) = scratch_root(base, "/etc/firewalld");
         let zone = p.host.firewalld_zone.clone().unwrap();
         let uplink = p.uplink(&p.networks[0]).name.to_string();
         let script = format!(
@@ -477,15 +485,8 @@ fn every_ufw_bundle_installs_loads_and_uninstalls_with_the_real_ufw() {
 /// back as it was.
 fn install_under_ufw(bundle: &Path, enter: &[&str], p: &Profile) -> String {
     let base = bundle.parent().unwrap();
-    let (root, bin) = (base.join("root"), base.join("bin"));
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    sh(&["cp", "-a", "/etc/ufw", root.join("etc/ufw").to_str().unwrap()]);
+    let (root, bin) = scratch_root(base, "/etc/ufw");
     let stock: PathBuf = base.join("stock-ufw");
-    std::fs::create_dir_all(&bin).unwrap();
-    for cmd in ["systemctl", "networkctl", "sysctl", "virsh", "udevadm"] {
-        std::fs::write(bin.join(cmd), STUB).unwrap();
-        sh(&["chmod", "+x", bin.join(cmd).to_str().unwrap()]);
-    }
     // The bridges a real host's stack or libvirt would create (install.sh waits for them).
     let bridges: Vec<String> = p
         .networks
