@@ -15,9 +15,9 @@
 //! namespace), so the before.rules block, before.init hook, sysctl.conf block and `ufw route`
 //! rules are what is under test. Needs root; skips loudly without it, fails in CI.
 
-use crate::support::{repo, tool, TempDir};
+use crate::support::{repo, sh, tool, Netns, TempDir};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vnetgen::model::{Mode, Profile, Proto, UplinkV4};
 
@@ -38,67 +38,16 @@ print("ready", flush=True)
 threading.Event().wait()
 "#;
 
-struct Topology {
-    prefix: String,
-    namespaces: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Topology {
-    fn new(tag: &str) -> Topology {
-        Topology { prefix: format!("vf{}{tag}", std::process::id()), namespaces: Vec::new(), children: Vec::new() }
-    }
-
-    fn ns(&mut self, role: &str) -> String {
-        let name = format!("{}-{role}", self.prefix);
-        sh(&["ip", "netns", "add", &name]);
-        self.namespaces.push(name.clone());
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        name
-    }
-
-    /// Starts SERVER in `ns` and waits for its `ready` line.
-    fn server(&mut self, ns: &str, python: &str, mode: &str, addr: &str, ports: &[u16]) {
-        let mut args = vec!["netns".to_string(), "exec".into(), ns.into(), python.into(), "-c".into(), SERVER.into()];
-        args.extend([mode.to_string(), addr.to_string()]);
-        args.extend(ports.iter().map(|p| p.to_string()));
-        let mut child = Command::new("ip").args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "server in {ns} did not start");
-        self.children.push(child);
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.namespaces {
-            // Daemons started inside (firewalld, D-Bus) are not our children: kill whatever runs
-            // in the namespace.
-            // Again until none is left: one may fork while the others die.
-            for _ in 0..20 {
-                let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else { break };
-                let pids: Vec<String> =
-                    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
-                if pids.is_empty() {
-                    break;
-                }
-                let _ = Command::new("kill").arg("-9").args(&pids).status();
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-#[track_caller]
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+/// Starts SERVER in `ns` and waits for its `ready` line.
+fn server(t: &mut Netns, ns: &str, python: &str, mode: &str, addr: &str, ports: &[u16]) {
+    let mut args = vec!["netns".to_string(), "exec".into(), ns.into(), python.into(), "-c".into(), SERVER.into()];
+    args.extend([mode.to_string(), addr.to_string()]);
+    args.extend(ports.iter().map(|p| p.to_string()));
+    let mut child = Command::new("ip").args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "server in {ns} did not start");
+    t.children.push(child);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +104,7 @@ fn render(profile: &str, dir: &Path) -> Profile {
 /// The host side every backend shares, built by the test (the stack is not under test here):
 /// bridge + gateway, guest on it, uplink to the outside. Then `load` applies the backend's rules
 /// in the host namespace, and the facts are checked.
-fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut Topology)) {
+fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut Netns)) {
     if !rooted() {
         return;
     }
@@ -185,7 +134,7 @@ fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut
     assert!(!forwards.is_empty(), "{profile}: no TCP forward to {guest}");
     let undeclared = [8080, 8081, 9090].into_iter().find(|p| forwards.iter().all(|f| f.0 != *p && f.1 != *p)).unwrap();
 
-    let mut t = Topology::new(tag);
+    let mut t = Netns::new(&format!("vf{tag}"));
     let (g, h, o) = (t.ns("g"), t.ns("h"), t.ns("o"));
     let br = n.bridge.as_str();
     sh(&["ip", "-n", &h, "link", "add", br, "type", "bridge"]);
@@ -213,8 +162,8 @@ fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut
     ports.push(undeclared);
     ports.sort();
     ports.dedup();
-    t.server(&g, &python, "guest", &guest.to_string(), &ports);
-    t.server(&o, &python, "peer", &outside, &[80]);
+    server(&mut t, &g, &python, "guest", &guest.to_string(), &ports);
+    server(&mut t, &o, &python, "peer", &outside, &[80]);
 
     // Before the rules: the bridge is not yet forwarding (positive control of the probe itself).
     let start = Instant::now();
@@ -425,23 +374,17 @@ fn libvirt_hook_forwards_pass_libvirts_nftables_reject() {
         std::fs::write(&f, libvirt).unwrap();
         sh(&["ip", "netns", "exec", h, nft.to_str().unwrap(), "-f", f.to_str().unwrap()]);
         let hook = bundle.join("host/etc/libvirt/hooks/network.d/50-vnetgen-forwards");
-        let out = Command::new("ip")
-            .args(["netns", "exec", h, "bash"])
-            .arg(&hook)
-            .args([n.name.as_str(), "started", "begin", "-"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "the hook failed: {}", String::from_utf8_lossy(&out.stderr));
-        // A second start (libvirt restarts the network) replaces, never duplicates.
-        let again = Command::new("ip")
-            .args(["netns", "exec", h, "bash"])
-            .arg(&hook)
-            .args([n.name.as_str(), "started", "begin", "-"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(again.status.success(), "the hook failed again: {}", String::from_utf8_lossy(&again.stderr));
+        // Twice: a second start (libvirt restarts the network) replaces, never duplicates.
+        for run in ["first", "second"] {
+            let out = Command::new("ip")
+                .args(["netns", "exec", h, "bash"])
+                .arg(&hook)
+                .args([n.name.as_str(), "started", "begin", "-"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "the hook's {run} run failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
     });
 }
 

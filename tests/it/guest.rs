@@ -5,48 +5,9 @@
 //! and an IPv6 default route that lead nowhere (seed 002's apt hang), and the guest has no
 //! address. Each must give its own root-cause line. Needs root; skips loudly without it, fails in CI.
 
-use crate::support::{repo, tool, TempDir};
-use std::process::{Child, Command, Stdio};
+use crate::support::{repo, sh, tool, Netns, TempDir};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The namespaces and processes of one test; all removed on drop, even when the test fails.
-struct Topology {
-    prefix: String,
-    namespaces: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Topology {
-    fn new() -> Topology {
-        Topology { prefix: format!("vg{}", std::process::id()), namespaces: Vec::new(), children: Vec::new() }
-    }
-
-    fn ns(&mut self, role: &str) -> String {
-        let name = format!("{}-{role}", self.prefix);
-        sh(&["ip", "netns", "add", &name]);
-        self.namespaces.push(name.clone());
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        name
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-#[track_caller]
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// Runs verify.sh in the guest namespace: (exit code, stdout).
 fn verify(guest: &str, script: &std::path::Path) -> (i32, String) {
@@ -99,7 +60,7 @@ fn verify_sh_names_the_root_cause_in_network_namespaces() {
     let script = tmp.path().join("verify.sh");
     std::fs::write(&script, &bundle.files["guest/verify.sh"].bytes).unwrap();
 
-    let mut t = Topology::new();
+    let mut t = Netns::new("vg");
     let (g, h, o) = (t.ns("g"), t.ns("h"), t.ns("o"));
     sh(&["ip", "-n", &h, "link", "add", "vh0", "type", "veth", "peer", "name", "g0", "netns", &g]);
     sh(&["ip", "-n", &h, "link", "add", "vh1", "type", "veth", "peer", "name", "o0", "netns", &o]);

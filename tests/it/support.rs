@@ -3,7 +3,8 @@
 //! elsewhere.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::Duration;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -96,4 +97,59 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
 /// Returns true if this process may create network namespaces (root, or user namespaces).
 pub fn can_unshare_net() -> bool {
     Command::new("unshare").args(["--net", "--map-root-user", "true"]).status().is_ok_and(|s| s.success())
+}
+
+/// Runs a command and fails the test with its stderr if it fails.
+#[track_caller]
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The network namespaces of one test and the processes started in them, all removed on drop,
+/// also when the test fails: every process still in a namespace is killed (daemons such as
+/// firewalld or D-Bus are not the test's children), then the namespace is deleted.
+pub struct Netns {
+    prefix: String,
+    namespaces: Vec<String>,
+    pub children: Vec<Child>,
+}
+
+impl Netns {
+    /// `prefix` names the test's namespaces `<prefix><pid>-<role>`.
+    pub fn new(prefix: &str) -> Netns {
+        Netns { prefix: format!("{prefix}{}", std::process::id()), namespaces: Vec::new(), children: Vec::new() }
+    }
+
+    /// Creates namespace `<prefix>-<role>` with loopback up.
+    pub fn ns(&mut self, role: &str) -> String {
+        let name = format!("{}-{role}", self.prefix);
+        sh(&["ip", "netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            // Again until none is left: one may fork while the others die.
+            for _ in 0..20 {
+                let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else { break };
+                let pids: Vec<String> =
+                    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+                if pids.is_empty() {
+                    break;
+                }
+                let _ = Command::new("kill").arg("-9").args(&pids).status();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
 }

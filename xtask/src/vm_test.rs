@@ -620,29 +620,11 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     for n in model.networks.iter().filter(|n| n.mode != Mode::Bridged) {
         let gw = n.ipv4.as_ref().map(|v| v.gateway.to_string()).unwrap_or_default();
         let br = n.bridge.to_string();
-        let waited = wait_for(&format!("the bridge {br} with {gw}"), Duration::from_secs(15), || {
-            topo.check_alive()?;
-            let out = topo.output(&host, &format!("ip -4 -o addr show dev {br}"), Duration::from_secs(5))?;
-            Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {gw}/")))
-        });
-        match waited {
-            Ok(t) => eprintln!("vm-test: [{}] bridge {br} up with {gw} after {:.1}s", s.name, t.as_secs_f64()),
-            // A broken bundle may leave the bridge without its address: the checks then say what fails.
-            Err(e) => eprintln!("vm-test: [{}] warning: {e:#}", s.name),
-        }
+        wait_address(&mut topo, &host, &br, &gw, &s.name);
     }
     // The uplink's address, or the bridge's when a bridged network took the uplink over.
     let carrier = model.uplink_device(model.networks[0].uplink).to_string();
-    let up_wait = wait_for(&format!("{carrier} with {uplink_addr}"), Duration::from_secs(15), || {
-        topo.check_alive()?;
-        let out = topo.output(&host, &format!("ip -4 -o addr show dev {carrier}"), Duration::from_secs(5))?;
-        Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {uplink_addr}/")))
-    });
-    match up_wait {
-        Ok(t) => eprintln!("vm-test: [{}] {carrier} up with {uplink_addr} after {:.1}s", s.name, t.as_secs_f64()),
-        // A broken bundle may leave the host without its address: the checks then say what fails.
-        Err(e) => eprintln!("vm-test: [{}] warning: {e:#}", s.name),
-    }
+    wait_address(&mut topo, &host, &carrier, &uplink_addr.to_string(), &s.name);
     if model.host.firewall == vnetgen::model::Firewall::Ufw {
         apply_ufw(&topo, &host, dir, &bundle_dir).context("applying the bundle's UFW rules")?;
         eprintln!("vm-test: [{}] UFW rules applied by the bundle's install.sh", s.name);
@@ -724,6 +706,20 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         std::fs::write(dir.join("host-state.txt"), ruleset.stdout)?;
     }
     Ok(())
+}
+
+/// Waits up to 15 s for interface `dev` in `ns` to carry IPv4 address `addr`. Not fatal: a
+/// broken bundle may leave it without, and the checks then say what that breaks.
+fn wait_address(topo: &mut Topology, ns: &str, dev: &str, addr: &str, scenario: &str) {
+    let waited = wait_for(&format!("{dev} with {addr}"), Duration::from_secs(15), || {
+        topo.check_alive()?;
+        let out = topo.output(ns, &format!("ip -4 -o addr show dev {dev}"), Duration::from_secs(5))?;
+        Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {addr}/")))
+    });
+    match waited {
+        Ok(t) => eprintln!("vm-test: [{scenario}] {dev} up with {addr} after {:.1}s", t.as_secs_f64()),
+        Err(e) => eprintln!("vm-test: [{scenario}] warning: {e:#}"),
+    }
 }
 
 /// What install.sh drives besides UFW is done by the harness itself (networkd, sysctl): stubs,
