@@ -19,14 +19,39 @@ pub const PROFILES: &[(&str, &str, &str)] = &[
         include_str!("../profiles/fedora-firewalld-custom-nat.yaml"),
     ),
     (
+        "fedora-nm-custom-nat",
+        "Fedora workstation on NetworkManager + firewalld: custom NAT bridge as keyfiles, dummy port, dispatcher-started dnsmasq, forwards 80/443 (seed 004)",
+        include_str!("../profiles/fedora-nm-custom-nat.yaml"),
+    ),
+    (
+        "homelab-multi",
+        "Home lab on Ubuntu with NetworkManager: wired LAN bridged, WiFi network routed to guests (seed 004, multiple networks example 3)",
+        include_str!("../profiles/homelab-multi.yaml"),
+    ),
+    (
         "laptop-wifi",
         "Arch laptop on WiFi: custom NAT with systemd-networkd and nftables, DNAT to a web server (seed 001)",
         include_str!("../profiles/laptop-wifi.yaml"),
     ),
     (
+        "rhel8-bridge",
+        "RHEL 8 server: eth0 bridged into br0 with ifcfg files, static IPv4 + IPv6, firewalld (seed 004)",
+        include_str!("../profiles/rhel8-bridge.yaml"),
+    ),
+    (
+        "rhel9-bridge",
+        "RHEL 9 server: the rhel8-bridge profile rendered as NetworkManager keyfiles (ifcfg is deprecated there)",
+        include_str!("../profiles/rhel9-bridge.yaml"),
+    ),
+    (
         "server-custom-routed",
         "Dedicated server: custom routed public subnet with DHCPv6 from dnsmasq, networkd, nftables (seed 004)",
         include_str!("../profiles/server-custom-routed.yaml"),
+    ),
+    (
+        "server-routed",
+        "Dedicated server: libvirt routed network for 203.0.113.88/29 and 2001:db8:aa::/64 on Debian, iptables (seed 004)",
+        include_str!("../profiles/server-routed.yaml"),
     ),
     (
         "ubuntu-netplan-bridge",
@@ -37,6 +62,11 @@ pub const PROFILES: &[(&str, &str, &str)] = &[
         "ubuntu-ufw-default-nat",
         "Ubuntu desktop on WiFi behind UFW with libvirt's default NAT network: the routed-traffic trap fixed (seed 002)",
         include_str!("../profiles/ubuntu-ufw-default-nat.yaml"),
+    ),
+    (
+        "workstation-ethernet-bridge",
+        "Debian workstation: wired uplink bridged into br0 with ifupdown, plus libvirt's default NAT, nftables (seed 004)",
+        include_str!("../profiles/workstation-ethernet-bridge.yaml"),
     ),
 ];
 

@@ -231,6 +231,7 @@ impl Cx {
             }
         }
         let _ = h_loc;
+        let uplinks_failed = uplinks.len() != h.uplinks.value.len();
         let firewalld_zone = match (&h.firewalld_zone, h.firewall.value) {
             (None, Firewall::Firewalld) => Some("public".to_string()),
             (None, _) => None,
@@ -258,10 +259,73 @@ impl Cx {
                 None
             }
         };
-        if uplinks.len() != h.uplinks.value.len() || uplinks.is_empty() {
+        let stack = h.stack.value;
+        let available = match stack {
+            Stack::Netplan | Stack::Ifupdown => distro.is_debian_family(),
+            Stack::Ifcfg => matches!(distro, Distro::Fedora | Distro::Rhel),
+            Stack::Networkmanager | Stack::Networkd => true,
+        };
+        if !available {
+            self.err_help(
+                h.stack.loc,
+                format!("stack {} is not available on {}", stack.as_str(), distro.as_str()),
+                "netplan and ifupdown are Debian and Ubuntu tools, ifcfg files are RHEL's and \
+                 Fedora's; NetworkManager and systemd-networkd run everywhere",
+            );
+        }
+        let netplan_renderer = match (&h.netplan_renderer, stack) {
+            (None, Stack::Netplan) => Some(NetplanRenderer::Networkd),
+            (Some(r), Stack::Netplan) => Some(r.value),
+            (None, _) => None,
+            (Some(r), s) => {
+                self.err_help(
+                    r.loc,
+                    format!("`netplan-renderer` is for netplan, not the {} stack", s.as_str()),
+                    "remove the key, or use `stack: netplan`",
+                );
+                None
+            }
+        };
+        let ifcfg_nm_controlled = match (&h.ifcfg_nm_controlled, stack) {
+            (None, Stack::Ifcfg) => Some(true),
+            (Some(v), Stack::Ifcfg) => Some(v.value),
+            (None, _) => None,
+            (Some(v), s) => {
+                self.err_help(
+                    v.loc,
+                    format!("`ifcfg-nm-controlled` is for ifcfg, not the {} stack", s.as_str()),
+                    "remove the key, or use `stack: ifcfg`",
+                );
+                None
+            }
+        };
+        let host = Host {
+            distro,
+            release,
+            stack,
+            firewall: h.firewall.value,
+            firewalld_zone,
+            netplan_renderer,
+            ifcfg_nm_controlled,
+            uplinks,
+        };
+        if let Some(v) = h.ifcfg_nm_controlled.as_ref().filter(|v| !v.value && host.ifcfg_deprecated()) {
+            self.err_help(
+                v.loc,
+                format!(
+                    "{} {} has no network-scripts to read ifcfg files without NetworkManager",
+                    distro.as_str(),
+                    host.release
+                ),
+                "RHEL 9 and Fedora 36 dropped the legacy network-scripts (`ifup`); remove \
+                 `ifcfg-nm-controlled: false` (the bundle then writes NetworkManager keyfiles), or \
+                 use `stack: networkd`",
+            );
+        }
+        if uplinks_failed || host.uplinks.is_empty() {
             return None;
         }
-        Some(Host { distro, release, stack: h.stack.value, firewall: h.firewall.value, firewalld_zone, uplinks })
+        Some(host)
     }
 
     fn uplink(&mut self, u: &S<raw::Uplink>) -> Option<Uplink> {
@@ -447,28 +511,21 @@ impl Cx {
         // What this version renders. Every other combination is refused here, with the reason,
         // rather than rendered half.
         if let Some(h) = host {
-            let needs_stack = mode.is_custom() || mode == Mode::Bridged;
-            if needs_stack && !matches!(h.stack, Stack::Networkd | Stack::Ifupdown | Stack::Netplan) {
-                self.err_help(
-                    n.mode.loc,
-                    format!("{} networks are not rendered for the {} stack yet", mode.as_str(), h.stack.as_str()),
-                    "this version renders host-managed bridges for `stack: networkd`, `ifupdown` and \
-                     `netplan`; libvirt-managed nat, routed and isolated networks work with every stack",
-                );
-            }
             // ifupdown pins a custom bridge's MAC with a dummy port named `<bridge>-dummy`.
             let dummy_max = IFNAME_MAX - DUMMY_SUFFIX.len();
-            if mode.is_custom() && h.stack == Stack::Ifupdown && n.bridge.value.len() > dummy_max {
+            let dummy = matches!(h.stack, Stack::Ifupdown | Stack::Networkmanager | Stack::Ifcfg);
+            if mode.is_custom() && dummy && n.bridge.value.len() > dummy_max {
                 self.err_help(
                     n.bridge.loc,
                     format!(
-                        "bridge name {:?} is too long for `stack: ifupdown`: its dummy interface {:?} would be {} bytes",
+                        "bridge name {:?} is too long for `stack: {}`: its dummy interface {:?} would be {} bytes",
                         n.bridge.value,
+                        h.stack.as_str(),
                         format!("{}{DUMMY_SUFFIX}", n.bridge.value),
                         n.bridge.value.len() + DUMMY_SUFFIX.len()
                     ),
                     format!(
-                        "a custom network on ifupdown holds its bridge's MAC with a dummy interface \
+                        "a custom network on this stack holds its bridge's MAC with a dummy interface \
                          `<bridge>{DUMMY_SUFFIX}`, and interface names are at most {IFNAME_MAX} bytes; \
                          use a bridge name of at most {dummy_max} bytes, e.g. virbr10"
                     ),
@@ -1113,6 +1170,8 @@ pub fn raise(p: &Profile) -> raw::Profile {
         stack: S::new(p.host.stack),
         firewall: S::new(p.host.firewall),
         firewalld_zone: p.host.firewalld_zone.as_ref().map(|z| s(z)),
+        netplan_renderer: p.host.netplan_renderer.map(S::new),
+        ifcfg_nm_controlled: p.host.ifcfg_nm_controlled.map(S::new),
         uplinks: S::new(
             p.host
                 .uplinks

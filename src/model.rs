@@ -7,7 +7,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub use crate::profile::{Distro, Firewall, GuestIpv6, GuestStack, Ipv6Mode, Mode, Proto, Stack, UplinkKind};
+pub use crate::profile::{
+    Distro, Firewall, GuestIpv6, GuestStack, Ipv6Mode, Mode, NetplanRenderer, Proto, Stack, UplinkKind,
+};
 
 /// A kernel interface name: 1–15 bytes of `A-Za-z0-9_.-`, not `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -230,6 +232,11 @@ pub struct Host {
     /// `firewalld-zone: public` — the uplinks' firewalld zone; `None` unless the firewall is
     /// firewalld (then defaulted to `public`).
     pub firewalld_zone: Option<String>,
+    /// `netplan-renderer: NetworkManager` — `None` unless the stack is netplan (then defaulted
+    /// to networkd).
+    pub netplan_renderer: Option<NetplanRenderer>,
+    /// `ifcfg-nm-controlled: false` — `None` unless the stack is ifcfg (then defaulted to true).
+    pub ifcfg_nm_controlled: Option<bool>,
     /// `uplinks: [{name: wlan0, kind: wifi}]`
     pub uplinks: Vec<Uplink>,
 }
@@ -482,6 +489,27 @@ impl Host {
             Distro::Ubuntu => r >= 24.10,
             Distro::Fedora => r >= 41.0,
             Distro::Rhel => r >= 10.0,
+        }
+    }
+
+    /// Returns true if the host's links are NetworkManager keyfiles: `stack: networkmanager`, and
+    /// `stack: ifcfg` on releases where NetworkManager deprecated ifcfg (RHEL 9, Fedora 36 and
+    /// later), which get keyfiles instead.
+    pub fn writes_keyfiles(&self) -> bool {
+        match self.stack {
+            Stack::Networkmanager => true,
+            Stack::Ifcfg => self.ifcfg_deprecated(),
+            _ => false,
+        }
+    }
+
+    /// Returns true if NetworkManager on this release no longer wants new ifcfg files.
+    pub fn ifcfg_deprecated(&self) -> bool {
+        let r = self.release_number();
+        match self.distro {
+            Distro::Rhel => r >= 9.0,
+            Distro::Fedora => r >= 36.0,
+            _ => false,
         }
     }
 

@@ -116,6 +116,14 @@ pub struct Host {
     /// --get-active-zones`). Default: public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewalld_zone: Option<S<String>>,
+    /// netplan only: the backend netplan writes the host's configuration for, `networkd` (Ubuntu
+    /// Server) or `NetworkManager` (Ubuntu Desktop). Default: networkd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netplan_renderer: Option<S<NetplanRenderer>>,
+    /// ifcfg only: whether NetworkManager reads the ifcfg files (`NM_CONTROLLED=yes`, the default
+    /// of RHEL 7 and 8) or the legacy network-scripts (`ifup`) do. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ifcfg_nm_controlled: Option<S<bool>>,
     /// The host's links to the LAN or the internet (at least one).
     pub uplinks: S<Vec<S<Uplink>>>,
 }
@@ -143,6 +151,15 @@ pub enum Stack {
     Ifcfg,
     /// systemd-networkd (`/etc/systemd/network`).
     Networkd,
+}
+
+/// The backend netplan renders for, spelt as in netplan's own `renderer:` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum NetplanRenderer {
+    #[serde(rename = "networkd")]
+    Networkd,
+    #[serde(rename = "NetworkManager")]
+    NetworkManager,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -7,12 +7,14 @@
 mod dnsmasq;
 mod firewalld;
 mod guest;
+mod ifcfg;
 mod ifupdown;
 mod install;
 mod iptables;
 mod libvirt;
 mod netplan;
 mod networkd;
+mod networkmanager;
 mod nftables;
 mod preflight;
 mod readme;
@@ -182,8 +184,8 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
         Stack::Networkd => networkd::render(p, t, &mut plan)?,
         Stack::Ifupdown => ifupdown::render(p, t, &mut plan)?,
         Stack::Netplan => netplan::render(p, t, &mut plan)?,
-        // Checked by lower: other stacks only carry libvirt-managed networks for now.
-        Stack::Networkmanager | Stack::Ifcfg => {}
+        _ if p.host.writes_keyfiles() => networkmanager::render(p, t, &mut plan)?,
+        Stack::Networkmanager | Stack::Ifcfg => ifcfg::render(p, t, &mut plan)?,
     }
     dnsmasq::render(p, t, &mut plan)?;
     match p.host.firewall {

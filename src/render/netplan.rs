@@ -7,7 +7,7 @@
 
 use super::{header, Plan};
 use crate::model::*;
-use crate::templates::Templates;
+use crate::templates::{sh_quote, Templates};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -36,6 +36,8 @@ fn q(s: impl ToString) -> String {
 }
 
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
+    let networkd = p.host.netplan_renderer != Some(NetplanRenderer::NetworkManager);
+    let mut names: Vec<String> = Vec::new();
     let mut ethernets = Vec::new();
     let mut bridges = Vec::new();
     for n in &p.networks {
@@ -43,6 +45,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         match n.mode {
             Mode::Bridged => {
                 let up = p.uplink(n);
+                names.push(up.name.to_string());
                 ethernets.push(Iface {
                     comment: String::new(),
                     name: up.name.to_string(),
@@ -57,7 +60,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 if let Some(m) = n.bridge_mac.or(up.mac) {
                     lines.push(format!("macaddress: {}", q(m)));
                 }
-                uplink_addressing(up, &mut lines);
+                uplink_addressing(up, networkd, &mut lines);
             }
             Mode::CustomNat | Mode::CustomRouted => {
                 lines.push("interfaces: []".into());
@@ -75,12 +78,16 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                     lines.push(format!("addresses: [{}]", addrs.join(", ")));
                 }
                 lines.push("accept-ra: false".into());
-                // No port until a guest attaches: configure the bridge anyway, and keep it.
-                lines.push("ignore-carrier: true".into());
+                // No port until a guest attaches: configure the bridge anyway, and keep it
+                // (NetworkManager configures a bridge without ports by itself).
+                if networkd {
+                    lines.push("ignore-carrier: true".into());
+                }
                 lines.push("optional: true".into());
             }
             Mode::Nat | Mode::Routed | Mode::Isolated => continue,
         }
+        names.push(n.bridge.to_string());
         lines.push("parameters:".into());
         lines.push("  stp: false".into());
         lines.push("  forward-delay: 0".into());
@@ -95,12 +102,18 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     }
     let ctx = Ctx {
         header: header(p, "the host's bridges for its libvirt networks (netplan)"),
-        renderer: "networkd",
+        renderer: if networkd { "networkd" } else { "NetworkManager" },
         ethernets,
         bridges,
     };
     plan.host_file(FILE, 0o600, t.render("netplan/vnetgen.yaml.tera", &ctx)?);
     plan.require("netplan", "netplan.io");
+    plan.step(
+        "Check that none of NetworkManager's own netplan files (90-NM-*.yaml) configures these \
+         interfaces (netplan would merge both; vnetgen does not edit NetworkManager's files).",
+        &[],
+        nm_check(&names),
+    );
     plan.step(
         "Check the netplan configuration, then apply it (netplan generate, then netplan apply).",
         &[FILE],
@@ -113,9 +126,12 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     Ok(())
 }
 
-fn uplink_addressing(up: &Uplink, lines: &mut Vec<String>) {
+fn uplink_addressing(up: &Uplink, networkd: bool, lines: &mut Vec<String>) {
     lines.push(format!("dhcp4: {}", matches!(up.ipv4, UplinkV4::Dhcp)));
-    lines.push(format!("dhcp6: {}", matches!(up.ipv6, UplinkV6::Dhcp)));
+    // netplan turns SLAAC into NetworkManager's `ipv6.method=auto` only with dhcp6 on (auto
+    // follows the router's advertisement: SLAAC, and DHCPv6 only where the router says so).
+    let slaac_nm = !networkd && up.ipv6 == UplinkV6::Slaac;
+    lines.push(format!("dhcp6: {}", slaac_nm || matches!(up.ipv6, UplinkV6::Dhcp)));
     let mut addrs = Vec::new();
     let mut routes = Vec::new();
     let mut dns = Vec::new();
@@ -146,4 +162,21 @@ fn uplink_addressing(up: &Uplink, lines: &mut Vec<String>) {
     if matches!(up.ipv6, UplinkV6::None) {
         lines.push("link-local: []".into());
     }
+}
+
+/// Shell lines failing with the `nmcli` command to run when one of NetworkManager's
+/// `/etc/netplan/90-NM-<uuid>.yaml` files names one of `names` (Ubuntu 24.04 keeps NetworkManager's
+/// connections there).
+fn nm_check(names: &[String]) -> Vec<String> {
+    let alternatives: Vec<String> = names.iter().map(|n| n.replace('.', "\\.")).collect();
+    let pattern = format!("^[[:space:]]*(name:[[:space:]]*)?\"?({})\"?:?[[:space:]]*$", alternatives.join("|"));
+    vec![
+        "for f in \"$ROOT\"/etc/netplan/90-NM-*.yaml; do".into(),
+        "\t[ -e \"$f\" ] || continue".into(),
+        format!("\tif grep -Eq {} \"$f\"; then", sh_quote(&pattern)),
+        "\t\tuuid=${f##*/90-NM-}; uuid=${uuid%.yaml}".into(),
+        "\t\tdie \"NetworkManager's $f configures an interface of this bundle; netplan would merge it with 60-vnetgen.yaml. Remove that connection first: nmcli connection delete $uuid (NetworkManager deletes the file), then run install.sh again\"".into(),
+        "\tfi".into(),
+        "done".into(),
+    ]
 }

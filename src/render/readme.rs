@@ -173,6 +173,70 @@ fn reasons(p: &Profile) -> Vec<Why> {
              automation, `--yes` skips the question.",
         ));
     }
+    let host_bridges =
+        p.networks.iter().any(|n| matches!(n.mode, Mode::Bridged | Mode::CustomNat | Mode::CustomRouted));
+    if host_bridges && p.host.stack == Stack::Ifcfg && p.host.writes_keyfiles() {
+        out.push(why(
+            "Why NetworkManager keyfiles and not ifcfg files",
+            &format!(
+                "The profile asks for ifcfg files, but on {} {} NetworkManager has deprecated them (RHEL 9 \
+                 and Fedora 36 no longer create them, the network-scripts that read them without \
+                 NetworkManager are gone, and later releases drop the ifcfg-rh plugin). The bundle \
+                 writes the same bridges as keyfiles in /etc/NetworkManager/system-connections/, the \
+                 format NetworkManager reads on every release; `nmcli connection migrate` moves your \
+                 other ifcfg connections over too.",
+                p.host.distro.as_str(),
+                p.host.release
+            ),
+        ));
+    }
+    if host_bridges && p.host.writes_keyfiles() {
+        out.push(why(
+            "Why keyfiles, a dummy connection and a dispatcher script",
+            "NetworkManager reads /etc/NetworkManager/system-connections/*.nmconnection only when they \
+             belong to root with mode 600. Each connection has a UUID derived from the profile, so a \
+             re-install replaces it instead of adding a twin. A custom network's bridge gets a dummy \
+             port with the bridge's MAC (seed 004: a bridge takes the lowest MAC of its ports, so \
+             without it the MAC changes with whichever guest starts first) and its MAC pinned; \
+             NetworkManager creates the dummy itself. A bridged uplink's port connection has \
+             `autoconnect-priority=10`, so at boot it wins over the uplink's own connection, which \
+             stays in place for uninstall.sh to return to. The dispatcher script \
+             /etc/NetworkManager/dispatcher.d/99-<bridge> starts the bridge's dnsmasq when the \
+             bridge comes up and stops it when it goes. networkmanager/nmcli.sh makes the same \
+             connections with nmcli, if you would rather let NetworkManager write the files.",
+        ));
+    }
+    if host_bridges && p.host.stack == Stack::Ifcfg && !p.host.writes_keyfiles() {
+        let dummy = if p.host.ifcfg_nm_controlled == Some(false) {
+            "Without NetworkManager, `dummy@<bridge>.service` creates it from the MAC in \
+             /etc/sysconfig/<bridge>-dummy after network.service brought the bridge up."
+        } else {
+            "NetworkManager cannot create it from an ifcfg file, so the dispatcher script \
+             /etc/NetworkManager/dispatcher.d/99-<bridge> does when the bridge comes up (and starts \
+             the bridge's dnsmasq with it)."
+        };
+        out.push(why(
+            "Why ifcfg files, a dummy port, and no brctl",
+            &format!(
+                "The bridges are ifcfg files in seed 004's shape, one per bridge and, for a bridged \
+                 network, the uplink's own file rewritten as a port (`BRIDGE=`; install.sh keeps the \
+                 original and uninstall.sh puts it back). A custom network's bridge gets a dummy port \
+                 carrying the bridge's MAC, because a bridge takes the lowest MAC of its ports. {dummy} \
+                 Commands use `ip link`, not seed 004's `brctl`: RHEL 8 no longer ships bridge-utils."
+            ),
+        ));
+    }
+    if host_bridges && p.host.netplan_renderer == Some(NetplanRenderer::NetworkManager) {
+        out.push(why(
+            "Why install.sh looks at NetworkManager's 90-NM-*.yaml",
+            "With the NetworkManager renderer (Ubuntu Desktop), NetworkManager writes every \
+             connection you make in its tools back into /etc/netplan/90-NM-<uuid>.yaml. netplan \
+             merges all files, later ones winning: a 90-NM file that configures the uplink would \
+             fight the bridge in 60-vnetgen.yaml. install.sh leaves those files alone and stops with \
+             the command that removes the conflicting connection (`nmcli connection delete`) instead \
+             of editing NetworkManager's files behind its back.",
+        ));
+    }
     if modes.iter().any(|m| matches!(m, Mode::Routed | Mode::CustomRouted)) {
         let mut routes = Vec::new();
         for n in p.networks.iter().filter(|n| matches!(n.mode, Mode::Routed | Mode::CustomRouted)) {

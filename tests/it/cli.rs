@@ -185,7 +185,7 @@ fn usage_errors_exit_2() {
     let r = vnetgen().args(["render", "no-such-profile"]).output().unwrap();
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr)
-        .contains("built-in profiles: debian-iptables-custom-nat-forwards, debian-nftables-default-nat, fedora-firewalld-custom-nat, laptop-wifi"));
+        .contains("built-in profiles: debian-iptables-custom-nat-forwards, debian-nftables-default-nat, fedora-firewalld-custom-nat, fedora-nm-custom-nat, homelab-multi, laptop-wifi"));
     assert_eq!(vnetgen().args(["render"]).output().unwrap().status.code(), Some(2));
     assert_eq!(vnetgen().args(["frobnicate"]).output().unwrap().status.code(), Some(2));
 }

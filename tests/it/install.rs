@@ -47,7 +47,22 @@ impl Rig {
         bundle.write_to(&base.join("bundle"), false).unwrap();
         let bin = base.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        for cmd in ["systemctl", "networkctl", "nft", "sysctl", "virsh", "udevadm", "ip", "netplan"] {
+        for cmd in [
+            "systemctl",
+            "networkctl",
+            "nft",
+            "sysctl",
+            "virsh",
+            "udevadm",
+            "ip",
+            "netplan",
+            "nmcli",
+            "ifup",
+            "ifdown",
+            "ifquery",
+            "firewall-cmd",
+            "firewall-offline-cmd",
+        ] {
             let p = bin.join(cmd);
             std::fs::write(&p, STUB).unwrap();
             Command::new("chmod").arg("+x").arg(&p).status().unwrap();
@@ -260,4 +275,67 @@ fn a_change_of_the_uplink_rolls_back_by_itself_unless_confirmed() {
     assert!(!text.contains("rolls back"), "{text}");
     let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
     assert!(text.contains("nothing to do") && !text.contains("rolls back"), "{text}");
+}
+
+#[test]
+fn a_broken_apply_of_each_stack_gives_the_uplink_its_own_files_back() {
+    // Each stack's bridged bundle replaces or shadows the uplink's configuration; when bringing
+    // the bridge up fails, the files this run installed go and the host's own are back byte for
+    // byte, before anything waits for a confirmation.
+    let cases = [
+        (
+            "rhel8-bridge",
+            "etc/sysconfig/network-scripts/ifcfg-eth0",
+            "DEVICE=eth0\nBOOTPROTO=none\nIPADDR=203.0.113.166\nPREFIX=29\nGATEWAY=203.0.113.161\nONBOOT=yes\n",
+            "nmcli connection",
+        ),
+        (
+            "rhel9-bridge",
+            "etc/NetworkManager/system-connections/eth0.nmconnection",
+            "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=manual\naddress1=203.0.113.166/29,203.0.113.161\n",
+            "nmcli connection",
+        ),
+        (
+            "workstation-ethernet-bridge",
+            "etc/network/interfaces",
+            "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n",
+            "ifup br0",
+        ),
+    ];
+    for (profile, path, text, fail) in cases {
+        let rig = Rig::new(profile);
+        write(&rig.root, path, text);
+        let before = rig.snapshot();
+        let out = rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], Some(fail));
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{profile}: install.sh succeeded although `{fail}` failed:\n{log}");
+        assert!(log.contains("restoring the files this run installed"), "{profile}: {log}");
+        assert_eq!(rig.snapshot(), before, "{profile}: the host's files are not back as they were:\n{log}");
+        // And the same bundle goes through when the stack works.
+        ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], None));
+        assert_ne!(rig.snapshot(), before, "{profile}: install.sh changed nothing");
+        ok(&rig.run("uninstall.sh", &[], None));
+        assert_eq!(rig.snapshot(), before, "{profile}: uninstall.sh did not restore the host");
+    }
+}
+
+#[test]
+fn netplan_bundles_leave_networkmanagers_own_files_alone_and_say_what_to_do() {
+    let rig = Rig::new("ubuntu-netplan-bridge");
+    let nm = "network:\n  version: 2\n  ethernets:\n    NM-3b1f6c2e-0000-4000-8000-000000000001:\n      renderer: NetworkManager\n      match:\n        name: \"enp3s0\"\n      dhcp4: true\n";
+    write(&rig.root, "etc/netplan/90-NM-3b1f6c2e-0000-4000-8000-000000000001.yaml", nm);
+    let before = rig.snapshot();
+    let out = rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], None);
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "install.sh went ahead next to a 90-NM file for the uplink:\n{log}");
+    assert!(log.contains("nmcli connection delete 3b1f6c2e-0000-4000-8000-000000000001"), "{log}");
+    assert_eq!(rig.snapshot(), before, "files changed although install.sh stopped:\n{log}");
+    assert!(!rig.calls().contains("netplan apply"), "{}", rig.calls());
+    // A 90-NM file about another interface is no reason to stop.
+    std::fs::write(
+        rig.root.join("etc/netplan/90-NM-3b1f6c2e-0000-4000-8000-000000000001.yaml"),
+        nm.replace("enp3s0", "wlp2s0"),
+    )
+    .unwrap();
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], None));
 }

@@ -10,6 +10,7 @@ mod guest;
 mod install;
 mod matrix;
 mod preflight;
+mod stacks;
 mod support;
 mod tidy;
 mod tools;

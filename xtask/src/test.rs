@@ -27,6 +27,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("netplan", "netplan.io"),
     ("firewalld", "firewalld"),
     ("dbus-daemon", "dbus-daemon"),
+    ("nmcli", "network-manager"),
+    ("systemd-analyze", "systemd"),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {

@@ -344,6 +344,15 @@ if changed etc/sysctl.d/60-vnetgen.conf; then
 	run sysctl -q -e -p /etc/sysctl.d/60-vnetgen.conf
 fi
 
+# Check that none of NetworkManager's own netplan files (90-NM-*.yaml) configures these interfaces (netplan would merge both; vnetgen does not edit NetworkManager's files).
+for f in "$ROOT"/etc/netplan/90-NM-*.yaml; do
+	[ -e "$f" ] || continue
+	if grep -Eq '^[[:space:]]*(name:[[:space:]]*)?"?(virbr10)"?:?[[:space:]]*$' "$f"; then
+		uuid=${f##*/90-NM-}; uuid=${uuid%.yaml}
+		die "NetworkManager's $f configures an interface of this bundle; netplan would merge it with 60-vnetgen.yaml. Remove that connection first: nmcli connection delete $uuid (NetworkManager deletes the file), then run install.sh again"
+	fi
+done
+
 # Check the netplan configuration, then apply it (netplan generate, then netplan apply).
 if changed etc/netplan/60-vnetgen.yaml; then
 	run netplan generate
