@@ -654,8 +654,13 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
             .collect();
         let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
         let mut append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
-        if g.v6 {
-            append.push_str(" vt.v6=slaac");
+        match &g.duid {
+            Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
+                bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
+            }
+            Some(duid) => append.push_str(&format!(" vt.v6=dhcpv6 vt.duid={duid}")),
+            None if g.v6 => append.push_str(" vt.v6=slaac"),
+            None => {}
         }
         let mut boot = image.clone();
         if g.setup {

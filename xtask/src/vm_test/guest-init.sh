@@ -7,6 +7,7 @@
 #   vt.checks=SPEC,...    run in order once networking is up; SPEC is one of
 #                         http:IP:PORT:PATH  dns:NAME  ping:IP  tcp:IP:PORT
 #   vt.v6=slaac           also wait up to 20 s for a global IPv6 address
+#   vt.v6=dhcpv6          … got by stateful DHCPv6 (dhcpcd), as vt.duid=HEX:HEX:… if given
 #   vt.setup=NETWORK      configure the NIC with the bundle's own /bundle/guest/setup.sh (ifupdown,
 #                         whose DHCP client is busybox's udhcpc) instead of the agent's DHCP, and
 #                         once the checks ran, run /bundle/guest/verify.sh for NETWORK
@@ -72,13 +73,14 @@ done </lib/modules/load-order
 read -r up _ </proc/uptime
 report "boot $up"
 
-serve='' checks='' v6='' setup='' outside='' outside_name=''
+serve='' checks='' v6='' duid='' setup='' outside='' outside_name=''
 read -r cmdline </proc/cmdline
 for w in $cmdline; do
     case $w in
         vt.serve=*) serve=${w#vt.serve=} ;;
         vt.checks=*) checks=${w#vt.checks=} ;;
         vt.v6=*) v6=${w#vt.v6=} ;;
+        vt.duid=*) duid=${w#vt.duid=} ;;
         vt.setup=*) setup=${w#vt.setup=} ;;
         vt.outside=*) outside=${w#vt.outside=} ;;
         vt.outside-name=*) outside_name=${w#vt.outside-name=} ;;
@@ -158,7 +160,16 @@ fi
 
 if [ -n "$v6" ]; then
     a6=''
-    if [ "$v6" = slaac ] && [ -n "$ifc" ]; then
+    if [ "$v6" = dhcpv6 ] && [ -n "$ifc" ]; then
+        # Stateful DHCPv6 with Debian's dhcpcd, as the guest's DUID (the server's fixed leases
+        # are keyed by it); dhcpcd exits once the lease is bound (-1), leaving the address.
+        mkdir -p /var/lib/dhcpcd /run/dhcpcd
+        [ -n "$duid" ] && echo "$duid" >/var/lib/dhcpcd/duid
+        # Without router advertisements dhcpcd waits past its own -t: bound it from outside.
+        timeout -s KILL 15 dhcpcd -6 -1 -w -B -t 10 -f /dev/null "$ifc" >/run/dhcpcd.log 2>&1 ||
+            { log "dhcpcd failed:"; sed 's/^/    /' /run/dhcpcd.log >/dev/console; }
+    fi
+    if [ -n "$ifc" ]; then
         i=0
         while [ $i -lt 40 ]; do
             a6=$(ip -6 addr show dev "$ifc" scope global 2>/dev/null |

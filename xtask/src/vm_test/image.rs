@@ -3,7 +3,8 @@
 //!
 //! Built from Debian packages fetched with `apt-get download` and unpacked with `dpkg-deb -x`
 //! (never installed on the host): the versioned kernel package that `linux-image-amd64` depends
-//! on, `busybox-static`, and [`USERLAND`]: bash, glibc's loader and `getent`, and ifupdown, so
+//! on, `busybox-static`, and [`USERLAND`]: bash, glibc's loader and `getent`, ifupdown, and dhcpcd
+//! (busybox has no DHCPv6 client), so
 //! that the bundle's own `guest/setup.sh` (ifupdown stack, DHCP through busybox's udhcpc) and
 //! `guest/verify.sh` run in the guest unchanged. The kernel is the uncompressed ELF
 //! `vmlinux` cut out of the package's bzImage (QEMU boots it through PVH, about twice as fast under
@@ -29,10 +30,11 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 /// Bump to force a rebuild when this module's output changes for the same packages.
-const IMAGE_VERSION: u32 = 3;
+const IMAGE_VERSION: u32 = 5;
 
 /// Debian packages whose programs the guest carries besides busybox, and the files taken from
-/// each (regular files found by name anywhere in the unpacked package, installed at the path given).
+/// each (regular files found by name anywhere in the unpacked package, or at a path relative to it
+/// when the name has a `/`; installed at the path given).
 const USERLAND: &[(&str, &[(&str, &str)])] = &[
     ("bash", &[("bash", "bin/bash")]),
     ("libtinfo6", &[("libtinfo.so.6", "lib/x86_64-linux-gnu/libtinfo.so.6")]),
@@ -44,6 +46,8 @@ const USERLAND: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("libc-bin", &[("getent", "usr/bin/getent")]),
+    // busybox-static has no DHCPv6 client.
+    ("dhcpcd-base", &[("usr/sbin/dhcpcd", "sbin/dhcpcd")]),
     (
         "ifupdown",
         &[
@@ -397,6 +401,9 @@ fn build_in(sh: &Shell, work: &Path, pkgs: &Packages, hash: &str, mut updated: b
 /// The first regular file (not a symlink: those point into the host's tree) called `name`, or
 /// `name.<version>` (what a library's soname link points to), under `root`, in sorted order.
 fn find_regular(root: &Path, name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(root.join(name)).filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
+    }
     let mut entries: Vec<_> = fs::read_dir(root).ok()?.flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in &entries {

@@ -50,6 +50,9 @@ pub struct Guest {
     /// Also wait for an IPv6 address by SLAAC and report it.
     #[serde(default)]
     pub v6: bool,
+    /// Get the IPv6 address by stateful DHCPv6 instead of SLAAC, as this DUID (implies `v6`).
+    #[serde(default)]
+    pub duid: Option<String>,
     /// Configure the guest with the bundle's own `guest/setup.sh` (ifupdown stack) instead of
     /// the agent's DHCP client, and run the bundle's `guest/verify.sh` after the checks.
     #[serde(default)]
@@ -204,7 +207,7 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         serve.extend(n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)).map(|f| f.guest_port));
         serve.sort();
         serve.dedup();
-        guests.push(Guest { name: g.clone(), network: n.name.to_string(), mac, serve, v6: false, setup: false });
+        guests.push(Guest { name: g.clone(), network: n.name.to_string(), mac, serve, v6: false, duid: None, setup: false });
         let lease = fixed.map_or(format!("{}-{}", dhcp.start, dhcp.end), |h| h.ip.to_string());
         checks.push(check(CheckKind::Lease, Some(&g), None, lease, "a lease from the network's DHCP server"));
         let me = format!("{{guest:{g}}}");
