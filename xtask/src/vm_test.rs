@@ -10,6 +10,7 @@
 //! teardown), `qemu` (accelerator, command line), `scenario` (the data files).
 
 mod image;
+mod libvirt_root;
 mod qemu;
 mod scenario;
 mod topology;
@@ -32,6 +33,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("iptables", "iptables"),
     ("nsenter", "util-linux"),
     ("tcpdump", "tcpdump"),
+    ("mmdebstrap", "mmdebstrap"),
 ];
 
 /// The uplink's segment as the harness builds it: the profile's static addressing when it has
@@ -186,6 +188,11 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
     }
     let start = Instant::now();
     let image = image::build(&repo.join("target/vm-image"))?;
+    let libvirt_root = if scenarios.iter().any(|s| s.libvirt == scenario::Libvirt::Debian13) {
+        Some(libvirt_root::ensure(&repo.join("target/vm-image"))?)
+    } else {
+        None
+    };
     let accel = qemu::choose(&opts.accel, &image, &out_dir.join("kvm-probe"))?;
     let setup = start.elapsed();
 
@@ -220,8 +227,16 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some((label, dir, s, mutation, index)) = jobs.get(i) else { break };
                 eprintln!("vm-test: [{label}] starting ({} checks)", s.checks.len());
-                let run =
-                    Run { scenario: s, mutation: *mutation, index: *index, image: &image, accel, dir, keep: opts.keep };
+                let run = Run {
+                    scenario: s,
+                    mutation: *mutation,
+                    index: *index,
+                    image: &image,
+                    libvirt_root: libvirt_root.as_deref(),
+                    accel,
+                    dir,
+                    keep: opts.keep,
+                };
                 let r = run_scenario(&run, label.clone());
                 let mut report = String::new();
                 for (c, must_fail) in r.checks.iter().zip(&r.expect_fail) {
@@ -315,6 +330,8 @@ struct Run<'a> {
     /// Unique per run: names the run's namespaces.
     index: usize,
     image: &'a image::Image,
+    /// The Debian 13 root with libvirt 11, when a scenario runs under it.
+    libvirt_root: Option<&'a Path>,
     accel: qemu::Accel,
     dir: &'a Path,
     keep: bool,
@@ -333,7 +350,7 @@ fn run_scenario(run: &Run, label: String) -> ScenarioResult {
 }
 
 fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
-    let Run { scenario: s, mutation, index, image, accel, dir, keep } = *run;
+    let Run { scenario: s, mutation, index, image, libvirt_root, accel, dir, keep } = *run;
     // The bundle, rendered exactly as `vnetgen render` does.
     let text = match vnetgen::builtin::get(&s.profile) {
         Some(t) => t.to_string(),
@@ -350,14 +367,19 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         let path = bundle_dir.join(&m.file);
         let text = std::fs::read_to_string(&path).with_context(|| format!("mutation: reading {}", m.file))?;
         let kept: Vec<&str> = text.lines().filter(|l| !m.drop_lines.iter().any(|d| l.contains(d.as_str()))).collect();
+        let mut broken = kept.join("\n") + "\n";
+        for [from, to] in &m.replace {
+            broken = broken.replace(from.as_str(), to);
+        }
         anyhow::ensure!(
-            kept.len() < text.lines().count(),
-            "mutation {:?}: no line of {} contains {:?}",
+            broken != text,
+            "mutation {:?}: no line of {} contains {:?} or {:?}",
             m.name,
             m.file,
-            m.drop_lines
+            m.drop_lines,
+            m.replace
         );
-        std::fs::write(&path, kept.join("\n") + "\n")?;
+        std::fs::write(&path, broken)?;
     }
     let host_root = bundle_dir.join("host");
 
@@ -565,9 +587,14 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     if !libvirt_managed.is_empty() {
         // A real libvirtd in the host namespace, with private /run, /var and a copy of
         // /etc/libvirt (without the distribution's default network); the bundle's network XML is
-        // then defined and started with virsh, as install.sh does.
+        // then defined and started with virsh, as install.sh does. `libvirt: debian-13` runs
+        // Debian 13's libvirtd chrooted into the root the xtask built, the same way.
+        let root = match s.libvirt {
+            scenario::Libvirt::Host => None,
+            scenario::Libvirt::Debian13 => Some(libvirt_root.context("the Debian 13 libvirt root was not built")?),
+        };
         let etc = dir.join("libvirt-etc");
-        copy_dir(Path::new("/etc/libvirt"), &etc)?;
+        copy_dir(&root.map_or(PathBuf::from("/etc"), |r| r.join("etc")).join("libvirt"), &etc)?;
         let _ = std::fs::remove_dir_all(etc.join("qemu/networks"));
         // The bundle's libvirt hooks (port forwards into NAT networks), where install.sh puts them.
         let hooks = host_root.join("etc/libvirt/hooks");
@@ -575,43 +602,55 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
             std::fs::create_dir_all(etc.join("hooks"))?;
             copy_dir(&hooks.join("."), &etc.join("hooks"))?;
         }
+        // The bundle's block for network.conf (firewall_backend), appended as install.sh does.
+        if let Ok(block) = std::fs::read_to_string(bundle_dir.join("edits/etc/libvirt/network.conf")) {
+            let conf = etc.join("network.conf");
+            let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+            text.push_str(&block);
+            std::fs::write(&conf, text)?;
+        }
         let (etc_s, resolv_s) = (etc.display().to_string(), dir.join("resolv.conf").display().to_string());
+        let root_s = root.map(|r| r.display().to_string()).unwrap_or_default();
+        let script = if root.is_some() {
+            "set -e; R=$2; mount --bind /proc $R/proc; mount --rbind /sys $R/sys; mount --rbind /dev $R/dev; \
+             if [ -d /lib/modules ]; then mount --bind -o ro /lib/modules $R/usr/lib/modules; fi; \
+             mount -t tmpfs tmpfs $R/run; mkdir -p $R/run/libvirt; \
+             for d in var/lib/libvirt var/cache/libvirt var/log/libvirt; do mount -t tmpfs tmpfs $R/$d; done; \
+             mount --bind \"$0\" $R/etc/libvirt; mount --bind \"$1\" $R/etc/resolv.conf; \
+             exec chroot $R /usr/sbin/libvirtd --pid-file /run/libvirt/libvirtd.pid"
+        } else {
+            "set -e; for d in /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do \
+             mkdir -p $d; mount -t tmpfs tmpfs $d; done; mount --bind \"$0\" /etc/libvirt; \
+             mount --bind \"$1\" /etc/resolv.conf; exec libvirtd --pid-file /run/libvirt/libvirtd.pid"
+        };
         topo.spawn(
             "libvirtd",
             &host,
-            &[
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "bash",
-                "-c",
-                "set -e; for d in /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do \
-                 mkdir -p $d; mount -t tmpfs tmpfs $d; done; mount --bind \"$0\" /etc/libvirt; \
-                 mount --bind \"$1\" /etc/resolv.conf; exec libvirtd --pid-file /run/libvirt/libvirtd.pid",
-                &etc_s,
-                &resolv_s,
-            ],
+            &["unshare", "-m", "--propagation", "private", "bash", "-c", script, &etc_s, &resolv_s, &root_s],
         )?;
         let pid = topo.pid("libvirtd").context("libvirtd pid")?.to_string();
+        // Commands in libvirtd's mount namespace (and root).
+        let inside = if root.is_some() {
+            format!("nsenter -t {pid} -m chroot {root_s}")
+        } else {
+            format!("nsenter -t {pid} -m")
+        };
+        let uri = if root.is_some() { "network:///system" } else { "qemu:///system" };
         wait_for("libvirtd's socket", Duration::from_secs(30), || {
             topo.check_alive()?;
             Ok(topo
-                .output(
-                    &host,
-                    &format!("nsenter -t {pid} -m test -S /run/libvirt/libvirt-sock"),
-                    Duration::from_secs(5),
-                )?
+                .output(&host, &format!("{inside} test -S /run/libvirt/libvirt-sock"), Duration::from_secs(5))?
                 .status
                 .success())
         })?;
         for n in &libvirt_managed {
-            let xml = bundle_dir.join(format!("libvirt/{}/network.xml", n.name));
+            // Where libvirtd sees the bundle's XML: the private /etc/libvirt copy.
+            let xml = format!("vnetgen-network-{}.xml", n.name);
+            std::fs::copy(bundle_dir.join(format!("libvirt/{}/network.xml", n.name)), etc.join(&xml))?;
             topo.run(
                 &host,
                 &format!(
-                    "nsenter -t {pid} -m virsh -q -c qemu:///system net-define {}\nnsenter -t {pid} -m virsh -q -c qemu:///system net-start {}",
-                    xml.display(),
+                    "{inside} virsh -q -c {uri} net-define /etc/libvirt/{xml}\n{inside} virsh -q -c {uri} net-start {}",
                     n.name
                 ),
             )?;

@@ -15,12 +15,27 @@ pub struct Scenario {
     #[serde(default)]
     pub host_serve: Vec<u16>,
     pub checks: Vec<Check>,
+    /// The libvirt that runs the profile's libvirt-managed networks.
+    #[serde(default)]
+    pub libvirt: Libvirt,
     /// Deliberately broken bundles the suite must catch: each is applied to a fresh copy of the
     /// bundle and the scenario rerun; the named checks must then fail (and the rest still pass).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
     #[serde(skip)]
     pub name: String,
+}
+
+/// Which libvirt a scenario's libvirt-managed networks run under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Libvirt {
+    /// This machine's (Debian 12: libvirt 9, iptables backend).
+    #[default]
+    Host,
+    /// Debian 13's libvirt 11 (nftables backend), from a root the xtask builds.
+    #[serde(rename = "debian-13")]
+    Debian13,
 }
 
 /// A deliberate break of the rendered bundle, proving the checks can fail.
@@ -32,7 +47,12 @@ pub struct Mutation {
     /// Bundle file to edit, relative to the bundle, e.g. `host/etc/vnetgen/nftables.nft`.
     pub file: String,
     /// Every line containing any of these texts is deleted.
+    #[serde(default)]
     pub drop_lines: Vec<String>,
+    /// Then each `[from, to]`: every occurrence of `from` becomes `to` (for breaks a deleted line
+    /// would turn into a syntax error).
+    #[serde(default)]
+    pub replace: Vec<[String; 2]>,
     /// Substrings of the descriptions of the checks that must fail.
     pub fails: Vec<String>,
 }
@@ -207,7 +227,15 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         serve.extend(n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)).map(|f| f.guest_port));
         serve.sort();
         serve.dedup();
-        guests.push(Guest { name: g.clone(), network: n.name.to_string(), mac, serve, v6: false, duid: None, setup: false });
+        guests.push(Guest {
+            name: g.clone(),
+            network: n.name.to_string(),
+            mac,
+            serve,
+            v6: false,
+            duid: None,
+            setup: false,
+        });
         let lease = fixed.map_or(format!("{}-{}", dhcp.start, dhcp.end), |h| h.ip.to_string());
         checks.push(check(CheckKind::Lease, Some(&g), None, lease, "a lease from the network's DHCP server"));
         let me = format!("{{guest:{g}}}");
@@ -275,5 +303,13 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         }
     }
     let name = std::path::Path::new(profile).file_stem().map_or("profile".into(), |s| s.to_string_lossy().into_owned());
-    Scenario { profile: profile.to_string(), guests, host_serve: Vec::new(), checks, mutations: Vec::new(), name }
+    Scenario {
+        profile: profile.to_string(),
+        guests,
+        host_serve: Vec::new(),
+        checks,
+        libvirt: Libvirt::Host,
+        mutations: Vec::new(),
+        name,
+    }
 }
