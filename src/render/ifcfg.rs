@@ -6,12 +6,11 @@
 //! otherwise from `dummy@<bridge>.service` and `/etc/sysconfig/<bridge>-dummy`. Commands use `ip`,
 //! not seed 004's `brctl`: RHEL 8 no longer ships bridge-utils.
 
-use super::{header, networkmanager, Plan};
+use super::{header, networkmanager, stable_uuid, Plan};
 use crate::model::*;
 use crate::templates::{sh_quote, Templates};
 use anyhow::Result;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 pub const DIR: &str = "etc/sysconfig/network-scripts";
 pub const DUMMY_UNIT: &str = "etc/systemd/system/dummy@.service";
@@ -52,13 +51,7 @@ fn yes(b: bool) -> &'static str {
 
 /// A stable UUID for an ifcfg connection (`UUID=`), so install.sh can activate it by UUID.
 fn uuid(profile: &str, device: &str) -> String {
-    let d = Sha256::digest(format!("vnetgen-ifcfg\0{profile}\0{device}").as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    stable_uuid(&["vnetgen-ifcfg", profile, device])
 }
 
 fn netmask(prefix: u8) -> std::net::Ipv4Addr {
@@ -192,9 +185,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 ];
                 networkmanager::dispatcher(p, t, plan, n, lines)?;
                 up.push(format!("run nmcli connection up {br_uuid}"));
-                down.push(format!(
-                    "if nmcli -t -f UUID connection show --active | grep -qx {br_uuid}; then run nmcli connection down {br_uuid}; fi"
-                ));
+                down.push(networkmanager::down_if_active(&br_uuid));
                 down.push(format!("if ip link show {qd} >/dev/null 2>&1; then run ip link delete {qd}; fi"));
             } else {
                 let env = format!("etc/sysconfig/{dummy}");
@@ -217,9 +208,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         }
         if n.mode == Mode::Bridged {
             if nm {
-                down.push(format!(
-                    "if nmcli -t -f UUID connection show --active | grep -qx {br_uuid}; then run nmcli connection down {br_uuid}; fi"
-                ));
+                down.push(networkmanager::down_if_active(&br_uuid));
             } else {
                 down.push(format!("run ifdown {} || true", sh_quote(br)));
             }

@@ -168,6 +168,19 @@ pub fn rule(comment: Option<String>, rule: String) -> Rule {
     Rule { comment, rule }
 }
 
+/// A stable UUID (SHA-256 of `parts`, shaped as a version-5 UUID) for something a bundle names by
+/// UUID, e.g. a NetworkManager connection: re-rendering and reinstalling keep its identity.
+pub fn stable_uuid(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(parts.join("\0").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
 /// The header comment of generated config files (`#` comments).
 pub fn header(p: &Profile, what: &str) -> String {
     format!(

@@ -6,12 +6,11 @@
 //! dispatcher script `/etc/NetworkManager/dispatcher.d/99-<bridge>` that starts and stops the
 //! bridge's dnsmasq with it. UUIDs are derived from the profile, so a re-render keeps them.
 
-use super::{dhcp_server, header, DhcpServer, Plan};
+use super::{dhcp_server, header, stable_uuid, DhcpServer, Plan};
 use crate::model::*;
 use crate::templates::{sh_quote, Templates};
 use anyhow::Result;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 pub const DIR: &str = "etc/NetworkManager/system-connections";
 pub const DISPATCHER_DIR: &str = "etc/NetworkManager/dispatcher.d";
@@ -36,7 +35,7 @@ const SECTIONS: &[&str] = &["connection", "ethernet", "dummy", "bridge", "bridge
 impl Connection {
     fn new(p: &Profile, id: String, kind: &'static str, ifname: &str) -> Connection {
         Connection {
-            uuid: uuid(p.name.as_str(), &id),
+            uuid: stable_uuid(&["vnetgen", p.name.as_str(), &id]),
             id,
             kind,
             ifname: ifname.to_string(),
@@ -129,18 +128,6 @@ impl Connection {
         }
         args
     }
-}
-
-/// A stable UUID for a connection of a profile (SHA-256 of both names, shaped as a version-5
-/// UUID), so re-rendering and reinstalling keep the connection's identity.
-fn uuid(profile: &str, id: &str) -> String {
-    let d = Sha256::digest(format!("vnetgen\0{profile}\0{id}").as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 fn mac(m: Mac) -> String {
@@ -242,6 +229,11 @@ fn uplink_addressing(up: &Uplink, c: &mut Connection) {
     }
 }
 
+/// The uninstall line that deactivates connection `uuid` if it is active.
+pub fn down_if_active(uuid: &str) -> String {
+    format!("if nmcli -t -f UUID connection show --active | grep -qx {uuid}; then run nmcli connection down {uuid}; fi")
+}
+
 #[derive(Serialize)]
 struct NmcliCtx {
     header: String,
@@ -304,10 +296,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         // Activating the last connection (a port) activates its bridge too.
         let last = conns.last().map(|c| c.uuid.clone()).unwrap_or_default();
         up.push(format!("run nmcli connection up {last}"));
-        down.push(format!(
-            "if nmcli -t -f UUID connection show --active | grep -qx {}; then run nmcli connection down {0}; fi",
-            conns[0].uuid
-        ));
+        down.push(down_if_active(&conns[0].uuid));
         if n.mode == Mode::Bridged {
             reconnect.push(format!("run nmcli device connect {} || true", sh_quote(p.uplink(n).name.as_str())));
         }
