@@ -54,10 +54,6 @@ fn uuid(profile: &str, device: &str) -> String {
     stable_uuid(&["vnetgen-ifcfg", profile, device])
 }
 
-fn netmask(prefix: u8) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0))
-}
-
 /// The variables every device of this bundle starts with (seed 004).
 fn device(v: &mut Vars, name: &str, nm: bool, uuid: Option<String>) {
     v.set("DEVICE", name);
@@ -82,7 +78,7 @@ fn uplink_addressing(up: &Uplink, bridge: &str, v: &mut Vars) {
         UplinkV4::Static { address, subnet, gateway, dns } => {
             v.set("BOOTPROTO", "none");
             v.set("IPADDR", address);
-            v.set("NETMASK", netmask(subnet.prefix));
+            v.set("NETMASK", subnet.netmask());
             if let Some(g) = gateway {
                 v.set("GATEWAY", g);
             }
@@ -121,7 +117,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let mut up: Vec<String> = Vec::new();
     let mut down: Vec<String> = Vec::new();
     let mut after: Vec<String> = Vec::new();
-    let mut dummies: Vec<String> = Vec::new();
+    let mut dummy_unit = false;
     for n in &p.networks {
         if !matches!(n.mode, Mode::Bridged | Mode::CustomNat | Mode::CustomRouted) {
             continue;
@@ -163,7 +159,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             v.set("BOOTPROTO", "none");
             if let Some(v4) = &n.ipv4 {
                 v.set("IPADDR", v4.gateway);
-                v.set("NETMASK", netmask(v4.subnet.prefix));
+                v.set("NETMASK", v4.subnet.netmask());
             }
             match &n.ipv6 {
                 Some(v6) => {
@@ -185,8 +181,6 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 ];
                 networkmanager::dispatcher(p, t, plan, n, lines)?;
                 up.push(format!("run nmcli connection up {br_uuid}"));
-                down.push(networkmanager::down_if_active(&br_uuid));
-                down.push(format!("if ip link show {qd} >/dev/null 2>&1; then run ip link delete {qd}; fi"));
             } else {
                 let env = format!("etc/sysconfig/{dummy}");
                 let ctx = Ctx {
@@ -194,24 +188,20 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                     vars: vec![(None, "MACADDR".into(), mac)],
                 };
                 plan.host_file(&env, 0o644, t.render("ifcfg/ifcfg.tera", &ctx)?);
-                dummies.push(br.to_string());
+                dummy_unit = true;
                 up.push(format!("run ifup {qb}"));
                 let unit = sh_quote(&format!("dummy@{br}.service"));
                 up.push(format!("run systemctl enable {unit}"));
                 up.push(format!("run systemctl restart {unit}"));
                 down.push(format!("run systemctl disable --now {unit} || true"));
-                down.push(format!("if ip link show {qd} >/dev/null 2>&1; then run ip link delete {qd}; fi"));
             }
-            if !nm {
-                down.push(format!("run ifdown {qb} || true"));
-            }
+            down.push(format!("if ip link show {qd} >/dev/null 2>&1; then run ip link delete {qd}; fi"));
         }
-        if n.mode == Mode::Bridged {
-            if nm {
-                down.push(networkmanager::down_if_active(&br_uuid));
-            } else {
-                down.push(format!("run ifdown {} || true", sh_quote(br)));
-            }
+        // Then the bridge itself, whichever mode.
+        if nm {
+            down.push(networkmanager::down_if_active(&br_uuid));
+        } else {
+            down.push(format!("run ifdown {} || true", sh_quote(br)));
         }
         let path = format!("{DIR}/ifcfg-{br}");
         let ctx =
@@ -222,7 +212,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     if files.is_empty() {
         return Ok(());
     }
-    if !dummies.is_empty() {
+    if dummy_unit {
         let unit = UnitCtx { header: header(p, "dummy port holding a bridge's MAC (seed 004)"), ip: ip.clone() };
         plan.host_file(DUMMY_UNIT, 0o644, t.render("ifcfg/dummy@.service.tera", &unit)?);
         files.push(DUMMY_UNIT.to_string());

@@ -5,9 +5,9 @@
 //! NetworkManager's ifcfg-rh reader knows and survive the shell that network-scripts source them
 //! with, and systemd units pass `systemd-analyze verify`.
 
-use crate::support::{files_below, golden_cases, repo, tool, TempDir};
+use crate::support::{files_below, golden_cases, golden_files, repo, tool, TempDir};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 type Entries = BTreeMap<(String, String), String>;
@@ -67,22 +67,10 @@ fn keyfile_round_trip(nmcli: &Path, text: &str) -> Result<(), String> {
     }
 }
 
-fn golden_files(prefix: &str) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    for (name, _, dir) in golden_cases() {
-        for f in files_below(&dir) {
-            if f.starts_with(prefix) {
-                out.push((name.clone(), dir.join(f)));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn keyfiles_parse_with_networkmanagers_own_reader() {
     let Some(nmcli) = tool("nmcli", "network-manager") else { return };
-    let files = golden_files("host/etc/NetworkManager/system-connections/");
+    let files = golden_files(|f| f.starts_with("host/etc/NetworkManager/system-connections/"));
     assert!(files.len() >= 4, "expected NetworkManager keyfiles in the golden bundles, found {files:?}");
     for (name, f) in &files {
         let text = std::fs::read_to_string(f).unwrap();
@@ -168,11 +156,7 @@ fn netplan_networkmanager_renderer_output_parses() {
         }
         seen += 1;
         let root = tmp.path().join(&name);
-        std::fs::create_dir_all(root.join("etc/netplan")).unwrap();
-        std::fs::write(root.join("etc/netplan/60-vnetgen.yaml"), &text).unwrap();
-        Command::new("chmod").arg("600").arg(root.join("etc/netplan/60-vnetgen.yaml")).status().unwrap();
-        let out = Command::new(&netplan).arg("generate").arg("--root-dir").arg(&root).output().unwrap();
-        assert!(out.status.success(), "{name}: netplan generate: {}", String::from_utf8_lossy(&out.stderr));
+        crate::tools::netplan_generate(&netplan, &f, &root).unwrap_or_else(|e| panic!("{name}: netplan generate: {e}"));
         let generated = root.join("run/NetworkManager/system-connections");
         let bridges: Vec<&str> = text
             .lines()
@@ -242,7 +226,7 @@ fn check_ifcfg(text: &str) -> Result<(), String> {
 
 #[test]
 fn ifcfg_files_use_only_variables_networkmanager_reads() {
-    let files = golden_files("host/etc/sysconfig/network-scripts/ifcfg-");
+    let files = golden_files(|f| f.starts_with("host/etc/sysconfig/network-scripts/ifcfg-"));
     assert!(files.len() >= 4, "expected ifcfg files in the golden bundles, found {files:?}");
     for (name, f) in &files {
         let text = std::fs::read_to_string(f).unwrap();
@@ -258,7 +242,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
     let Some(analyze) = tool("systemd-analyze", "systemd") else { return };
     let tmp = TempDir::new("units");
     let mut seen = 0;
-    for (name, f) in golden_files("host/etc/systemd/system/") {
+    for (name, f) in golden_files(|f| f.starts_with("host/etc/systemd/system/")) {
         let file = f.file_name().unwrap().to_string_lossy().into_owned();
         if !file.ends_with(".service") {
             continue;

@@ -35,6 +35,19 @@ pub fn golden_cases() -> Vec<(String, PathBuf, PathBuf)> {
     out
 }
 
+/// Every file of every golden bundle whose bundle-relative path `want` accepts, with its case name.
+pub fn golden_files(want: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for (name, _, dir) in golden_cases() {
+        for f in files_below(&dir) {
+            if want(&f) {
+                out.push((name.clone(), dir.join(f)));
+            }
+        }
+    }
+    out
+}
+
 /// All files below `dir`, as sorted relative paths.
 pub fn files_below(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {

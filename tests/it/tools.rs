@@ -4,19 +4,12 @@
 //! snippet inside a minimal domain), ifupdown files pass `ifup --no-act` and `ifquery`, scripts
 //! pass `bash -n` and shellcheck.
 
-use crate::support::{can_unshare_net, files_below, golden_cases, tool, TempDir};
+use crate::support::{can_unshare_net, files_below, golden_cases, golden_files, tool, TempDir};
 use std::path::Path;
 use std::process::Command;
 
 fn all_bundle_files(suffix: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for (_, _, dir) in golden_cases() {
-        for f in files_below(&dir) {
-            if f.ends_with(suffix) {
-                out.push(dir.join(f));
-            }
-        }
-    }
+    let out: Vec<_> = golden_files(|f| f.ends_with(suffix)).into_iter().map(|(_, p)| p).collect();
     assert!(!out.is_empty(), "no golden files end with {suffix}");
     out
 }
@@ -130,17 +123,14 @@ fn scripts_pass_bash_n_and_shellcheck() {
     // Every script of every bundle: *.sh, and executables without the suffix (NetworkManager
     // dispatcher scripts, libvirt hooks), each checked as the shell its `#!` line names.
     let mut scripts = Vec::new();
-    for (_, _, dir) in golden_cases() {
-        for f in files_below(&dir) {
-            let path = dir.join(&f);
-            let first = std::fs::read_to_string(&path).unwrap_or_default().lines().next().unwrap_or("").to_string();
-            let shell = match first.as_str() {
-                "#!/bin/bash" => "bash",
-                "#!/bin/sh" => "sh",
-                _ => continue,
-            };
-            scripts.push((path, shell));
-        }
+    for (_, path) in golden_files(|_| true) {
+        let first = std::fs::read_to_string(&path).unwrap_or_default().lines().next().unwrap_or("").to_string();
+        let shell = match first.as_str() {
+            "#!/bin/bash" => "bash",
+            "#!/bin/sh" => "sh",
+            _ => continue,
+        };
+        scripts.push((path, shell));
     }
     assert!(scripts.iter().any(|(p, _)| p.to_string_lossy().contains("dispatcher.d")), "no dispatcher script checked");
     assert!(scripts.iter().any(|(p, _)| p.to_string_lossy().contains("hooks/network.d")), "no libvirt hook checked");
@@ -224,14 +214,8 @@ fn check_ifupdown_file(ifup: &Path, ifquery: &Path, f: &Path) -> Result<(), Stri
 fn ifupdown_files_pass_ifup_no_act_and_ifquery() {
     let Some(ifup) = tool("ifup", "ifupdown") else { return };
     let Some(ifquery) = tool("ifquery", "ifupdown") else { return };
-    let mut files = Vec::new();
-    for (_, _, dir) in golden_cases() {
-        for f in files_below(&dir) {
-            if f.starts_with("host/etc/network/interfaces.d/") {
-                files.push(dir.join(f));
-            }
-        }
-    }
+    let files: Vec<_> =
+        golden_files(|f| f.starts_with("host/etc/network/interfaces.d/")).into_iter().map(|(_, p)| p).collect();
     assert!(!files.is_empty(), "no golden bundle has files under host/etc/network/interfaces.d/");
     let tmp = TempDir::new("ifupdown");
     for f in &files {
@@ -266,7 +250,7 @@ fn ifupdown_files_pass_ifup_no_act_and_ifquery() {
 
 /// `netplan generate --root-dir` on a netplan file: Ok(the networkd or NetworkManager files it
 /// generated).
-fn netplan_generate(netplan: &Path, file: &Path, root: &Path) -> Result<Vec<String>, String> {
+pub fn netplan_generate(netplan: &Path, file: &Path, root: &Path) -> Result<Vec<String>, String> {
     let _ = std::fs::remove_dir_all(root);
     let dir = root.join("etc/netplan");
     std::fs::create_dir_all(&dir).unwrap();

@@ -78,8 +78,8 @@ if [ ! -d "$STATE_DIR" ]; then
 fi
 
 # Take vnetgen's bridges down before their files go.
-if nmcli -t -f UUID connection show --active | grep -qx 731fd162-67a6-548e-98e8-5d7b03141d7b; then run nmcli connection down 731fd162-67a6-548e-98e8-5d7b03141d7b; fi
 if ip link show virbr10-dummy >/dev/null 2>&1; then run ip link delete virbr10-dummy; fi
+if nmcli -t -f UUID connection show --active | grep -qx 731fd162-67a6-548e-98e8-5d7b03141d7b; then run nmcli connection down 731fd162-67a6-548e-98e8-5d7b03141d7b; fi
 
 # Stop the DHCP server of virbr10.
 run systemctl disable --now vnetgen-dnsmasq@virbr10.service || true
