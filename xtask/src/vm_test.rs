@@ -194,6 +194,8 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
         None
     };
     let accel = qemu::choose(&opts.accel, &image, &out_dir.join("kvm-probe"))?;
+    // Boot once; every guest of every run is a restored copy.
+    let saved = qemu::save(&image, accel, &out_dir.join("saved-guest"))?;
     let setup = start.elapsed();
 
     // Every run: each scenario as written, then on each of its deliberately broken bundles.
@@ -231,9 +233,8 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
                     scenario: s,
                     mutation: *mutation,
                     index: *index,
-                    image: &image,
+                    saved: &saved,
                     libvirt_root: libvirt_root.as_deref(),
-                    accel,
                     dir,
                     keep: opts.keep,
                 };
@@ -270,7 +271,7 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
     write_junit(&out_dir.join("junit.xml"), &results)?;
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.len() - passed;
-    println!("vm-test: setup (image, accel {}) {:.1}s", accel.name(), setup.as_secs_f64());
+    println!("vm-test: setup (image, accel {}, boot and save) {:.1}s", accel.name(), setup.as_secs_f64());
     for r in &results {
         println!(
             "vm-test: {:<28} {:>6.1}s  {}",
@@ -329,10 +330,10 @@ struct Run<'a> {
     mutation: Option<&'a scenario::Mutation>,
     /// Unique per run: names the run's namespaces.
     index: usize,
-    image: &'a image::Image,
+    /// The booted, saved guest every guest of the run is restored from.
+    saved: &'a qemu::Saved,
     /// The Debian 13 root with libvirt 11, when a scenario runs under it.
     libvirt_root: Option<&'a Path>,
-    accel: qemu::Accel,
     dir: &'a Path,
     keep: bool,
 }
@@ -350,7 +351,7 @@ fn run_scenario(run: &Run, label: String) -> ScenarioResult {
 }
 
 fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
-    let Run { scenario: s, mutation, index, image, libvirt_root, accel, dir, keep } = *run;
+    let Run { scenario: s, mutation, index, saved, libvirt_root, dir, keep } = *run;
     // The bundle, rendered exactly as `vnetgen render` does.
     let text = match vnetgen::builtin::get(&s.profile) {
         Some(t) => t.to_string(),
@@ -452,7 +453,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     let cgi = www.join("cgi-bin/whoami");
     std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n")?;
     std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
-    let busybox = image.busybox.display().to_string();
+    let busybox = saved.image.busybox.display().to_string();
     let www_s = www.display().to_string();
     topo.spawn("upstream-httpd", &up, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
     // The LAN's DHCP server, for guests on a bridged network: .100–.149 of the segment.
@@ -701,28 +702,25 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
             None if g.v6 => append.push_str(" vt.v6=slaac"),
             None => {}
         }
-        let mut boot = image.clone();
+        let mut files = Vec::new();
         if g.setup {
-            // The bundle's guest scripts ride in a second cpio archive after the image's.
-            let mut files = Vec::new();
+            // The bundle's guest scripts, handed over the control port.
             for f in ["setup.sh", "verify.sh"] {
                 let bytes = std::fs::read(bundle_dir.join("guest").join(f))
                     .with_context(|| format!("reading the bundle's guest/{f}"))?;
                 files.push((format!("bundle/guest/{f}"), bytes));
             }
-            let path = topo.dir.join(format!("{}.initrd", g.name));
-            image::initrd_with(image, &files, &path)?;
-            boot.initrd = path;
             append.push_str(&format!(
                 " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
                 net.name,
                 seg.expand("{upstream}")
             ));
         }
-        // Guests boot one after another, in the scenario's order: a guest's checks may target
+        // Guests start one after another, in the scenario's order: a guest's checks may target
         // the servers of the guests before it, which are then known to be up.
-        let run = qemu::spawn(&mut topo, &host, &boot, accel, &g.name, qemu::Nic { tap: &tap, mac: &g.mac }, &append)?;
-        let t = run.wait_ready(&mut topo, accel.ready_timeout())?;
+        let nic = qemu::Nic { tap: &tap, mac: &g.mac };
+        let run = qemu::restore(&mut topo, &host, saved, &g.name, nic, &append, &files)?;
+        let t = run.wait_ready(&mut topo, saved.accel.ready_timeout())?;
         eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
         // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
         if let Some((_, addr)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {

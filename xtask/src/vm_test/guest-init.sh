@@ -1,7 +1,12 @@
 #!/bin/sh
 # The VM test guest agent: /init (PID 1) of the busybox initramfs that image.rs builds.
 #
-# Input: `vt.*` words on the kernel command line
+# Input: `vt.*` words, on the kernel command line or — with `vt.ctl` on the command line — on
+# the control port /dev/ttyS2: the agent boots, loads its modules, reports `VT waiting` and blocks
+# on that port, which is where the harness saves the guest (migrate to a file) and where every
+# restored copy resumes. The harness then writes one line of `vt.*` words, any number of files
+# (`file PATH`, base64 lines, a line `.`), and `go`.
+#   vt.mac=MAC            the NIC's MAC address (a restored guest still has the saved one)
 #   vt.serve=80,443       serve HTTP on these TCP ports (index.html: "guest <ADDR> port <PORT>",
 #                         /cgi-bin/whoami: the client's source address)
 #   vt.checks=SPEC,...    run in order once networking is up; SPEC is one of
@@ -14,6 +19,7 @@
 #   vt.outside=IP vt.outside-name=NAME   verify.sh's --outside and --outside-name
 # Output: one `VT ...` line per event on /dev/ttyS1 (ttyS0 is the kernel console), in this order:
 #   VT boot <uptime>
+#   VT waiting, VT config <uptime>      (only with vt.ctl: before the save, after the restore)
 #   VT setup <exit code>                 (only with vt.setup)
 #   VT lease <ipv4>/<prefix> router <ip|none> dns <ip|none>  |  VT lease none
 #   VT v6 <addr|none>                    (only with vt.v6)
@@ -73,19 +79,53 @@ done </lib/modules/load-order
 read -r up _ </proc/uptime
 report "boot $up"
 
-serve='' checks='' v6='' duid='' setup='' outside='' outside_name=''
+serve='' checks='' v6='' duid='' setup='' outside='' outside_name='' mac='' ctl=''
+words() {
+    for w in "$@"; do
+        case $w in
+            vt.serve=*) serve=${w#vt.serve=} ;;
+            vt.checks=*) checks=${w#vt.checks=} ;;
+            vt.v6=*) v6=${w#vt.v6=} ;;
+            vt.duid=*) duid=${w#vt.duid=} ;;
+            vt.setup=*) setup=${w#vt.setup=} ;;
+            vt.outside=*) outside=${w#vt.outside=} ;;
+            vt.outside-name=*) outside_name=${w#vt.outside-name=} ;;
+            vt.mac=*) mac=${w#vt.mac=} ;;
+            vt.ctl) ctl=1 ;;
+        esac
+    done
+}
 read -r cmdline </proc/cmdline
-for w in $cmdline; do
-    case $w in
-        vt.serve=*) serve=${w#vt.serve=} ;;
-        vt.checks=*) checks=${w#vt.checks=} ;;
-        vt.v6=*) v6=${w#vt.v6=} ;;
-        vt.duid=*) duid=${w#vt.duid=} ;;
-        vt.setup=*) setup=${w#vt.setup=} ;;
-        vt.outside=*) outside=${w#vt.outside=} ;;
-        vt.outside-name=*) outside_name=${w#vt.outside-name=} ;;
-    esac
-done
+# shellcheck disable=SC2086 # words, split on purpose (globbing is off)
+words $cmdline
+
+if [ -n "$ctl" ]; then
+    stty -F /dev/ttyS2 raw -echo 115200 2>/dev/null || fatal "vt.ctl without a serial port ttyS2"
+    exec 4</dev/ttyS2
+    report waiting
+    # Saved here; a restored copy goes on reading, from `begin` on (bytes before it may be lost).
+    line=''
+    while [ "$line" != begin ]; do IFS= read -r line <&4 || fatal "control port closed"; done
+    IFS= read -r line <&4 || fatal "control port closed"
+    # shellcheck disable=SC2086
+    words $line
+    while IFS= read -r line <&4; do
+        case $line in
+            go) break ;;
+            "file "*)
+                f=/${line#file }
+                mkdir -p "${f%/*}"
+                while IFS= read -r l <&4 && [ "$l" != . ]; do echo "$l"; done | base64 -d >"$f" ||
+                    fatal "decoding $f"
+                chmod 0755 "$f"
+                ;;
+            *) fatal "control port: unexpected line: $line" ;;
+        esac
+    done
+    exec 4<&-
+    read -r up _ </proc/uptime
+    report "config $up"
+fi
 
 # The DHCP client's event script: address, default route, resolv.conf, and a summary in /run/lease.
 cat >/udhcpc.script <<'EOF'
@@ -129,6 +169,9 @@ while [ $i -lt 50 ]; do
 done
 
 ip link set lo up
+if [ -n "$mac" ] && [ -n "$ifc" ]; then
+    ip link set "$ifc" address "$mac" || fatal "ip link set $ifc address $mac"
+fi
 addr=none
 if [ -n "$setup" ]; then
     # The bundle's setup.sh finds the interface and brings it up itself (ifup runs udhcpc with

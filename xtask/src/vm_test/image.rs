@@ -774,28 +774,3 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
-
-/// Writes to `out` the image's initramfs followed by a second cpio archive holding `files`
-/// (path inside the guest, bytes; executable) — the kernel unpacks both, the second over the
-/// first. How a guest receives the bundle's own `guest/` scripts without rebuilding the image.
-pub fn initrd_with(image: &Image, files: &[(String, Vec<u8>)], out: &Path) -> Result<()> {
-    let mut bytes = fs::read(&image.initrd).with_context(|| format!("reading {}", image.initrd.display()))?;
-    let mut c = Cpio::default();
-    let mut dirs: Vec<String> = Vec::new();
-    for (path, _) in files {
-        let mut at = 0;
-        while let Some(i) = path[at..].find('/') {
-            let dir = &path[..at + i];
-            if !dirs.iter().any(|d| d == dir) {
-                dirs.push(dir.to_string());
-                c.entry(dir, 0o040755, 0, b"");
-            }
-            at += i + 1;
-        }
-    }
-    for (path, data) in files {
-        c.entry(path, 0o100755, 0, data);
-    }
-    bytes.extend(c.finish());
-    fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
-}
