@@ -482,6 +482,10 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     .to_vec();
     dns_args.push(format!("--listen-address={router}"));
     dns_args.push(format!("--address=/upstream.test/{router}"));
+    // Authoritative for `.test`: a query it has no record for (upstream.test's AAAA) gets an
+    // answer at once instead of REFUSED, which resolvers in front of it (libvirt's dnsmasq)
+    // drop, leaving the guest's resolver to time out.
+    dns_args.push("--local=/test/".to_string());
     dns_args.extend(lan_dhcp);
     topo.spawn("upstream-dns", &up, &dns_args.iter().map(String::as_str).collect::<Vec<_>>())?;
 
@@ -673,63 +677,88 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     let pcap = dir.join("uplink.pcap").display().to_string();
     topo.spawn("tcpdump", &host, &["tcpdump", "-q", "-n", "-U", "-Z", "root", "-i", &uplink, "-w", &pcap])?;
 
-    // Guests.
-    let mut guests = Vec::new();
-    for (gi, g) in s.guests.iter().enumerate() {
-        let net = model
-            .networks
+    // Guests, in waves: a guest whose checks target other guests (`{guest:NAME}`) starts once
+    // those are ready, so their servers are up and their addresses known; the others at once.
+    let mut guests: Vec<qemu::GuestRun> = Vec::new();
+    let refers = |gi: usize, other: &str| {
+        s.checks.iter().filter(|c| c.guest.as_deref() == Some(s.guests[gi].name.as_str())).any(|c| {
+            c.target.as_deref().is_some_and(|t| {
+                t.contains(&format!("{{guest:{other}}}")) || t.contains(&format!("{{guest6:{other}}}"))
+            })
+        })
+    };
+    let mut pending: Vec<usize> = (0..s.guests.len()).collect();
+    while !pending.is_empty() {
+        let wave: Vec<usize> = pending
             .iter()
-            .find(|n| n.name.as_str() == g.network)
-            .with_context(|| format!("guest {}: no network {}", g.name, g.network))?;
-        let tap = format!("vtg{gi}");
-        topo.run(
-            &host,
-            &format!("ip tuntap add dev {tap} mode tap\nip link set {tap} master {}\nip link set {tap} up", net.bridge),
-        )?;
-        let guest_checks: Vec<String> = s
-            .checks
-            .iter()
-            .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
-            .filter_map(|c| guest_check_spec(c, &seg))
+            .copied()
+            .filter(|&gi| pending.iter().all(|&other| other == gi || !refers(gi, &s.guests[other].name)))
             .collect();
-        let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
-        let mut append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
-        match &g.duid {
-            Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
-                bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
+        anyhow::ensure!(!wave.is_empty(), "the checks of guests {pending:?} refer to each other in a cycle");
+        pending.retain(|gi| !wave.contains(gi));
+        let mut started = Vec::new();
+        let wave_start = Instant::now();
+        for &gi in &wave {
+            let g = &s.guests[gi];
+            let net = model
+                .networks
+                .iter()
+                .find(|n| n.name.as_str() == g.network)
+                .with_context(|| format!("guest {}: no network {}", g.name, g.network))?;
+            let tap = format!("vtg{gi}");
+            topo.run(
+                &host,
+                &format!(
+                    "ip tuntap add dev {tap} mode tap\nip link set {tap} master {}\nip link set {tap} up",
+                    net.bridge
+                ),
+            )?;
+            let guest_checks: Vec<String> = s
+                .checks
+                .iter()
+                .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
+                .filter_map(|c| guest_check_spec(c, &seg))
+                .collect();
+            let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
+            let mut append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
+            match &g.duid {
+                Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
+                    bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
+                }
+                Some(duid) => append.push_str(&format!(" vt.v6=dhcpv6 vt.duid={duid}")),
+                None if g.v6 => append.push_str(" vt.v6=slaac"),
+                None => {}
             }
-            Some(duid) => append.push_str(&format!(" vt.v6=dhcpv6 vt.duid={duid}")),
-            None if g.v6 => append.push_str(" vt.v6=slaac"),
-            None => {}
-        }
-        let mut files = Vec::new();
-        if g.setup {
-            // The bundle's guest scripts, handed over the control port.
-            for f in ["setup.sh", "verify.sh"] {
-                let bytes = std::fs::read(bundle_dir.join("guest").join(f))
-                    .with_context(|| format!("reading the bundle's guest/{f}"))?;
-                files.push((format!("bundle/guest/{f}"), bytes));
+            let mut files = Vec::new();
+            if g.setup {
+                // The bundle's guest scripts, handed over the control port.
+                for f in ["setup.sh", "verify.sh"] {
+                    let bytes = std::fs::read(bundle_dir.join("guest").join(f))
+                        .with_context(|| format!("reading the bundle's guest/{f}"))?;
+                    files.push((format!("bundle/guest/{f}"), bytes));
+                }
+                append.push_str(&format!(
+                    " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
+                    net.name,
+                    seg.expand("{upstream}")
+                ));
             }
-            append.push_str(&format!(
-                " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
-                net.name,
-                seg.expand("{upstream}")
-            ));
+            let nic = qemu::Nic { tap: &tap, mac: &g.mac };
+            started.push(qemu::restore(&mut topo, &host, saved, &g.name, nic, &append, &files)?);
         }
-        // Guests start one after another, in the scenario's order: a guest's checks may target
-        // the servers of the guests before it, which are then known to be up.
-        let nic = qemu::Nic { tap: &tap, mac: &g.mac };
-        let run = qemu::restore(&mut topo, &host, saved, &g.name, nic, &append, &files)?;
-        let t = run.wait_ready(&mut topo, saved.accel.ready_timeout())?;
-        eprintln!("vm-test: [{}] guest {} ready after {:.1}s", s.name, g.name, t.as_secs_f64());
-        // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
-        if let Some((_, addr)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
-            seg.guests.push((g.name.clone(), addr));
+        for run in started {
+            run.wait_ready(&mut topo, saved.accel.ready_timeout())?;
+            let t = wave_start.elapsed().as_secs_f64();
+            eprintln!("vm-test: [{}] guest {} ready after {t:.1}s", s.name, run.name);
+            // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
+            if let Some((_, addr)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
+                seg.guests.push((run.name.clone(), addr));
+            }
+            if let Some((_, addr)) = run.reported("v6").filter(|(_, a)| a.parse::<std::net::Ipv6Addr>().is_ok()) {
+                seg.guests6.push((run.name.clone(), addr));
+            }
+            guests.push(run);
         }
-        if let Some((_, addr)) = run.reported("v6").filter(|(_, a)| a.parse::<std::net::Ipv6Addr>().is_ok()) {
-            seg.guests6.push((g.name.clone(), addr));
-        }
-        guests.push(run);
     }
 
     // Checks.
