@@ -761,9 +761,16 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         }
     }
 
-    // Checks.
-    for c in &s.checks {
-        let (ok, mut detail) = evaluate(c, &seg, &guests, &topo, &host, &lan)?;
+    // Checks, all at once: the guests' results are in, and the probes from the LAN and the host
+    // are independent (a refusal waits for nothing, a drop for its timeout).
+    let evaluated: Vec<Result<(bool, String)>> = std::thread::scope(|scope| {
+        let (seg, guests, topo, host, lan) = (&seg, &guests, &topo, &host, &lan);
+        let handles: Vec<_> =
+            s.checks.iter().map(|c| scope.spawn(move || evaluate(c, seg, guests, topo, host, lan))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a check panicked")))).collect()
+    });
+    for (c, evaluated) in s.checks.iter().zip(evaluated) {
+        let (ok, mut detail) = evaluated?;
         if !ok && c.guest.is_some() {
             if let Some(g) = guests.iter().find(|g| Some(g.name.as_str()) == c.guest.as_deref()) {
                 detail.push_str(&format!(" (guest console: {})", g.console.display()));
@@ -779,10 +786,10 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     Ok(())
 }
 
-/// Waits up to 15 s for interface `dev` in `ns` to carry IPv4 address `addr`. Not fatal: a
+/// Waits up to 5 s for interface `dev` in `ns` to carry IPv4 address `addr`. Not fatal: a
 /// broken bundle may leave it without, and the checks then say what that breaks.
 fn wait_address(topo: &mut Topology, ns: &str, dev: &str, addr: &str, scenario: &str) {
-    let waited = wait_for(&format!("{dev} with {addr}"), Duration::from_secs(15), || {
+    let waited = wait_for(&format!("{dev} with {addr}"), Duration::from_secs(5), || {
         topo.check_alive()?;
         let out = topo.output(ns, &format!("ip -4 -o addr show dev {dev}"), Duration::from_secs(5))?;
         Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {addr}/")))

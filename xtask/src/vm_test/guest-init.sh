@@ -4,14 +4,14 @@
 # Input: `vt.*` words, on the kernel command line or — with `vt.ctl` on the command line — on
 # the control port /dev/ttyS2: the agent boots, loads its modules, reports `VT waiting` and blocks
 # on that port, which is where the harness saves the guest (migrate to a file) and where every
-# restored copy resumes. The harness then writes one line of `vt.*` words, any number of files
-# (`file PATH`, base64 lines, a line `.`), and `go`.
+# restored copy resumes. The harness then writes a line `begin`, one line of `vt.*` words, any
+# number of files (`file PATH`, the gzipped file in base64 lines, a line `.`), and `go`.
 #   vt.mac=MAC            the NIC's MAC address (a restored guest still has the saved one)
 #   vt.serve=80,443       serve HTTP on these TCP ports (index.html: "guest <ADDR> port <PORT>",
 #                         /cgi-bin/whoami: the client's source address)
 #   vt.checks=SPEC,...    run in order once networking is up; SPEC is one of
 #                         http:IP:PORT:PATH  dns:NAME  ping:IP  tcp:IP:PORT
-#   vt.v6=slaac           also wait up to 20 s for a global IPv6 address
+#   vt.v6=slaac           also wait for a global IPv6 address, up to 14 s after the link came up
 #   vt.v6=dhcpv6          … got by stateful DHCPv6 (dhcpcd), as vt.duid=HEX:HEX:… if given
 #   vt.setup=NETWORK      configure the NIC with the bundle's own /bundle/guest/setup.sh (ifupdown,
 #                         whose DHCP client is busybox's udhcpc) instead of the agent's DHCP, and
@@ -115,7 +115,7 @@ if [ -n "$ctl" ]; then
             "file "*)
                 f=/${line#file }
                 mkdir -p "${f%/*}"
-                while IFS= read -r l <&4 && [ "$l" != . ]; do echo "$l"; done | base64 -d >"$f" ||
+                while IFS= read -r l <&4 && [ "$l" != . ]; do echo "$l"; done | base64 -d | gunzip >"$f" ||
                     fatal "decoding $f"
                 chmod 0755 "$f"
                 ;;
@@ -172,6 +172,30 @@ ip link set lo up
 if [ -n "$mac" ] && [ -n "$ifc" ]; then
     ip link set "$ifc" address "$mac" || fatal "ip link set $ifc address $mac"
 fi
+
+# Whole seconds of uptime.
+now() {
+    read -r t _ </proc/uptime
+    echo "${t%.*}"
+}
+
+# Stateful DHCPv6 with Debian's dhcpcd, in the background (alongside IPv4's DHCP), as the guest's
+# DUID (the server's fixed leases are keyed by it); dhcpcd exits once the lease is bound (-1),
+# leaving the address. Without router advertisements dhcpcd waits past its own -t: bounded from
+# outside.
+dhcpcd_pid=''
+start_dhcpv6() {
+    [ "$v6" = dhcpv6 ] && [ -n "$ifc" ] || return 0
+    mkdir -p /var/lib/dhcpcd /run/dhcpcd
+    [ -n "$duid" ] && echo "$duid" >/var/lib/dhcpcd/duid
+    timeout -s KILL 10 dhcpcd -6 -1 -w -B -t 8 -f /dev/null "$ifc" >/run/dhcpcd.log 2>&1 &
+    dhcpcd_pid=$!
+}
+
+# IPv6 waits at most until this long after the link came up (SLAAC: router solicitations are
+# answered at once; a bridge with STP forwards a new port after 4 s).
+V6_WAIT=14
+t0=$(now)
 addr=none
 if [ -n "$setup" ]; then
     # The bundle's setup.sh finds the interface and brings it up itself (ifup runs udhcpc with
@@ -184,12 +208,14 @@ if [ -n "$setup" ]; then
     log "running the bundle's guest/setup.sh"
     timeout 60 bash /bundle/guest/setup.sh >/dev/console 2>&1
     report "setup $?"
+    start_dhcpv6
 elif [ -n "$ifc" ]; then
     # No duplicate address detection: a SLAAC address is usable a second sooner.
     sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" 2>/dev/null
     ip link set "$ifc" up || fatal "ip link set $ifc up"
+    start_dhcpv6
     log "dhcp on $ifc"
-    udhcpc -i "$ifc" -n -q -t 20 -T 1 -s /udhcpc.script >/dev/console 2>&1
+    udhcpc -i "$ifc" -n -q -t 14 -T 1 -s /udhcpc.script >/dev/console 2>&1
 else
     log "no network interface"
 fi
@@ -203,25 +229,16 @@ fi
 
 if [ -n "$v6" ]; then
     a6=''
-    if [ "$v6" = dhcpv6 ] && [ -n "$ifc" ]; then
-        # Stateful DHCPv6 with Debian's dhcpcd, as the guest's DUID (the server's fixed leases
-        # are keyed by it); dhcpcd exits once the lease is bound (-1), leaving the address.
-        mkdir -p /var/lib/dhcpcd /run/dhcpcd
-        [ -n "$duid" ] && echo "$duid" >/var/lib/dhcpcd/duid
-        # Without router advertisements dhcpcd waits past its own -t: bound it from outside.
-        timeout -s KILL 15 dhcpcd -6 -1 -w -B -t 10 -f /dev/null "$ifc" >/run/dhcpcd.log 2>&1 ||
-            { log "dhcpcd failed:"; sed 's/^/    /' /run/dhcpcd.log >/dev/console; }
+    if [ -n "$dhcpcd_pid" ] && ! wait "$dhcpcd_pid"; then
+        log "dhcpcd failed:"
+        sed 's/^/    /' /run/dhcpcd.log >/dev/console
     fi
-    if [ -n "$ifc" ]; then
-        i=0
-        while [ $i -lt 40 ]; do
-            a6=$(ip -6 addr show dev "$ifc" scope global 2>/dev/null |
-                awk '$1 == "inet6" && !/tentative/ { sub(/\/.*/, "", $2); print $2; exit }')
-            [ -n "$a6" ] && break
-            sleep 0.5
-            i=$((i + 1))
-        done
-    fi
+    while [ -n "$ifc" ]; do
+        a6=$(ip -6 addr show dev "$ifc" scope global 2>/dev/null |
+            awk '$1 == "inet6" && !/tentative/ { sub(/\/.*/, "", $2); print $2; exit }')
+        [ -n "$a6" ] || [ "$(now)" -ge $((t0 + V6_WAIT)) ] && break
+        sleep 0.2
+    done
     report "v6 ${a6:-none}"
 fi
 
@@ -258,20 +275,20 @@ check_http() {
     path=${rest#*:}
     [ "$path" = "$rest" ] && path=/
     body=$(printf 'GET %s HTTP/1.0\r\n\r\n' "$path" |
-        timeout 10 nc -w 5 "$h" "$port" 2>/dev/null | tr -d '\r' | tail -n 1)
+        timeout 5 nc -w 3 "$h" "$port" 2>/dev/null | tr -d '\r' | tail -n 1)
     echo "${body:-none}"
 }
 
 # check_dns NAME -> the first address of the answer, or `none`.
 check_dns() {
-    a=$(timeout 10 nslookup "$1" 2>/dev/null |
+    a=$(timeout 6 nslookup "$1" 2>/dev/null |
         awk '/^Name:/ { n = 1; next } n && /^Address/ { print $NF; exit }')
     echo "${a:-none}"
 }
 
 # check_tcp IP:PORT -> open | refused | unreachable | timeout
 check_tcp() {
-    out=$(timeout 10 nc -w 3 "${1%%:*}" "${1#*:}" -e true 2>&1 </dev/null) && { echo open; return; }
+    out=$(timeout 4 nc -w 3 "${1%%:*}" "${1#*:}" -e true 2>&1 </dev/null) && { echo open; return; }
     case $out in
         *refused*) echo refused ;;
         *unreachable* | *"No route"*) echo unreachable ;;
