@@ -677,89 +677,111 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     let pcap = dir.join("uplink.pcap").display().to_string();
     topo.spawn("tcpdump", &host, &["tcpdump", "-q", "-n", "-U", "-Z", "root", "-i", &uplink, "-w", &pcap])?;
 
-    // Guests, in waves: a guest whose checks target other guests (`{guest:NAME}`) starts once
-    // those are ready, so their servers are up and their addresses known; the others at once.
-    let mut guests: Vec<qemu::GuestRun> = Vec::new();
-    let refers = |gi: usize, other: &str| {
-        s.checks.iter().filter(|c| c.guest.as_deref() == Some(s.guests[gi].name.as_str())).any(|c| {
+    // Guests, all at once (restored copies: their DHCP, STP and router-advertisement waits
+    // overlap). A guest gets its checks once it has its lease and serves, and once the guests its
+    // checks target (`{guest:NAME}`) have theirs: their servers are up and their addresses known.
+    let refers = |g: &scenario::Guest, other: &str| {
+        s.checks.iter().filter(|c| c.guest.as_deref() == Some(g.name.as_str())).any(|c| {
             c.target.as_deref().is_some_and(|t| {
                 t.contains(&format!("{{guest:{other}}}")) || t.contains(&format!("{{guest6:{other}}}"))
             })
         })
     };
-    let mut pending: Vec<usize> = (0..s.guests.len()).collect();
-    while !pending.is_empty() {
-        let wave: Vec<usize> = pending
+    let start_guests = Instant::now();
+    let mut guests: Vec<qemu::GuestRun> = Vec::new();
+    for (gi, g) in s.guests.iter().enumerate() {
+        let net = model
+            .networks
             .iter()
-            .copied()
-            .filter(|&gi| pending.iter().all(|&other| other == gi || !refers(gi, &s.guests[other].name)))
-            .collect();
-        anyhow::ensure!(!wave.is_empty(), "the checks of guests {pending:?} refer to each other in a cycle");
-        pending.retain(|gi| !wave.contains(gi));
-        let mut started = Vec::new();
-        let wave_start = Instant::now();
-        for &gi in &wave {
-            let g = &s.guests[gi];
-            let net = model
-                .networks
-                .iter()
-                .find(|n| n.name.as_str() == g.network)
-                .with_context(|| format!("guest {}: no network {}", g.name, g.network))?;
-            let tap = format!("vtg{gi}");
-            topo.run(
-                &host,
-                &format!(
-                    "ip tuntap add dev {tap} mode tap\nip link set {tap} master {}\nip link set {tap} up",
-                    net.bridge
-                ),
-            )?;
-            let guest_checks: Vec<String> = s
-                .checks
-                .iter()
-                .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
-                .filter_map(|c| guest_check_spec(c, &seg))
-                .collect();
-            let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
-            let mut append = format!("vt.serve={} vt.checks={}", serve.join(","), guest_checks.join(","));
-            match &g.duid {
-                Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
-                    bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
-                }
-                Some(duid) => append.push_str(&format!(" vt.v6=dhcpv6 vt.duid={duid}")),
-                None if g.v6 => append.push_str(" vt.v6=slaac"),
-                None => {}
+            .find(|n| n.name.as_str() == g.network)
+            .with_context(|| format!("guest {}: no network {}", g.name, g.network))?;
+        let tap = format!("vtg{gi}");
+        topo.run(
+            &host,
+            &format!("ip tuntap add dev {tap} mode tap\nip link set {tap} master {}\nip link set {tap} up", net.bridge),
+        )?;
+        let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
+        let mut words = format!("vt.serve={}", serve.join(","));
+        match &g.duid {
+            Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
+                bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
             }
-            let mut files = Vec::new();
-            if g.setup {
-                // The bundle's guest scripts, handed over the control port.
-                for f in ["setup.sh", "verify.sh"] {
-                    let bytes = std::fs::read(bundle_dir.join("guest").join(f))
-                        .with_context(|| format!("reading the bundle's guest/{f}"))?;
-                    files.push((format!("bundle/guest/{f}"), bytes));
-                }
-                append.push_str(&format!(
-                    " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
-                    net.name,
-                    seg.expand("{upstream}")
-                ));
-            }
-            let nic = qemu::Nic { tap: &tap, mac: &g.mac };
-            started.push(qemu::restore(&mut topo, &host, saved, &g.name, nic, &append, &files)?);
+            Some(duid) => words.push_str(&format!(" vt.v6=dhcpv6 vt.duid={duid}")),
+            None if g.v6 => words.push_str(" vt.v6=slaac"),
+            None => {}
         }
-        for run in started {
-            run.wait_ready(&mut topo, saved.accel.ready_timeout())?;
-            let t = wave_start.elapsed().as_secs_f64();
-            eprintln!("vm-test: [{}] guest {} ready after {t:.1}s", s.name, run.name);
-            // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
-            if let Some((_, addr)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
-                seg.guests.push((run.name.clone(), addr));
+        let mut files = Vec::new();
+        if g.setup {
+            // The bundle's guest scripts, handed over the control port.
+            for f in ["setup.sh", "verify.sh"] {
+                let bytes = std::fs::read(bundle_dir.join("guest").join(f))
+                    .with_context(|| format!("reading the bundle's guest/{f}"))?;
+                files.push((format!("bundle/guest/{f}"), bytes));
             }
-            if let Some((_, addr)) = run.reported("v6").filter(|(_, a)| a.parse::<std::net::Ipv6Addr>().is_ok()) {
-                seg.guests6.push((run.name.clone(), addr));
-            }
-            guests.push(run);
+            words.push_str(&format!(
+                " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
+                net.name,
+                seg.expand("{upstream}")
+            ));
         }
+        let nic = qemu::Nic { tap: &tap, mac: &g.mac };
+        guests.push(qemu::restore(&mut topo, &host, saved, &g.name, nic, &words, &files)?);
     }
+    let mut sent = vec![false; guests.len()];
+    wait_for("the guests to take their checks", saved.accel.ready_timeout(), || {
+        topo.check_alive()?;
+        let mut wanting = Vec::new();
+        for (gi, run) in guests.iter().enumerate() {
+            if !sent[gi] && run.has("VT wants checks")? {
+                wanting.push(gi);
+                // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by
+                // accident.
+                let name = &run.name;
+                if let Some((_, a)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
+                    if !seg.guests.iter().any(|(n, _)| n == name) {
+                        seg.guests.push((name.clone(), a));
+                    }
+                }
+                if let Some((_, a)) = run.reported("v6").filter(|(_, a)| a.parse::<std::net::Ipv6Addr>().is_ok()) {
+                    if !seg.guests6.iter().any(|(n, _)| n == name) {
+                        seg.guests6.push((name.clone(), a));
+                    }
+                }
+            }
+        }
+        // Per guest: it has its lease and serves (or already had its checks).
+        let up: Vec<bool> = (0..guests.len()).map(|o| sent[o] || wanting.contains(&o)).collect();
+        let mut progressed = false;
+        for &gi in &wanting {
+            let g = &s.guests[gi];
+            if (0..guests.len()).all(|o| o == gi || !refers(g, &s.guests[o].name) || up[o]) {
+                let specs: Vec<String> = s
+                    .checks
+                    .iter()
+                    .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
+                    .filter_map(|c| guest_check_spec(c, &seg))
+                    .collect();
+                guests[gi].send_checks(&specs)?;
+                sent[gi] = true;
+                progressed = true;
+                eprintln!(
+                    "vm-test: [{}] guest {} has its lease and serves after {:.1}s",
+                    s.name,
+                    g.name,
+                    start_guests.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if !progressed && !wanting.is_empty() && up.iter().all(|u| *u) {
+            bail!("the checks of guests {wanting:?} target each other: none can go first");
+        }
+        Ok(sent.iter().all(|x| *x))
+    })?;
+    wait_for("the guests to report VT ready", saved.accel.ready_timeout(), || {
+        topo.check_alive()?;
+        guests.iter().try_fold(true, |all, g| Ok(g.has("VT ready")? && all))
+    })?;
+    eprintln!("vm-test: [{}] guests ready after {:.1}s", s.name, start_guests.elapsed().as_secs_f64());
 
     // Checks, all at once: the guests' results are in, and the probes from the LAN and the host
     // are independent (a refusal waits for nothing, a drop for its timeout).

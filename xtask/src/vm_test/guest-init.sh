@@ -5,7 +5,9 @@
 # the control port /dev/ttyS2: the agent boots, loads its modules, reports `VT waiting` and blocks
 # on that port, which is where the harness saves the guest (migrate to a file) and where every
 # restored copy resumes. The harness then writes a line `begin`, one line of `vt.*` words, any
-# number of files (`file PATH`, the gzipped file in base64 lines, a line `.`), and `go`.
+# number of files (`file PATH`, the gzipped file in base64 lines, a line `.`), and `go`; once the
+# agent reports `VT wants checks` (its lease is in and its servers are up), a line
+# `checks SPEC,...` (instead of `vt.checks`).
 #   vt.mac=MAC            the NIC's MAC address (a restored guest still has the saved one)
 #   vt.serve=80,443       serve HTTP on these TCP ports (index.html: "guest <ADDR> port <PORT>",
 #                         /cgi-bin/whoami: the client's source address)
@@ -24,6 +26,7 @@
 #   VT lease <ipv4>/<prefix> router <ip|none> dns <ip|none>  |  VT lease none
 #   VT v6 <addr|none>                    (only with vt.v6)
 #   VT serve <port> [failed]             (per port)
+#   VT wants checks                      (only with vt.ctl)
 #   VT check <spec> <result>             (per check)
 #   VT verify <line>, VT verify exit <n> (only with vt.setup: verify.sh's output and exit code)
 #   VT ready
@@ -122,7 +125,6 @@ if [ -n "$ctl" ]; then
             *) fatal "control port: unexpected line: $line" ;;
         esac
     done
-    exec 4<&-
     read -r up _ </proc/uptime
     report "config $up"
 fi
@@ -210,8 +212,11 @@ if [ -n "$setup" ]; then
     report "setup $?"
     start_dhcpv6
 elif [ -n "$ifc" ]; then
-    # No duplicate address detection: a SLAAC address is usable a second sooner.
-    sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" 2>/dev/null
+    # No duplicate address detection: a SLAAC address is usable a second sooner. Router
+    # solicitations every second (not 3 in 8 s: those are lost while a bridge with STP holds a new
+    # port for 4 s).
+    sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" "net.ipv6.conf.$ifc.router_solicitation_delay=0" \
+        "net.ipv6.conf.$ifc.router_solicitation_interval=1" "net.ipv6.conf.$ifc.router_solicitations=30" 2>/dev/null
     ip link set "$ifc" up || fatal "ip link set $ifc up"
     start_dhcpv6
     log "dhcp on $ifc"
@@ -295,6 +300,19 @@ check_tcp() {
         *) echo timeout ;;
     esac
 }
+
+# With a control port, the checks come last: the harness sends them once the guests they target
+# serve and their addresses are known (every guest of a scenario starts at once).
+if [ -n "$ctl" ]; then
+    report "wants checks"
+    IFS= read -r line <&4 || fatal "control port closed"
+    case $line in
+        "checks "*) checks=${line#checks } ;;
+        checks) checks='' ;;
+        *) fatal "control port: expected checks, got: $line" ;;
+    esac
+    exec 4<&-
+fi
 
 for c in $(echo "$checks" | tr ',' ' '); do
     case $c in

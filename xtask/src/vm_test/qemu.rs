@@ -190,7 +190,7 @@ pub struct GuestRun {
     pub console: PathBuf,
     pub results: PathBuf,
     /// The control pipe, held open while the guest runs.
-    _control: std::fs::File,
+    control: std::fs::File,
 }
 
 /// A guest's NIC: the tap it is cabled to and its MAC address.
@@ -263,11 +263,25 @@ pub fn restore(
         name: name.to_string(),
         console: dir.join(format!("{name}.console.log")),
         results: dir.join(format!("{name}.results.log")),
-        _control: control,
+        control,
     })
 }
 
 impl GuestRun {
+    /// Sends the agent its checks (once it reported `VT wants checks`).
+    pub fn send_checks(&mut self, specs: &[String]) -> Result<()> {
+        for spec in specs {
+            anyhow::ensure!(
+                !spec.is_empty() && !spec.bytes().any(|b| b == b',' || b.is_ascii_whitespace()),
+                "guest {}: check {spec:?} has a comma or a space",
+                self.name
+            );
+        }
+        let line = format!("checks {}\n", specs.join(","));
+        std::io::Write::write_all(&mut self.control, line.as_bytes())
+            .with_context(|| format!("sending guest {} its checks", self.name))
+    }
+
     /// The agent's `VT ...` result lines so far.
     pub fn lines(&self) -> Vec<String> {
         std::fs::read(&self.results)
@@ -285,16 +299,13 @@ impl GuestRun {
         Some((line, addr))
     }
 
-    /// Waits until the agent reports `VT ready` (or `VT fatal`).
-    pub fn wait_ready(&self, topo: &mut Topology, timeout: Duration) -> Result<Duration> {
-        wait_for(&format!("guest {} to report VT ready", self.name), timeout, || {
-            topo.check_alive()?;
-            let lines = self.lines();
-            if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
-                anyhow::bail!("guest {}: {f}", self.name);
-            }
-            Ok(lines.iter().any(|l| l == "VT ready"))
-        })
+    /// Whether the agent has reported `line` (e.g. `VT ready`); an error if it reported `VT fatal`.
+    pub fn has(&self, line: &str) -> Result<bool> {
+        let lines = self.lines();
+        if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
+            anyhow::bail!("guest {}: {f} (console: {})", self.name, self.console.display());
+        }
+        Ok(lines.iter().any(|l| l == line))
     }
 }
 
