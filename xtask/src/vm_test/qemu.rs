@@ -111,6 +111,14 @@ fn args(image: &Image, accel: Accel, role: &Role<'_>, dir: &Path, name: &str) ->
     a
 }
 
+/// A QEMU that runs outside the scenarios' namespaces (the KVM probe, the guest to save): it is
+/// killed with the xtask however that ends (Ctrl-C exits without running destructors).
+fn outside_namespaces(argv: &[String]) -> std::process::Command {
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--pdeathsig", "KILL", "--"]).args(argv);
+    c
+}
+
 /// The saved guest's MAC; a restored guest's agent sets its own (`vt.mac`).
 const SAVED_MAC: &str = "52:54:00:00:00:01";
 
@@ -134,8 +142,7 @@ pub fn save(image: &Image, accel: Accel, dir: &Path) -> Result<Saved> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let state = dir.join("guest.state");
     let argv = args(image, accel, &Role::Save, dir, "saved");
-    let child = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
+    let child = outside_namespaces(&argv)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -324,8 +331,7 @@ pub fn choose(requested: &str, image: &Image, scratch: &Path) -> Result<Accel> {
     }
     std::fs::create_dir_all(scratch)?;
     let argv = args(image, Accel::Kvm, &Role::Probe, scratch, "kvm-probe");
-    let mut child = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
+    let mut child = outside_namespaces(&argv)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
