@@ -89,6 +89,20 @@ impl Segment {
         }
     }
 
+    /// Notes the addresses guest `run` reported (`{guest:NAME}`, `{guest6:NAME}`), once. Without a
+    /// lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
+    fn learn(&mut self, run: &qemu::GuestRun) {
+        if self.guests.iter().chain(&self.guests6).any(|(n, _)| *n == run.name) {
+            return;
+        }
+        if let Some((_, a)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
+            self.guests.push((run.name.clone(), a));
+        }
+        if let Some((_, a)) = run.reported("v6").filter(|(_, a)| a.parse::<std::net::Ipv6Addr>().is_ok()) {
+            self.guests6.push((run.name.clone(), a));
+        }
+    }
+
     /// Replaces `{uplink}`, `{upstream}`, `{lan}` and `{guest:NAME}` (the guest's leased
     /// address, once known) in a scenario string.
     fn expand(&self, s: &str) -> String {
@@ -696,15 +710,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     topo.spawn("tcpdump", &host, &["tcpdump", "-q", "-n", "-U", "-Z", "root", "-i", &uplink, "-w", &pcap])?;
 
     // Guests, all at once (restored copies: their DHCP, STP and router-advertisement waits
-    // overlap). A guest gets its checks once it has its lease and serves, and once the guests its
-    // checks target (`{guest:NAME}`) have theirs: their servers are up and their addresses known.
-    let refers = |g: &scenario::Guest, other: &str| {
-        s.checks.iter().filter(|c| c.guest.as_deref() == Some(g.name.as_str())).any(|c| {
-            c.target.as_deref().is_some_and(|t| {
-                t.contains(&format!("{{guest:{other}}}")) || t.contains(&format!("{{guest6:{other}}}"))
-            })
-        })
-    };
+    // overlap); each gets its checks when the guests they target are up (`hand_out_checks`).
     let start_guests = Instant::now();
     let mut guests: Vec<qemu::GuestRun> = Vec::new();
     for (gi, g) in s.guests.iter().enumerate() {
@@ -745,56 +751,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         let nic = qemu::Nic { tap: &tap, mac: &g.mac };
         guests.push(qemu::restore(&mut topo, &host, saved, &g.name, nic, &words, &files)?);
     }
-    let mut sent = vec![false; guests.len()];
-    wait_for("the guests to take their checks", saved.accel.ready_timeout(), || {
-        topo.check_alive()?;
-        let mut wanting = Vec::new();
-        for (gi, run) in guests.iter().enumerate() {
-            if !sent[gi] && run.has("VT wants checks")? {
-                wanting.push(gi);
-                // Without a lease `{guest:NAME}` stays unexpanded, so no check can match it by
-                // accident.
-                let name = &run.name;
-                if let Some((_, a)) = run.reported("lease").filter(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok()) {
-                    if !seg.guests.iter().any(|(n, _)| n == name) {
-                        seg.guests.push((name.clone(), a));
-                    }
-                }
-                if let Some((_, a)) = run.reported("v6").filter(|(_, a)| a.parse::<std::net::Ipv6Addr>().is_ok()) {
-                    if !seg.guests6.iter().any(|(n, _)| n == name) {
-                        seg.guests6.push((name.clone(), a));
-                    }
-                }
-            }
-        }
-        // Per guest: it has its lease and serves (or already had its checks).
-        let up: Vec<bool> = (0..guests.len()).map(|o| sent[o] || wanting.contains(&o)).collect();
-        let mut progressed = false;
-        for &gi in &wanting {
-            let g = &s.guests[gi];
-            if (0..guests.len()).all(|o| o == gi || !refers(g, &s.guests[o].name) || up[o]) {
-                let specs: Vec<String> = s
-                    .checks
-                    .iter()
-                    .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
-                    .filter_map(|c| guest_check_spec(c, &seg))
-                    .collect();
-                guests[gi].send_checks(&specs)?;
-                sent[gi] = true;
-                progressed = true;
-                eprintln!(
-                    "vm-test: [{}] guest {} has its lease and serves after {:.1}s",
-                    s.name,
-                    g.name,
-                    start_guests.elapsed().as_secs_f64()
-                );
-            }
-        }
-        if !progressed && !wanting.is_empty() && up.iter().all(|u| *u) {
-            bail!("the checks of guests {wanting:?} target each other: none can go first");
-        }
-        Ok(sent.iter().all(|x| *x))
-    })?;
+    hand_out_checks(&mut topo, s, &mut seg, &mut guests, saved.accel.ready_timeout(), start_guests)?;
     wait_for("the guests to report VT ready", saved.accel.ready_timeout(), || {
         topo.check_alive()?;
         guests.iter().try_fold(true, |all, g| Ok(g.has("VT ready")? && all))
@@ -823,6 +780,64 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         let ruleset = topo.output(&host, "nft list ruleset; ip -d addr; ip route", Duration::from_secs(5))?;
         std::fs::write(dir.join("host-state.txt"), ruleset.stdout)?;
     }
+    Ok(())
+}
+
+/// Sends each guest its checks once it has its lease and serves, and once the guests its checks
+/// target (`{guest:NAME}`) have theirs: their servers are up and their addresses known.
+fn hand_out_checks(
+    topo: &mut Topology,
+    s: &Scenario,
+    seg: &mut Segment,
+    guests: &mut [qemu::GuestRun],
+    timeout: Duration,
+    start_guests: Instant,
+) -> Result<()> {
+    let refers = |g: &scenario::Guest, other: &str| {
+        s.checks.iter().filter(|c| c.guest.as_deref() == Some(g.name.as_str())).any(|c| {
+            c.target.as_deref().is_some_and(|t| {
+                t.contains(&format!("{{guest:{other}}}")) || t.contains(&format!("{{guest6:{other}}}"))
+            })
+        })
+    };
+    let mut sent = vec![false; guests.len()];
+    wait_for("the guests to take their checks", timeout, || {
+        topo.check_alive()?;
+        let mut wanting = Vec::new();
+        for (gi, run) in guests.iter().enumerate() {
+            if !sent[gi] && run.has("VT wants checks")? {
+                wanting.push(gi);
+                seg.learn(run);
+            }
+        }
+        // Per guest: it has its lease and serves (or already had its checks).
+        let up: Vec<bool> = (0..guests.len()).map(|o| sent[o] || wanting.contains(&o)).collect();
+        let mut progressed = false;
+        for &gi in &wanting {
+            let g = &s.guests[gi];
+            if (0..guests.len()).all(|o| o == gi || !refers(g, &s.guests[o].name) || up[o]) {
+                let specs: Vec<String> = s
+                    .checks
+                    .iter()
+                    .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
+                    .filter_map(|c| guest_check_spec(c, seg))
+                    .collect();
+                guests[gi].send_checks(&specs)?;
+                sent[gi] = true;
+                progressed = true;
+                eprintln!(
+                    "vm-test: [{}] guest {} has its lease and serves after {:.1}s",
+                    s.name,
+                    g.name,
+                    start_guests.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if !progressed && !wanting.is_empty() && up.iter().all(|u| *u) {
+            bail!("the checks of guests {wanting:?} target each other: none can go first");
+        }
+        Ok(sent.iter().all(|x| *x))
+    })?;
     Ok(())
 }
 
