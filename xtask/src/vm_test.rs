@@ -885,7 +885,7 @@ fn apply_ufw(topo: &Topology, host: &str, dir: &Path, bundle_dir: &Path) -> Resu
     );
     let out = topo.output(
         host,
-        &format!("unshare -m --propagation private bash -c {}", shell_quote(&script)),
+        &format!("unshare -m --propagation private bash -c {}", vnetgen::templates::sh_quote(&script)),
         Duration::from_secs(120),
     )?;
     std::fs::write(dir.join("ufw-install.log"), [&out.stdout[..], &out.stderr[..]].concat())?;
@@ -895,10 +895,6 @@ fn apply_ufw(topo: &Topology, host: &str, dir: &Path, bundle_dir: &Path) -> Resu
         String::from_utf8_lossy(&out.stderr).trim()
     );
     Ok(())
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// The guest agent's spelling of a guest-side check.

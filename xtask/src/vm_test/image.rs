@@ -162,7 +162,7 @@ impl Drop for WorkDir {
 }
 
 /// Kills and reaps a child process (QEMU) however the caller leaves.
-struct KillOnDrop(Child);
+pub(super) struct KillOnDrop(pub(super) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -3,11 +3,12 @@
 //! kernel console on the first serial port, the guest agent's results on the second, and its
 //! instructions (`vt.*` words, files) written to the third.
 
-use super::image::Image;
+use super::image::{Image, KillOnDrop};
 use super::topology::{wait_for, Topology};
 use anyhow::{bail, Context as _, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vnetgen::templates::sh_quote;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -122,10 +123,6 @@ fn outside_namespaces(argv: &[String]) -> std::process::Command {
 /// The saved guest's MAC; a restored guest's agent sets its own (`vt.mac`).
 const SAVED_MAC: &str = "52:54:00:00:00:01";
 
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// A booted guest saved to a file, blocked on its control port: what every guest of a run is
 /// restored from.
 pub struct Saved {
@@ -179,16 +176,6 @@ pub fn save(image: &Image, accel: Accel, dir: &Path) -> Result<Saved> {
     anyhow::ensure!(size > 0, "saving the guest wrote nothing to {}: {}", state.display(), err.trim());
     eprintln!("vm-test: guest booted in {:.1}s and saved ({} MB)", booted.as_secs_f64(), size / 1_000_000);
     Ok(Saved { image: image.clone(), accel, state })
-}
-
-/// Kills and reaps a child process however the caller leaves.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A running guest: where its console and results go.
