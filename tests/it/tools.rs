@@ -132,6 +132,11 @@ fn scripts_pass_bash_n_and_shellcheck() {
         };
         scripts.push((path, shell));
     }
+    // The VM suite's own agents and the host image's generator.
+    let vm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xtask/src/vm_test");
+    for (name, shell) in [("guest-init.sh", "sh"), ("host-agent.sh", "bash"), ("host-prep.sh", "sh")] {
+        scripts.push((vm.join(name), shell));
+    }
     assert!(scripts.iter().any(|(p, _)| p.to_string_lossy().contains("dispatcher.d")), "no dispatcher script checked");
     assert!(scripts.iter().any(|(p, _)| p.to_string_lossy().contains("hooks/network.d")), "no libvirt hook checked");
     for (f, shell) in &scripts {

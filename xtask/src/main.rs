@@ -4,7 +4,8 @@
 //! - `cargo xtask test`: installs the system tools the test suite checks bundles with (apt, when
 //!   run as root on Debian), then runs every test with those tools required. This is the command
 //!   CI runs (`.ci/run`).
-//! - `cargo xtask vm-test`: boots QEMU guests against rendered bundles in network namespaces.
+//! - `cargo xtask vm-test`: boots QEMU guests against rendered bundles in network namespaces;
+//!   `--tier host` installs bundles on fresh Debian host VMs and checks them after a reboot.
 
 mod test;
 mod vm_test;
@@ -23,7 +24,7 @@ fn main() -> Result<()> {
         "help" | "--help" | "-h" => {
             println!("usage: cargo xtask test [--allow-missing-tools] [--no-vm]");
             println!(
-                "       cargo xtask vm-test [--scenario NAME]... [--profile PATH] [--accel auto|kvm|tcg] [--jobs N] [--keep] [--clean]"
+                "       cargo xtask vm-test [--tier netns|host] [--scenario NAME]... [--profile PATH] [--accel auto|kvm|tcg] [--jobs N] [--keep] [--clean]"
             );
             println!();
             println!("  test      install the tools the tests need (apt, as root on Debian), run every test and the VM suite");

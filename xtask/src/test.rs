@@ -1,5 +1,5 @@
 //! `cargo xtask test`: set up the real tools the tests check bundles with, run every cargo test,
-//! then the VM suite (`cargo xtask vm-test`), and end with one plain `N passed, N failed` line.
+//! then the VM suite (`cargo xtask vm-test`, both tiers), and end with one plain `N passed, N failed` line.
 //!
 //! Tools come from Debian packages. As root on a Debian-like system, missing packages are
 //! installed with apt-get; otherwise the exact install line is printed and the task fails, unless
@@ -70,9 +70,12 @@ pub fn run(args: &[String]) -> Result<()> {
         })?;
     let (status, mut passed, mut failed) = status;
     if vm {
-        let (p, f) = crate::vm_test::run_suite(&[])?;
-        passed += p as u64;
-        failed += f as u64;
+        // The netns tier, then the host tier (fresh Debian host VMs).
+        for args in [&[][..], &["--tier".to_string(), "host".to_string()][..]] {
+            let (p, f) = crate::vm_test::run_suite(args)?;
+            passed += p as u64;
+            failed += f as u64;
+        }
     } else {
         println!("xtask: WARNING: the VM suite was SKIPPED (--no-vm)");
     }

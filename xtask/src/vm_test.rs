@@ -11,6 +11,8 @@
 //! Debian packages), `topology` (namespaces, processes, teardown), `qemu` (accelerator, the saved
 //! guest and its copies), `scenario` (the data files).
 
+mod host_image;
+mod host_tier;
 mod image;
 mod libvirt_root;
 mod qemu;
@@ -128,6 +130,8 @@ struct Options {
     jobs: Option<usize>,
     /// `--profile PATH`: run the generic checks against this profile instead of `vm-tests/`.
     profile: Option<String>,
+    /// `--tier host`: boot real Debian hosts (`host_tier`) instead of namespaces.
+    host_tier: bool,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -139,7 +143,14 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs the suite and returns (passed, failed) scenario runs; errors only when the suite cannot
 /// run at all.
 pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
-    let mut opts = Options { scenarios: Vec::new(), accel: "auto".into(), keep: false, jobs: None, profile: None };
+    let mut opts = Options {
+        scenarios: Vec::new(),
+        accel: "auto".into(),
+        keep: false,
+        jobs: None,
+        profile: None,
+        host_tier: false,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -150,6 +161,11 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
             "--jobs" => {
                 opts.jobs = Some(it.next().context("--jobs needs a number")?.parse().context("--jobs needs a number")?)
             }
+            "--tier" => match it.next().map(String::as_str) {
+                Some("netns") => opts.host_tier = false,
+                Some("host") => opts.host_tier = true,
+                _ => bail!("--tier needs netns or host"),
+            },
             "--clean" => return topology::sweep_stale().map(|()| (0, 0)),
             other => bail!("unknown option {other:?} for `cargo xtask vm-test`"),
         }
@@ -166,16 +182,24 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
     );
     topology::sweep_stale()?;
     // Ctrl-C (or a SIGTERM from CI): tear down every namespace and process of this run first.
-    ctrlc::set_handler(|| {
-        eprintln!("\nvm-test: interrupted: removing this run's namespaces and processes");
-        topology::sweep_own();
-        // A scenario thread may have been creating a namespace just then.
-        std::thread::sleep(Duration::from_millis(300));
-        topology::sweep_own();
-        std::process::exit(130);
-    })
-    .context("installing the Ctrl-C handler")?;
+    // Installed once per process (`cargo xtask test` runs both tiers).
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    let mut installed = Ok(());
+    HANDLER.call_once(|| {
+        installed = ctrlc::set_handler(|| {
+            eprintln!("\nvm-test: interrupted: removing this run's namespaces and processes");
+            topology::sweep_own();
+            // A scenario thread may have been creating a namespace just then.
+            std::thread::sleep(Duration::from_millis(300));
+            topology::sweep_own();
+            std::process::exit(130);
+        });
+    });
+    installed.context("installing the Ctrl-C handler")?;
 
+    if opts.host_tier {
+        return host_tier::run(&opts);
+    }
     let repo = repo_root();
     let out_dir = repo.join("target/vm-tests");
     let mut scenarios = match &opts.profile {
@@ -215,24 +239,66 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
     let setup = start.elapsed();
 
     // Every run: each scenario as written, then on each of its deliberately broken bundles.
+    let jobs = jobs(scenarios.iter().map(|s| (s.name.as_str(), &s.mutations[..])), &out_dir);
+    let results = run_jobs(&jobs, opts.jobs, opts.keep, &|job| {
+        let s = &scenarios[job.scenario];
+        let run = Run {
+            scenario: s,
+            mutation: job.mutation,
+            index: job.index,
+            saved: &saved,
+            libvirt_root: libvirt_root.as_deref(),
+            dir: &job.dir,
+            keep: opts.keep,
+        };
+        run_scenario(&run, job.label.clone())
+    });
+    summarize(
+        &results,
+        &out_dir,
+        &format!("setup (image, accel {}, boot and save) {:.1}s", accel.name(), setup.as_secs_f64()),
+        start,
+    )
+}
+
+/// One run of the suite: a scenario as written, or on one of its deliberately broken bundles.
+struct Job<'a> {
+    /// Index of the scenario in the suite's list.
+    scenario: usize,
+    label: String,
+    dir: PathBuf,
+    mutation: Option<&'a scenario::Mutation>,
+    /// Unique per run: names the run's namespaces.
+    index: usize,
+}
+
+/// The runs of scenarios (name, mutations): each as written, then once per mutation.
+fn jobs<'a>(scenarios: impl Iterator<Item = (&'a str, &'a [scenario::Mutation])>, out_dir: &Path) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
-    for s in &scenarios {
+    for (si, (name, mutations)) in scenarios.enumerate() {
         let mut runs: Vec<Option<&scenario::Mutation>> = vec![None];
-        runs.extend(s.mutations.iter().map(Some));
+        runs.extend(mutations.iter().map(Some));
         for mutation in runs {
             let index = jobs.len();
             let (label, dir) = match mutation {
-                None => (s.name.clone(), out_dir.join(&s.name)),
-                Some(m) => {
-                    (format!("{} [broken: {}]", s.name, m.name), out_dir.join(format!("{}.mutation-{index}", s.name)))
-                }
+                None => (name.to_string(), out_dir.join(name)),
+                Some(m) => (format!("{name} [broken: {}]", m.name), out_dir.join(format!("{name}.mutation-{index}"))),
             };
-            jobs.push((label, dir, s, mutation, index));
+            jobs.push(Job { scenario: si, label, dir, mutation, index });
         }
     }
-    // No more runs at once than cores: each boots a TCG guest.
-    let workers = opts
-        .jobs
+    jobs
+}
+
+/// Runs `jobs` on `workers` threads (default: one per core; each boots TCG guests), printing
+/// each run's verdicts as it ends; a passed run's directory is removed unless `keep`.
+fn run_jobs(
+    jobs: &[Job<'_>],
+    workers: Option<usize>,
+    keep: bool,
+    run: &(dyn Fn(&Job<'_>) -> ScenarioResult + Sync),
+) -> Vec<ScenarioResult> {
+    let workers = workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, jobs.len().max(1));
     eprintln!("vm-test: {} runs, {workers} at a time", jobs.len());
@@ -243,18 +309,10 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some((label, dir, s, mutation, index)) = jobs.get(i) else { break };
-                eprintln!("vm-test: [{label}] starting ({} checks)", s.checks.len());
-                let run = Run {
-                    scenario: s,
-                    mutation: *mutation,
-                    index: *index,
-                    saved: &saved,
-                    libvirt_root: libvirt_root.as_deref(),
-                    dir,
-                    keep: opts.keep,
-                };
-                let r = run_scenario(&run, label.clone());
+                let Some(job) = jobs.get(i) else { break };
+                let label = &job.label;
+                eprintln!("vm-test: [{label}] starting");
+                let r = run(job);
                 let mut report = String::new();
                 for (c, must_fail) in r.checks.iter().zip(&r.expect_fail) {
                     let verdict = match (c.ok, must_fail) {
@@ -273,22 +331,27 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
                     "vm-test: [{label}] {} in {:.1}s{}\n",
                     if ok { "passed" } else { "FAILED" },
                     r.elapsed.as_secs_f64(),
-                    if ok { String::new() } else { format!(" (logs: {})", dir.display()) }
+                    if ok { String::new() } else { format!(" (logs: {})", job.dir.display()) }
                 ));
                 eprint!("{report}");
-                if ok && !opts.keep {
-                    let _ = std::fs::remove_dir_all(dir);
+                if ok && !keep {
+                    let _ = std::fs::remove_dir_all(&job.dir);
                 }
                 slots.lock().unwrap()[i] = Some(r);
             });
         }
     });
-    let results: Vec<ScenarioResult> = slots.into_inner().unwrap().into_iter().flatten().collect();
-    write_junit(&out_dir.join("junit.xml"), &results)?;
+    slots.into_inner().unwrap().into_iter().flatten().collect()
+}
+
+/// Writes the JUnit report and prints every run's time, the benchmark's figures and the plain
+/// `N passed, N failed` line; returns (passed, failed).
+fn summarize(results: &[ScenarioResult], out_dir: &Path, setup: &str, start: Instant) -> Result<(usize, usize)> {
+    write_junit(&out_dir.join("junit.xml"), results)?;
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.len() - passed;
-    println!("vm-test: setup (image, accel {}, boot and save) {:.1}s", accel.name(), setup.as_secs_f64());
-    for r in &results {
+    println!("vm-test: {setup}");
+    for r in results {
         println!(
             "vm-test: {:<28} {:>6.1}s  {}",
             r.name,
@@ -371,27 +434,83 @@ struct Run<'a> {
 }
 
 fn run_scenario(run: &Run, label: String) -> ScenarioResult {
-    let start = Instant::now();
-    let _ = std::fs::remove_dir_all(run.dir);
-    let mut checks = Vec::new();
-    let error = execute(run, &mut checks).err();
-    let expect_fail = checks
-        .iter()
-        .map(|c: &CheckResult| run.mutation.is_some_and(|m| m.fails.iter().any(|f| c.desc.contains(f.as_str()))))
-        .collect();
-    ScenarioResult { name: label, broken: run.mutation.is_some(), checks, expect_fail, error, elapsed: start.elapsed() }
+    verdict(label, run.dir, run.mutation, |checks| execute(run, checks))
 }
 
-fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
-    let Run { scenario: s, mutation, index, saved, libvirt_root, dir, keep } = *run;
-    // The bundle, rendered exactly as `vnetgen render` does.
-    let text = match vnetgen::builtin::get(&s.profile) {
+/// Runs `execute` in a fresh `dir` and weighs its checks: on a broken bundle, the checks the
+/// mutation names must fail.
+fn verdict(
+    label: String,
+    dir: &Path,
+    mutation: Option<&scenario::Mutation>,
+    execute: impl FnOnce(&mut Vec<CheckResult>) -> Result<()>,
+) -> ScenarioResult {
+    let start = Instant::now();
+    let _ = std::fs::remove_dir_all(dir);
+    let mut checks = Vec::new();
+    let error = execute(&mut checks).err();
+    let expect_fail = checks
+        .iter()
+        .map(|c: &CheckResult| mutation.is_some_and(|m| m.fails.iter().any(|f| c.desc.contains(f.as_str()))))
+        .collect();
+    ScenarioResult { name: label, broken: mutation.is_some(), checks, expect_fail, error, elapsed: start.elapsed() }
+}
+
+/// The upstream router's services on `router`: HTTP (`/cgi-bin/whoami` answers with the
+/// client's address, so NAT shows) and DNS for `upstream.test`, plus `dhcp`'s dnsmasq options.
+fn start_upstream(
+    topo: &mut Topology,
+    ns: &str,
+    dir: &Path,
+    busybox: &Path,
+    router: std::net::Ipv4Addr,
+    dhcp: Vec<String>,
+) -> Result<()> {
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("cgi-bin"))?;
+    std::fs::write(www.join("index.html"), "upstream\n")?;
+    let cgi = www.join("cgi-bin/whoami");
+    std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n")?;
+    std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
+    let (busybox, www_s) = (busybox.display().to_string(), www.display().to_string());
+    topo.spawn("upstream-httpd", ns, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
+    let mut dns_args: Vec<String> = [
+        "dnsmasq",
+        "-k",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--pid-file",
+        "--user=root",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    dns_args.push(format!("--listen-address={router}"));
+    dns_args.push(format!("--address=/upstream.test/{router}"));
+    // Authoritative for `.test`: a query it has no record for (upstream.test's AAAA) gets an
+    // answer at once instead of REFUSED, which resolvers in front of it (libvirt's dnsmasq)
+    // drop, leaving the guest's resolver to time out.
+    dns_args.push("--local=/test/".to_string());
+    dns_args.extend(dhcp);
+    topo.spawn("upstream-dns", ns, &dns_args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Renders `profile`'s bundle into `dir/bundle` exactly as `vnetgen render` does, then applies
+/// `mutation` (a deliberate break) to it.
+pub(super) fn render(
+    profile: &str,
+    mutation: Option<&scenario::Mutation>,
+    dir: &Path,
+) -> Result<(vnetgen::model::Profile, PathBuf)> {
+    let text = match vnetgen::builtin::get(profile) {
         Some(t) => t.to_string(),
-        None => std::fs::read_to_string(repo_root().join(&s.profile))
-            .with_context(|| format!("reading profile {}", s.profile))?,
+        None => {
+            std::fs::read_to_string(repo_root().join(profile)).with_context(|| format!("reading profile {profile}"))?
+        }
     };
     let checked = vnetgen::check(text.as_bytes());
-    let Some(model) = checked.model else { bail!("profile {} is invalid: {:?}", s.profile, checked.diagnostics) };
+    let Some(model) = checked.model else { bail!("profile {profile} is invalid: {:?}", checked.diagnostics) };
     let bundle = vnetgen::render_bundle(&model, &vnetgen::templates::Templates::load(None)?)?;
     let bundle_dir = dir.join("bundle");
     std::fs::create_dir_all(dir)?;
@@ -414,6 +533,12 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         );
         std::fs::write(&path, broken)?;
     }
+    Ok((model, bundle_dir))
+}
+
+fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
+    let Run { scenario: s, mutation, index, saved, libvirt_root, dir, keep } = *run;
+    let (model, bundle_dir) = render(&s.profile, mutation, dir)?;
     let host_root = bundle_dir.join("host");
 
     use vnetgen::model::Mode;
@@ -479,15 +604,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         }
     }
     topo.run(&lan, &lan_script)?;
-    let www = dir.join("www");
-    std::fs::create_dir_all(www.join("cgi-bin"))?;
-    std::fs::write(www.join("index.html"), "upstream\n")?;
-    let cgi = www.join("cgi-bin/whoami");
-    std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n")?;
-    std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
     let busybox = saved.image.busybox.display().to_string();
-    let www_s = www.display().to_string();
-    topo.spawn("upstream-httpd", &up, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
     // The LAN's DHCP server, for guests on a bridged network: .100–.149 of the segment.
     let lan_dhcp: Vec<String> = if model.networks.iter().any(|n| n.mode == Mode::Bridged) {
         let base = u32::from(router) & (u32::MAX << (32 - u32::from(prefix)));
@@ -500,26 +617,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     } else {
         Vec::new()
     };
-    let mut dns_args: Vec<String> = [
-        "dnsmasq",
-        "-k",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        "--pid-file",
-        "--user=root",
-    ]
-    .map(str::to_string)
-    .to_vec();
-    dns_args.push(format!("--listen-address={router}"));
-    dns_args.push(format!("--address=/upstream.test/{router}"));
-    // Authoritative for `.test`: a query it has no record for (upstream.test's AAAA) gets an
-    // answer at once instead of REFUSED, which resolvers in front of it (libvirt's dnsmasq)
-    // drop, leaving the guest's resolver to time out.
-    dns_args.push("--local=/test/".to_string());
-    dns_args.extend(lan_dhcp);
-    topo.spawn("upstream-dns", &up, &dns_args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    start_upstream(&mut topo, &up, dir, &saved.image.busybox, router, lan_dhcp)?;
 
     // The host: the user's existing uplink configuration (given here as a networkd file), then
     // the bundle's own files.
@@ -724,30 +822,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
             &host,
             &format!("ip tuntap add dev {tap} mode tap\nip link set {tap} master {}\nip link set {tap} up", net.bridge),
         )?;
-        let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
-        let mut words = format!("vt.serve={}", serve.join(","));
-        match &g.duid {
-            Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
-                bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
-            }
-            Some(duid) => words.push_str(&format!(" vt.v6=dhcpv6 vt.duid={duid}")),
-            None if g.v6 => words.push_str(" vt.v6=slaac"),
-            None => {}
-        }
-        let mut files = Vec::new();
-        if g.setup {
-            // The bundle's guest scripts, handed over the control port.
-            for f in ["setup.sh", "verify.sh"] {
-                let bytes = std::fs::read(bundle_dir.join("guest").join(f))
-                    .with_context(|| format!("reading the bundle's guest/{f}"))?;
-                files.push((format!("bundle/guest/{f}"), bytes));
-            }
-            words.push_str(&format!(
-                " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
-                net.name,
-                seg.expand("{upstream}")
-            ));
-        }
+        let (words, files) = guest_instructions(g, net, &seg, &bundle_dir)?;
         let nic = qemu::Nic { tap: &tap, mac: &g.mac };
         guests.push(qemu::restore(&mut topo, &host, saved, &g.name, nic, &words, &files)?);
     }
@@ -758,14 +833,95 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     })?;
     eprintln!("vm-test: [{}] guests ready after {:.1}s", s.name, start_guests.elapsed().as_secs_f64());
 
-    // Checks, all at once: the guests' results are in, and the probes from the LAN and the host
-    // are independent (a refusal waits for nothing, a drop for its timeout).
+    let host_side = HostNs { topo: &topo, ns: &host };
+    results.extend(check_all(s, &seg, &guests, &topo, &host_side, &lan)?);
+    if results.iter().any(|r| !r.ok) {
+        // Keep evidence for the failure.
+        let ruleset = topo.output(&host, "nft list ruleset; ip -d addr; ip route", Duration::from_secs(5))?;
+        std::fs::write(dir.join("host-state.txt"), ruleset.stdout)?;
+    }
+    Ok(())
+}
+
+/// Files for a guest: (path inside the guest, bytes).
+type GuestFiles = Vec<(String, Vec<u8>)>;
+
+/// What a restored guest's agent is told over its control port: the `vt.*` words (ports to
+/// serve, IPv6 mode; with `setup`, the bundle's guest scripts) and the files to write.
+fn guest_instructions(
+    g: &scenario::Guest,
+    net: &vnetgen::model::Network,
+    seg: &Segment,
+    bundle_dir: &Path,
+) -> Result<(String, GuestFiles)> {
+    let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
+    let mut words = format!("vt.serve={}", serve.join(","));
+    match &g.duid {
+        Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
+            bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
+        }
+        Some(duid) => words.push_str(&format!(" vt.v6=dhcpv6 vt.duid={duid}")),
+        None if g.v6 => words.push_str(" vt.v6=slaac"),
+        None => {}
+    }
+    let mut files = Vec::new();
+    if g.setup {
+        // The bundle's guest scripts, handed over the control port.
+        for f in ["setup.sh", "verify.sh"] {
+            let bytes = std::fs::read(bundle_dir.join("guest").join(f))
+                .with_context(|| format!("reading the bundle's guest/{f}"))?;
+            files.push((format!("bundle/guest/{f}"), bytes));
+        }
+        words.push_str(&format!(
+            " vt.setup={} vt.outside={} vt.outside-name=upstream.test",
+            net.name,
+            seg.expand("{upstream}")
+        ));
+    }
+    Ok((words, files))
+}
+
+/// Where the host-side checks run: the netns tier's host namespace, or the host tier's VM.
+trait HostSide: Sync {
+    /// A TCP connection from the host to `ip:port`.
+    fn probe(&self, ip: &str, port: u16) -> Result<Probe>;
+    /// The MAC address of the host's interface `dev` (a checked name).
+    fn mac(&self, dev: &str) -> Result<String>;
+}
+
+/// The netns tier's host: a namespace.
+struct HostNs<'a> {
+    topo: &'a Topology,
+    ns: &'a str,
+}
+
+impl HostSide for HostNs<'_> {
+    fn probe(&self, ip: &str, port: u16) -> Result<Probe> {
+        probe(self.topo, self.ns, ip, port)
+    }
+
+    fn mac(&self, dev: &str) -> Result<String> {
+        let out = self.topo.output(self.ns, &format!("cat /sys/class/net/{dev}/address"), Duration::from_secs(5))?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+/// Evaluates every check of `s`, all at once: the guests' results are in, and the probes from
+/// the LAN and the host are independent (a refusal waits for nothing, a drop for its timeout).
+fn check_all(
+    s: &Scenario,
+    seg: &Segment,
+    guests: &[qemu::GuestRun],
+    topo: &Topology,
+    host: &dyn HostSide,
+    lan: &str,
+) -> Result<Vec<CheckResult>> {
     let evaluated: Vec<Result<(bool, String)>> = std::thread::scope(|scope| {
-        let (seg, guests, topo, host, lan) = (&seg, &guests, &topo, &host, &lan);
         let handles: Vec<_> =
             s.checks.iter().map(|c| scope.spawn(move || evaluate(c, seg, guests, topo, host, lan))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a check panicked")))).collect()
     });
+    let mut results = Vec::new();
     for (c, evaluated) in s.checks.iter().zip(evaluated) {
         let (ok, mut detail) = evaluated?;
         if !ok && c.guest.is_some() {
@@ -775,12 +931,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         }
         results.push(CheckResult { desc: seg.expand(&c.describe()), ok, detail });
     }
-    if results.iter().any(|r| !r.ok) {
-        // Keep evidence for the failure.
-        let ruleset = topo.output(&host, "nft list ruleset; ip -d addr; ip route", Duration::from_secs(5))?;
-        std::fs::write(dir.join("host-state.txt"), ruleset.stdout)?;
-    }
-    Ok(())
+    Ok(results)
 }
 
 /// Sends each guest its checks once it has its lease and serves, and once the guests its checks
@@ -918,7 +1069,7 @@ fn evaluate(
     seg: &Segment,
     guests: &[qemu::GuestRun],
     topo: &Topology,
-    host: &str,
+    host: &dyn HostSide,
     lan: &str,
 ) -> Result<(bool, String)> {
     let guest_lines =
@@ -991,16 +1142,14 @@ fn evaluate(
                 dev.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
                 "bad interface {dev:?}"
             );
-            let out = topo.output(host, &format!("cat /sys/class/net/{dev}/address"), Duration::from_secs(5))?;
-            let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let got = host.mac(dev)?;
             (got.eq_ignore_ascii_case(&expect), format!("got {got:?}"))
         }
         CheckKind::LanTcp | CheckKind::HostTcp => {
             let target = seg.expand(c.target.as_deref().unwrap_or(""));
             let (ip, port) = target.rsplit_once(':').context("target needs ip:port")?;
             let port: u16 = port.parse().context("target port")?;
-            let ns = if c.kind == CheckKind::LanTcp { lan } else { host };
-            let p = probe(topo, ns, ip, port)?;
+            let p = if c.kind == CheckKind::LanTcp { probe(topo, lan, ip, port)? } else { host.probe(ip, port)? };
             match (expect.as_str(), &p) {
                 ("refused", Probe::Refused(_)) => (true, String::new()),
                 ("dropped", Probe::Timeout) => (true, String::new()),

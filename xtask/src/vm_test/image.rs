@@ -433,7 +433,7 @@ const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
 /// The uncompressed ELF kernel inside an xz-compressed bzImage. The payload is located through the
 /// boot protocol header (setup_sects, payload_offset, payload_length) or else by its magic bytes;
 /// `xz --single-stream` ignores the size word the kernel build appends.
-fn extract_vmlinux(sh: &Shell, bz: &[u8], work: &Path) -> Result<Vec<u8>> {
+pub(super) fn extract_vmlinux(sh: &Shell, bz: &[u8], work: &Path) -> Result<Vec<u8>> {
     ensure!(find_tool("xz").is_some(), "xz not found (apt-get install xz-utils)");
     let start = bzimage_payload(bz)
         .filter(|&(s, _)| bz[s..].starts_with(XZ_MAGIC))

@@ -236,19 +236,7 @@ pub fn restore(
     message.push_str("go\n");
     // A pipe holds 64 KiB: written at once, before QEMU even reads, so it must fit.
     anyhow::ensure!(message.len() < 60_000, "guest {name}: {} bytes of control input is too much", message.len());
-    for end in ["in", "out"] {
-        let fifo = ctl.with_extension(format!("ctl.{end}"));
-        let _ = std::fs::remove_file(&fifo);
-        let status = std::process::Command::new("mkfifo").arg(&fifo).status()?;
-        anyhow::ensure!(status.success(), "mkfifo {}", fifo.display());
-    }
-    // Read-write: opening never blocks, and the message waits in the pipe for QEMU. The pipe
-    // must stay open until QEMU has opened it too (a pipe nobody holds loses its contents).
-    let mut control = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(ctl.with_extension("ctl.in"))
-        .context("opening the control pipe")?;
+    let mut control = control_pipe(&ctl)?;
     std::io::Write::write_all(&mut control, message.as_bytes()).context("writing to the control pipe")?;
     let argv = args(&saved.image, saved.accel, &Role::Restore { state: &saved.state, tap }, &dir, name);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -259,6 +247,23 @@ pub fn restore(
         results: dir.join(format!("{name}.results.log")),
         control,
     })
+}
+
+/// Makes the FIFOs `<ctl>.in` and `<ctl>.out` of a `-serial pipe:<ctl>` port and opens the one
+/// QEMU reads. Read-write: opening never blocks, and what is written waits in the pipe for QEMU.
+/// Keep the file open until QEMU has opened the pipe too (a pipe nobody holds loses its contents).
+pub fn control_pipe(ctl: &Path) -> Result<std::fs::File> {
+    for end in ["in", "out"] {
+        let fifo = ctl.with_extension(format!("ctl.{end}"));
+        let _ = std::fs::remove_file(&fifo);
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+        anyhow::ensure!(status.success(), "mkfifo {}", fifo.display());
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ctl.with_extension("ctl.in"))
+        .context("opening the control pipe")
 }
 
 impl GuestRun {

@@ -43,6 +43,12 @@ impl Topology {
         })
     }
 
+    /// Gives the run `limit` from now instead of [`SCENARIO_DEADLINE`] (the host tier boots a
+    /// whole distribution twice).
+    pub fn set_deadline(&mut self, limit: Duration) {
+        self.deadline = Instant::now() + limit;
+    }
+
     /// Creates namespace `<prefix>-<id>-<role>` with loopback up, and returns its name.
     pub fn add_ns(&mut self, role: &str) -> Result<String> {
         if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {

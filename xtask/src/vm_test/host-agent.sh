@@ -1,0 +1,131 @@
+#!/bin/bash
+# vnetgen vm-test, host tier: the host VM's agent, a oneshot unit run once per boot after
+# multi-user.target. It reports `VT ...` lines on ttyS1 and takes commands on ttyS2.
+#
+# Boot 1 (the fresh host): wait for the uplink's address, unpack the bundle from the scenario
+# disk, run the bundle's own install.sh non-interactively, reboot.
+# Boot 2 (after the reboot: what persists): cable the sibling guests' NICs into the bundle's
+# bridges (as libvirt enslaves a guest's tap), report `VT ready`, then serve the harness's
+# commands: `probe ID IP PORT`, `mac ID DEV`, `dump`, `poweroff`.
+set -u
+exec 3>/dev/ttyS1
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+say() { printf 'VT %s\n' "$*" >&3; }
+
+STATE=/var/lib/vt
+mkdir -p "$STATE/logs"
+UPLINK="" CABLES="" INSTALL_ARGS=""
+# shellcheck source=/dev/null
+[ -r "$STATE/scenario.conf" ] && . "$STATE/scenario.conf"
+n=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
+echo "$n" >"$STATE/boots"
+sync
+say "boot $n $(cut -d' ' -f1 /proc/uptime)"
+[ -e "$STATE/prepped" ] || say "fatal the scenario disk was not unpacked: $(cat "$STATE/prep.err" 2>/dev/null)"
+
+# dump: the evidence of this boot (and the one before), written as a tar onto the logs disk.
+dump() {
+	local d=$STATE/logs
+	journalctl -b --no-pager >"$d/journal.txt" 2>&1
+	journalctl -b -1 --no-pager >"$d/journal-previous-boot.txt" 2>&1
+	{ nft list ruleset; } >"$d/nft-ruleset.txt" 2>&1
+	{ iptables-save; ip6tables-save; } >"$d/iptables-save.txt" 2>&1
+	{ ip -d addr; ip route; ip -6 route; bridge link; } >"$d/ip.txt" 2>&1
+	{ systemctl --failed --no-pager; systemctl list-units --no-pager; } >"$d/units.txt" 2>&1
+	{ virsh -q net-list --all; } >"$d/virsh.txt" 2>&1
+	sysctl -a >"$d/sysctl.txt" 2>/dev/null
+	tar -cf /dev/vdc -C "$STATE" logs && sync
+}
+
+# probe IP PORT: connect, send an HTTP GET, print `open LAST-LINE`, `refused …` or `timeout`.
+probe() {
+	local out rc
+	# shellcheck disable=SC2016 # $0 and $1 expand in the inner shell
+	out=$(timeout 4 bash -c 'exec 5<>"/dev/tcp/$0/$1" || exit 3; printf "GET / HTTP/1.0\r\n\r\n" >&5; timeout 2 cat <&5' "$1" "$2" 2>&1)
+	rc=$?
+	case "$rc:$out" in
+	124:*) echo timeout ;;
+	0:*) echo "open $(printf '%s\n' "$out" | tr -d '\r' | tail -n 1)" ;;
+	*refused* | *"No route"* | *unreachable*) echo "refused $(printf '%s' "$out" | tail -n 1)" ;;
+	*) echo "error rc=$rc $(printf '%s' "$out" | tail -n 1)" ;;
+	esac
+}
+
+case $n in
+1)
+	for _ in $(seq 240); do
+		if ip -4 -o addr show dev "$UPLINK" 2>/dev/null | grep -q ' inet '; then break; fi
+		sleep 0.5
+	done
+	say "uplink $(ip -4 -o addr show dev "$UPLINK" 2>/dev/null | awk '{print $4}' | head -n 1)"
+	rm -rf /root/bundle
+	if ! tar -xf /dev/vdb -C /root bundle; then
+		say "fatal cannot unpack the bundle"
+		dump
+		exit 0
+	fi
+	# shellcheck disable=SC2086 # INSTALL_ARGS is a list of fixed options
+	(cd /root/bundle && ./install.sh --yes $INSTALL_ARGS) </dev/null >"$STATE/logs/install.log" 2>&1
+	rc=$?
+	sed 's/^/VT install: /' "$STATE/logs/install.log" >&3
+	say "install rc=$rc"
+	if [ "$rc" != 0 ]; then
+		dump
+		say "fatal install.sh failed (exit $rc)"
+		exit 0
+	fi
+	say rebooting
+	systemctl --no-block reboot
+	exit 0
+	;;
+2) ;;
+*)
+	say "fatal unexpected boot $n"
+	dump
+	exit 0
+	;;
+esac
+
+# Boot 2: cable the guests in, once the bundle's bridges exist (libvirt starts its autostarted
+# networks with libvirtd; the stacks create theirs as they come up).
+for c in $CABLES; do
+	nic=${c%%:*} br=${c#*:}
+	for _ in $(seq 240); do
+		if [ -d "/sys/class/net/$br/bridge" ]; then break; fi
+		sleep 0.5
+	done
+	if ip link set "$nic" master "$br" 2>/dev/null && ip link set "$nic" up; then
+		say "cable $nic $br"
+	else
+		say "cable $nic $br missing: no bridge $br after the reboot"
+	fi
+done
+say ready
+
+exec 4</dev/ttyS2
+stty -F /dev/ttyS2 raw -echo 2>/dev/null
+while read -r cmd a b c <&4; do
+	case "$cmd" in
+	probe)
+		if [[ $b =~ ^[0-9a-fA-F.:]+$ ]] && [[ $c =~ ^[0-9]+$ ]]; then
+			say "probe $a $(probe "$b" "$c")"
+		else
+			say "probe $a error bad target"
+		fi
+		;;
+	mac)
+		if [[ $b =~ ^[A-Za-z0-9._-]+$ ]]; then
+			say "mac $a $(cat "/sys/class/net/$b/address" 2>/dev/null || echo none)"
+		fi
+		;;
+	dump)
+		dump
+		say dumped
+		;;
+	poweroff)
+		say bye
+		systemctl --no-block poweroff
+		exit 0
+		;;
+	esac
+done

@@ -1,0 +1,13 @@
+#!/bin/sh
+# vnetgen vm-test, host tier: a systemd generator in the host image, so it runs before systemd
+# loads any unit. On a scenario's first boot it unpacks prep/ from the scenario disk (/dev/vdb, a
+# tar) into /: what the host had before the bundle came — its NICs' names, its uplink's own
+# configuration, the services its distribution enables, the agent's settings. Later boots find
+# /var/lib/vt/prepped and do nothing.
+[ -e /var/lib/vt/prepped ] && exit 0
+[ -b /dev/vdb ] || exit 0
+mkdir -p /var/lib/vt
+if tar -xf /dev/vdb -C / --strip-components=1 prep/ 2>/var/lib/vt/prep.err; then
+	: >/var/lib/vt/prepped
+fi
+exit 0

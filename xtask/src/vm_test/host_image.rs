@@ -1,0 +1,292 @@
+//! The host tier's "fresh host": a Debian root built by `mmdebstrap` with everything a bundle may
+//! use installed (systemd, the kernel and its modules, ifupdown, NetworkManager, netplan,
+//! nftables, iptables, UFW, firewalld, dnsmasq, libvirt, WiFi tools), as an ext4 disk image that
+//! every scenario boots a throwaway copy of (`snapshot=on`). Cached under
+//! `target/vm-image/host-<distro>/` and rebuilt when its inputs change.
+//!
+//! Installing a package enables its services; a fresh host of the profile's distribution would
+//! have only some of them. So the build enables every optional unit once, records the links that
+//! enabling makes (`units.map`), then disables them all: a scenario puts back the links of
+//! exactly the services the profile's distribution runs by default (`host_tier::prep`).
+//!
+//! In the image: the agent (`host-agent.sh`, a oneshot unit after multi-user.target that reports
+//! on ttyS1) and a systemd generator (`host-prep.sh`) that unpacks the scenario's `prep/` before
+//! the first boot's units load. A small initrd (`MODULES=list`) boots `root=/dev/vda`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use sha2::{Digest, Sha256};
+use xshell::{cmd, Shell};
+
+/// Bump to force a rebuild when this module's output changes.
+const IMAGE_VERSION: u32 = 1;
+const MIRROR: &str = "http://deb.debian.org/debian";
+/// Size of the ext4 disk image (sparse).
+const DISK_SIZE: &str = "3G";
+
+const AGENT: &str = include_str!("host-agent.sh");
+const PREP: &str = include_str!("host-prep.sh");
+const AGENT_UNIT: &str = "[Unit]\nDescription=vnetgen vm-test agent\nAfter=multi-user.target\n\n\
+    [Service]\nType=oneshot\nExecStart=/usr/local/sbin/vt-agent\nStandardInput=null\n\
+    StandardOutput=journal+console\nTimeoutStartSec=infinity\n\n[Install]\nWantedBy=multi-user.target\n";
+
+/// Everything a bundle's install.sh may drive, on any stack and firewall.
+const PACKAGES: &[&str] = &[
+    "linux-image-amd64",
+    "zstd",
+    "systemd-sysv",
+    "dbus",
+    "udev",
+    "kmod",
+    "iproute2",
+    "procps",
+    "ifupdown",
+    "isc-dhcp-client",
+    "network-manager",
+    "netplan.io",
+    "nftables",
+    "iptables",
+    "ufw",
+    "firewalld",
+    "dnsmasq-base",
+    "libvirt-daemon-system",
+    "libvirt-clients",
+    "iw",
+    "wpasupplicant",
+    "hostapd",
+    "wireless-regdb",
+    "openssh-server",
+];
+
+/// Units that installing [`PACKAGES`] enables, or that a profile's stack or firewall needs
+/// enabled: all are disabled in the image and recorded in `units.map`.
+const OPTIONAL_UNITS: &[&str] = &[
+    "networking.service",
+    "NetworkManager.service",
+    "NetworkManager-wait-online.service",
+    "NetworkManager-dispatcher.service",
+    "wpa_supplicant.service",
+    "systemd-networkd.service",
+    "systemd-networkd.socket",
+    "systemd-networkd-wait-online.service",
+    "systemd-network-generator.service",
+    "nftables.service",
+    "firewalld.service",
+    "ufw.service",
+    "libvirtd.service",
+    "libvirtd.socket",
+    "libvirtd-ro.socket",
+    "libvirtd-admin.socket",
+    "virtlogd.socket",
+    "virtlogd-admin.socket",
+    "virtlockd.socket",
+    "virtlockd-admin.socket",
+    "libvirt-guests.service",
+    "hostapd.service",
+];
+
+/// Enabled units that stay enabled: the agent, and what any Debian host runs.
+const KEEP_ENABLED: &[&str] = &[
+    "vt-agent.service",
+    "ssh.service",
+    "systemd-pstore.service",
+    "getty@.service",
+    "remote-fs.target",
+    "machines.target",
+];
+
+/// A Debian release the host tier boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distro {
+    Debian12,
+}
+
+impl Distro {
+    pub fn name(self) -> &'static str {
+        match self {
+            Distro::Debian12 => "debian-12",
+        }
+    }
+
+    fn suite(self) -> &'static str {
+        match self {
+            Distro::Debian12 => "bookworm",
+        }
+    }
+}
+
+/// A built host image: boot `kernel` + `initrd` with `root=/dev/vda` on `disk`.
+pub struct HostImage {
+    pub distro: Distro,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub disk: PathBuf,
+    /// `unit link-path target` per line: the links enabling each optional unit makes.
+    pub units: Vec<(String, String, String)>,
+}
+
+impl HostImage {
+    /// The links (path inside the root, target) that enable `unit` as its package would.
+    pub fn enable_links(&self, unit: &str) -> Result<Vec<(&str, &str)>> {
+        let links: Vec<(&str, &str)> =
+            self.units.iter().filter(|(u, _, _)| u == unit).map(|(_, l, t)| (l.as_str(), t.as_str())).collect();
+        anyhow::ensure!(!links.is_empty(), "the host image has no record of how to enable {unit}");
+        Ok(links)
+    }
+}
+
+/// The image for `distro`, built if missing or stale.
+pub fn ensure(cache: &Path, distro: Distro) -> Result<HostImage> {
+    let dir = cache.join(format!("host-{}", distro.name()));
+    let stamp = format!(
+        "{:x}",
+        Sha256::digest(
+            format!(
+                "{IMAGE_VERSION}\0{}\0{MIRROR}\0{}\0{}\0{AGENT}\0{PREP}\0{AGENT_UNIT}\0{}\0{DISK_SIZE}",
+                distro.suite(),
+                PACKAGES.join(","),
+                OPTIONAL_UNITS.join(","),
+                KEEP_ENABLED.join(",")
+            )
+            .as_bytes()
+        )
+    );
+    let image = HostImage {
+        distro,
+        kernel: dir.join("vmlinux"),
+        initrd: dir.join("initrd.img"),
+        disk: dir.join("disk.ext4"),
+        units: Vec::new(),
+    };
+    if !fs::read_to_string(dir.join("stamp")).is_ok_and(|s| s.trim() == stamp) {
+        eprintln!("vm-test: building the {} host image (mmdebstrap, a few minutes)", distro.name());
+        let _ = fs::remove_file(dir.join("stamp"));
+        fs::create_dir_all(&dir)?;
+        build(&dir, distro)?;
+        fs::write(dir.join("stamp"), &stamp)?;
+    }
+    let mut units = Vec::new();
+    for line in fs::read_to_string(dir.join("units.map"))?.lines() {
+        let mut w = line.split(' ');
+        if let (Some(u), Some(l), Some(t)) = (w.next(), w.next(), w.next()) {
+            units.push((u.to_string(), l.to_string(), t.to_string()));
+        }
+    }
+    Ok(HostImage { units, ..image })
+}
+
+fn build(dir: &Path, distro: Distro) -> Result<()> {
+    let sh = Shell::new()?;
+    let root = dir.join("root.tmp");
+    let _ = fs::remove_dir_all(&root);
+    let suite = distro.suite();
+    let include = PACKAGES.join(",");
+    // A small initrd: only what mounts an ext4 root on virtio-blk (built when the kernel's
+    // package is configured, after this hook).
+    let hook = "mkdir -p \"$1/etc/initramfs-tools/conf.d\" \"$1/usr/share/initramfs-tools/modules.d\"; \
+                printf 'MODULES=list\\nCOMPRESS=zstd\\n' > \"$1/etc/initramfs-tools/conf.d/vt\"; \
+                printf 'virtio_pci\\nvirtio_blk\\ncrc32c_generic\\next4\\n' > \"$1/usr/share/initramfs-tools/modules.d/vt.conf\"";
+    cmd!(
+        sh,
+        "timeout -k 10 1200 mmdebstrap --quiet --mode=root --variant=important --include={include} --essential-hook={hook} {suite} {root} {MIRROR}"
+    )
+    .run()
+    .context("mmdebstrap (Debian package mmdebstrap) could not build the host root")?;
+
+    let write = |rel: &str, text: &str, mode: u32| -> Result<()> {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap())?;
+        fs::write(&p, text)?;
+        fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        Ok(())
+    };
+    write("usr/local/sbin/vt-agent", AGENT, 0o755)?;
+    write("etc/systemd/system/vt-agent.service", AGENT_UNIT, 0o644)?;
+    write("etc/systemd/system-generators/vt-prep", PREP, 0o755)?;
+    // A fixed machine ID: an empty or missing one makes systemd treat the boot as the first and
+    // apply presets, which enables every unit again.
+    write("etc/machine-id", "5e2f0c4a9b1d4c7e8f60a1b2c3d4e5f6\n", 0o444)?;
+    write("etc/fstab", "/dev/vda / ext4 rw,noatime 0 1\n", 0o644)?;
+    write("etc/hostname", "vt-host\n", 0o644)?;
+    write("etc/hosts", "127.0.0.1 localhost\n127.0.1.1 vt-host\n", 0o644)?;
+    // The journal of the install boot survives the reboot (the logs of a failed run include it).
+    fs::create_dir_all(root.join("var/log/journal"))?;
+    cmd!(sh, "chroot {root} systemctl enable -q vt-agent.service").run()?;
+    cmd!(sh, "chroot {root} systemctl mask -q getty.target serial-getty@ttyS0.service serial-getty@ttyS1.service serial-getty@ttyS2.service").run()?;
+
+    // Enable every optional unit, note the links that makes, then disable them all.
+    let links_before = unit_links(&root)?;
+    for u in OPTIONAL_UNITS {
+        cmd!(sh, "chroot {root} systemctl enable -q {u}").quiet().run().with_context(|| format!("enabling {u}"))?;
+    }
+    let mut map = String::new();
+    for (link, target) in unit_links(&root)? {
+        let unit = Path::new(&target).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if OPTIONAL_UNITS.contains(&unit.as_str()) {
+            map.push_str(&format!("{unit} {link} {target}\n"));
+        } else if !links_before.iter().any(|(l, _)| *l == link) {
+            anyhow::bail!("enabling the optional units also enabled {unit} ({link}): add it to OPTIONAL_UNITS");
+        }
+    }
+    let enabled = cmd!(sh, "chroot {root} systemctl list-unit-files --state=enabled --no-legend --no-pager").read()?;
+    for line in enabled.lines() {
+        let Some(unit) = line.split_whitespace().next() else { continue };
+        if !KEEP_ENABLED.contains(&unit) {
+            cmd!(sh, "chroot {root} systemctl disable -q {unit}")
+                .quiet()
+                .run()
+                .with_context(|| format!("disabling {unit}"))?;
+        }
+    }
+    let left = cmd!(sh, "chroot {root} systemctl list-unit-files --state=enabled --no-legend --no-pager").read()?;
+    for line in left.lines() {
+        let unit = line.split_whitespace().next().unwrap_or("");
+        anyhow::ensure!(KEEP_ENABLED.contains(&unit), "{unit} is still enabled in the host image");
+    }
+    fs::write(dir.join("units.map"), map)?;
+
+    let boot = root.join("boot");
+    let find = |prefix: &str| -> Result<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(&boot)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+            .collect();
+        found.sort();
+        found.pop().with_context(|| format!("no /boot/{prefix}* in the host root"))
+    };
+    let bz = fs::read(find("vmlinuz-")?)?;
+    let elf = super::image::extract_vmlinux(&sh, &bz, dir)?;
+    fs::write(dir.join("vmlinux"), elf)?;
+    fs::copy(find("initrd.img-")?, dir.join("initrd.img"))?;
+    let disk = dir.join("disk.ext4");
+    let _ = fs::remove_file(&disk);
+    cmd!(sh, "mkfs.ext4 -q -F -L vtroot -d {root} -E lazy_itable_init=0,lazy_journal_init=0 {disk} {DISK_SIZE}")
+        .run()
+        .context("mkfs.ext4 (e2fsprogs)")?;
+    fs::remove_dir_all(&root)?;
+    Ok(())
+}
+
+/// Every symlink under the root's /etc/systemd/system: (path inside the root, target).
+fn unit_links(root: &Path) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join("etc/systemd/system")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)?.flatten() {
+            let p = e.path();
+            let meta = fs::symlink_metadata(&p)?;
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&p)?.display().to_string();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.push((rel, target));
+            } else if meta.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

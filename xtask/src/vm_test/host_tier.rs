@@ -1,0 +1,572 @@
+//! `cargo xtask vm-test --tier host`: copy a bundle onto a fresh Debian host VM, install it with
+//! its own install.sh, reboot, and prove it with guests.
+//!
+//! Per run: the profile's bundle is rendered; the scenario disk (a tar on a second virtio disk)
+//! carries the bundle and `prep/` — the host as it was before: its NICs named as in the profile
+//! (systemd `.link` files), its uplink configured by the profile's own stack, the services its
+//! distribution runs. The host image (`host_image`) boots a throwaway copy of its disk; its agent
+//! runs `install.sh --yes`, reboots, and after the reboot cables the sibling guests' NICs into the
+//! bundle's bridges (as libvirt enslaves a guest's tap). The guests are restored copies of the
+//! netns tier's saved guest; every check runs after the reboot, so what did not persist fails.
+//!
+//! Topology, all inside namespaces this run creates: `sim` holds the uplink's segment (bridge
+//! `upbr` with the upstream router 203.0.113.1: HTTP, DNS and the uplink's DHCP) and one L2 cable
+//! bridge per guest; `lan` is a client on the uplink's segment.
+
+use super::host_image::{self, HostImage};
+use super::scenario::{self, Mutation};
+use super::topology::{wait_for, Probe, Topology};
+use super::{qemu, CheckResult, HostSide, Options, Segment};
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use vnetgen::model::{Firewall, Mode, Stack, UplinkKind, UplinkV4};
+use vnetgen::templates::sh_quote;
+
+/// How long a host may take from QEMU's start to `VT ready` after its reboot (two boots and an
+/// install under TCG).
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// The host VM's uplink MAC, unless the profile gives one.
+const UPLINK_MAC: &str = "52:54:00:a0:00:01";
+
+/// A host-tier scenario (`vm-tests/host/*.yaml`): a profile, installed on a fresh host of
+/// `distro`, checked with the generic checks of its modes (`scenario::generic`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HostScenario {
+    /// Built-in profile name, or a path relative to the repository.
+    pub profile: String,
+    /// Deliberately broken bundles, as in the netns tier.
+    #[serde(default)]
+    pub mutations: Vec<Mutation>,
+    #[serde(skip)]
+    pub name: String,
+}
+
+fn load_all(dir: &Path) -> Result<Vec<HostScenario>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path)?;
+            let mut s: HostScenario =
+                serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            s.name = path.file_stem().context("scenario file name")?.to_string_lossy().into_owned();
+            out.push(s);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn run(opts: &Options) -> Result<(usize, usize)> {
+    let repo = super::repo_root();
+    let out_dir = repo.join("target/vm-tests-host");
+    let mut scenarios = load_all(&repo.join("vm-tests/host"))?;
+    for want in &opts.scenarios {
+        anyhow::ensure!(scenarios.iter().any(|s| &s.name == want), "no scenario named {want:?} in vm-tests/host/");
+    }
+    if !opts.scenarios.is_empty() {
+        scenarios.retain(|s| opts.scenarios.contains(&s.name));
+    }
+    let start = Instant::now();
+    let cache = repo.join("target/vm-image");
+    let image = super::image::build(&cache)?;
+    let host = host_image::ensure(&cache, host_image::Distro::Debian12)?;
+    let accel = qemu::choose(&opts.accel, &image, &out_dir.join("kvm-probe"))?;
+    let saved = qemu::save(&image, accel, &out_dir.join("saved-guest"))?;
+    let setup = start.elapsed();
+    let jobs = super::jobs(scenarios.iter().map(|s| (s.name.as_str(), &s.mutations[..])), &out_dir);
+    // A host VM uses both cores of this machine while it boots: one run at a time by default.
+    let results = super::run_jobs(&jobs, Some(opts.jobs.unwrap_or(1)), opts.keep, &|job| {
+        let s = &scenarios[job.scenario];
+        super::verdict(job.label.clone(), &job.dir, job.mutation, |checks| {
+            execute(s, job.mutation, job.index, &job.dir, opts.keep, &saved, &host, checks)
+        })
+    });
+    super::summarize(
+        &results,
+        &out_dir,
+        &format!(
+            "setup (guest image, {} host image, accel {}, boot and save) {:.1}s",
+            host.distro.name(),
+            accel.name(),
+            setup.as_secs_f64()
+        ),
+        start,
+    )
+}
+
+/// A host NIC: its MAC, the name the profile gives it, and for a guest's cable the bridge it
+/// joins after the reboot.
+struct HostNic {
+    mac: String,
+    name: String,
+    tap: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    hs: &HostScenario,
+    mutation: Option<&Mutation>,
+    index: usize,
+    dir: &Path,
+    keep: bool,
+    saved: &qemu::Saved,
+    image: &HostImage,
+    results: &mut Vec<CheckResult>,
+) -> Result<()> {
+    let (model, bundle_dir) = super::render(&hs.profile, mutation, dir)?;
+    let s = scenario::generic(&hs.profile, &model);
+    anyhow::ensure!(!s.guests.is_empty(), "{}: no network with DHCP to boot a guest on", hs.profile);
+    let uplink_model = model.uplink(&model.networks[0]);
+    if uplink_model.kind == UplinkKind::Wifi {
+        bail!("a WiFi uplink is not run by the host tier yet");
+    }
+    let mut seg = Segment::of(uplink_model);
+    let (router, uplink_addr, lan_addr, prefix) = (seg.router, seg.uplink, seg.lan, seg.prefix);
+
+    // The host's NICs: the uplink, then one cable per guest.
+    let uplink = HostNic {
+        mac: uplink_model.mac.as_ref().map_or(UPLINK_MAC.to_string(), |m| m.to_string()),
+        name: uplink_model.name.to_string(),
+        tap: "hup".into(),
+    };
+    let mut cables = Vec::new();
+    let mut cabling = Vec::new();
+    for (gi, g) in s.guests.iter().enumerate() {
+        let net = model.networks.iter().find(|n| n.name.as_str() == g.network).context("guest's network")?;
+        cables.push(HostNic {
+            mac: format!("52:54:00:a0:01:{gi:02x}"),
+            name: format!("vtc{gi}"),
+            tap: format!("hc{gi}"),
+        });
+        cabling.push(format!("vtc{gi}:{}", net.bridge));
+    }
+
+    // The scenario disk: prep/ (the host before the bundle) and bundle/.
+    let stage = dir.join("disk");
+    let prep = stage.join("prep");
+    std::fs::create_dir_all(&prep)?;
+    super::copy_dir(&bundle_dir, &stage.join("bundle"))?;
+    let mut install_args = Vec::new();
+    if model.host.distro != vnetgen::profile::Distro::Debian {
+        // The report says so: this host is Debian, the profile's distribution is not.
+        install_args.push("--skip-host-check");
+    }
+    write_prep(&prep, &model, image, &uplink, &cables, &cabling, &install_args, router, &seg)?;
+    let tar = dir.join("scenario.tar");
+    let out = std::process::Command::new("tar")
+        .args(["--owner=0", "--group=0", "--sort=name", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&stage)
+        .args(["prep", "bundle"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let logs = dir.join("host-logs.tar");
+    std::fs::File::create(&logs)?.set_len(64 << 20)?;
+
+    let mut topo = Topology::new(&format!("h{index}"), dir, keep)?;
+    topo.set_deadline(READY_TIMEOUT + Duration::from_secs(300));
+    let sim = topo.add_ns("sim")?;
+    let lan = topo.add_ns("lan")?;
+    let mut script = format!(
+        "ip link add upbr type bridge\nip addr add {router}/{prefix} dev upbr\nip link set upbr up\n\
+         ip tuntap add dev {tap} mode tap\nip link set {tap} master upbr up\n\
+         ip link add lup type veth peer name eth0 netns {lan}\nip link set lup master upbr up\n",
+        tap = uplink.tap
+    );
+    for (gi, c) in cables.iter().enumerate() {
+        // The cable: the host's NIC and the guest's, on one L2 bridge.
+        script.push_str(&format!(
+            "ip link add cb{gi} type bridge\nip link set cb{gi} up\n\
+             ip tuntap add dev {tap} mode tap\nip link set {tap} master cb{gi} up\n\
+             ip tuntap add dev vtg{gi} mode tap\nip link set vtg{gi} master cb{gi} up\n",
+            tap = c.tap
+        ));
+    }
+    topo.run(&sim, &script)?;
+    let mut lan_script =
+        format!("ip addr add {lan_addr}/{prefix} dev eth0\nip link set eth0 up\nip route add default via {router}\n");
+    for n in &model.networks {
+        if let Some(v4) = &n.ipv4 {
+            // The LAN may try to reach guests directly through the host (refused for NAT
+            // networks, allowed for routed ones, whose route the bundle's README asks for).
+            lan_script.push_str(&format!("ip route add {} via {uplink_addr}\n", v4.subnet));
+            if matches!(n.mode, Mode::CustomRouted | Mode::Routed) {
+                topo.run(&sim, &format!("ip route add {} via {uplink_addr}", v4.subnet))?;
+            }
+        }
+    }
+    topo.run(&lan, &lan_script)?;
+    let mut dhcp = Vec::new();
+    if uplink_model.ipv4 == UplinkV4::Dhcp {
+        let base = u32::from(router) & (u32::MAX << (32 - u32::from(prefix)));
+        let (a, b) = (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149));
+        dhcp = vec![
+            format!("--dhcp-range={a},{b},{}", std::net::Ipv4Addr::from(u32::MAX << (32 - u32::from(prefix)))),
+            format!("--dhcp-host={},{uplink_addr}", uplink.mac),
+            format!("--dhcp-leasefile={}", dir.join("upstream.leases").display()),
+            "--dhcp-authoritative".to_string(),
+        ];
+    }
+    super::start_upstream(&mut topo, &sim, dir, &saved.image.busybox, router, dhcp)?;
+
+    // The host VM: install, reboot, cable the guests in.
+    let start_host = Instant::now();
+    let vm = HostVm::start(&mut topo, &sim, image, saved.accel, dir, &uplink, &cables, &tar, &logs)?;
+    let mut seen = 0;
+    let ready = wait_for("the host to install the bundle, reboot and report VT ready", READY_TIMEOUT, || {
+        topo.check_alive()?;
+        let lines = vm.lines();
+        for l in lines.iter().skip(seen) {
+            if !l.starts_with("VT install: ") {
+                eprintln!("vm-test: [{}] host {:.0}s: {l}", s.name, start_host.elapsed().as_secs_f64());
+            }
+        }
+        seen = lines.len();
+        if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
+            let install: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("VT install: ")).collect::<Vec<_>>();
+            let tail = install[install.len().saturating_sub(8)..].join("\n  ");
+            bail!("the host reported `{f}`; install.sh's last lines:\n  {tail}");
+        }
+        Ok(lines.iter().any(|l| l == "VT ready"))
+    });
+    if let Err(e) = ready {
+        let _ = vm.dump(&mut topo, dir);
+        return Err(e);
+    }
+    for l in vm.lines().iter().filter(|l| l.starts_with("VT cable ") && l.contains("missing")) {
+        eprintln!("vm-test: [{}] {l}", s.name);
+    }
+
+    // The guests, on their cables.
+    let start_guests = Instant::now();
+    let mut guests = Vec::new();
+    for (gi, g) in s.guests.iter().enumerate() {
+        let net = model.networks.iter().find(|n| n.name.as_str() == g.network).context("guest's network")?;
+        let (words, files) = super::guest_instructions(g, net, &seg, &bundle_dir)?;
+        let tap = format!("vtg{gi}");
+        let nic = qemu::Nic { tap: &tap, mac: &g.mac };
+        guests.push(qemu::restore(&mut topo, &sim, saved, &g.name, nic, &words, &files)?);
+    }
+    super::hand_out_checks(&mut topo, &s, &mut seg, &mut guests, saved.accel.ready_timeout(), start_guests)?;
+    wait_for("the guests to report VT ready", saved.accel.ready_timeout(), || {
+        topo.check_alive()?;
+        guests.iter().try_fold(true, |all, g| Ok(g.has("VT ready")? && all))
+    })?;
+    results.extend(super::check_all(&s, &seg, &guests, &topo, &vm, &lan)?);
+    if results.iter().any(|r| !r.ok) {
+        vm.dump(&mut topo, dir)?;
+    }
+    Ok(())
+}
+
+/// What `systemctl enable systemd-networkd` enables.
+const NETWORKD: &[&str] = &[
+    "systemd-networkd.service",
+    "systemd-networkd.socket",
+    "systemd-networkd-wait-online.service",
+    "systemd-network-generator.service",
+];
+
+/// The units a fresh host of the profile's distribution runs, for its stack, firewall and
+/// libvirt (every profile's bundle defines libvirt networks).
+fn default_units(model: &vnetgen::model::Profile) -> Vec<&'static str> {
+    let mut units = match model.host.stack {
+        Stack::Ifupdown => vec!["networking.service"],
+        Stack::Networkmanager | Stack::Ifcfg => {
+            vec!["NetworkManager.service", "NetworkManager-dispatcher.service", "NetworkManager-wait-online.service"]
+        }
+        Stack::Networkd => NETWORKD.to_vec(),
+        Stack::Netplan => match model.host.netplan_renderer {
+            Some(vnetgen::profile::NetplanRenderer::NetworkManager) => vec!["NetworkManager.service"],
+            _ => NETWORKD.to_vec(),
+        },
+    };
+    match model.host.firewall {
+        // Fedora and RHEL run firewalld out of the box; Ubuntu has ufw.service (UFW itself stays
+        // inactive until `ufw enable`). Debian and Arch do not enable nftables.service.
+        Firewall::Firewalld => units.push("firewalld.service"),
+        Firewall::Ufw => units.push("ufw.service"),
+        Firewall::Nftables | Firewall::Iptables => {}
+    }
+    units.extend(["libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"]);
+    units.extend(["virtlogd.socket", "virtlogd-admin.socket", "virtlockd.socket", "virtlockd-admin.socket"]);
+    units
+}
+
+/// Writes `prep/`: the host before the bundle.
+#[allow(clippy::too_many_arguments)]
+fn write_prep(
+    prep: &Path,
+    model: &vnetgen::model::Profile,
+    image: &HostImage,
+    uplink: &HostNic,
+    cables: &[HostNic],
+    cabling: &[String],
+    install_args: &[&str],
+    router: std::net::Ipv4Addr,
+    seg: &Segment,
+) -> Result<()> {
+    let write = |rel: &str, text: &str, mode: u32| -> Result<()> {
+        let p = prep.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        std::fs::write(&p, text)?;
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        Ok(())
+    };
+    // The NICs' names: udev applies these at boot, before any stack sees the links.
+    for (i, nic) in std::iter::once(uplink).chain(cables).enumerate() {
+        write(
+            &format!("etc/systemd/network/05-vt-nic{i}.link"),
+            &format!("[Match]\nMACAddress={}\n\n[Link]\nName={}\n", nic.mac, nic.name),
+            0o644,
+        )?;
+    }
+    let name = &uplink.name;
+    let (addr, len) = (seg.uplink, seg.prefix);
+    let dhcp = model.host.uplinks.iter().find(|u| u.name.as_str() == name).map(|u| &u.ipv4) == Some(&UplinkV4::Dhcp);
+    // The uplink's own configuration, as the distribution's installer (or the user) left it.
+    match model.host.stack {
+        Stack::Ifupdown => {
+            let body = if dhcp {
+                format!("auto {name}\niface {name} inet dhcp\n")
+            } else {
+                format!("auto {name}\niface {name} inet static\n    address {addr}/{len}\n    gateway {router}\n")
+            };
+            write("etc/network/interfaces.d/uplink", &body, 0o644)?;
+        }
+        Stack::Networkd => {
+            let net = if dhcp {
+                "DHCP=ipv4\n".to_string()
+            } else {
+                format!("Address={addr}/{len}\nGateway={router}\nDNS={router}\n")
+            };
+            write(
+                "etc/systemd/network/50-uplink.network",
+                &format!("[Match]\nName={name}\n\n[Network]\n{net}"),
+                0o644,
+            )?;
+        }
+        Stack::Networkmanager | Stack::Ifcfg => {
+            let v4 = if dhcp {
+                "method=auto\n".to_string()
+            } else {
+                format!("method=manual\naddress1={addr}/{len},{router}\ndns={router};\n")
+            };
+            write(
+                "etc/NetworkManager/system-connections/uplink.nmconnection",
+                &format!(
+                    "[connection]\nid=uplink\ntype=ethernet\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\nmethod=ignore\n"
+                ),
+                0o600,
+            )?;
+            // The cables stand for libvirt's taps, which NetworkManager leaves alone.
+            write(
+                "etc/NetworkManager/conf.d/50-vt-cables.conf",
+                "[keyfile]\nunmanaged-devices=interface-name:vtc*\n",
+                0o644,
+            )?;
+        }
+        Stack::Netplan => {
+            let renderer = match model.host.netplan_renderer {
+                Some(vnetgen::profile::NetplanRenderer::NetworkManager) => "NetworkManager",
+                _ => "networkd",
+            };
+            let v4 = if dhcp {
+                "      dhcp4: true\n".to_string()
+            } else {
+                format!(
+                    "      addresses: [{addr}/{len}]\n      routes: [{{to: default, via: {router}}}]\n      nameservers: {{addresses: [{router}]}}\n"
+                )
+            };
+            write(
+                "etc/netplan/01-uplink.yaml",
+                &format!("network:\n  version: 2\n  renderer: {renderer}\n  ethernets:\n    {name}:\n{v4}"),
+                0o600,
+            )?;
+        }
+    }
+    write("etc/resolv.conf", &format!("nameserver {router}\n"), 0o644)?;
+    for unit in default_units(model) {
+        for (link, target) in image.enable_links(unit)? {
+            let p = prep.join(link);
+            std::fs::create_dir_all(p.parent().unwrap())?;
+            std::os::unix::fs::symlink(target, &p).with_context(|| format!("linking {link}"))?;
+        }
+    }
+    write(
+        "var/lib/vt/scenario.conf",
+        &format!(
+            "UPLINK={}\nCABLES={}\nINSTALL_ARGS={}\n",
+            sh_quote(name),
+            sh_quote(&cabling.join(" ")),
+            sh_quote(&install_args.join(" "))
+        ),
+        0o644,
+    )?;
+    Ok(())
+}
+
+/// The running host VM: its agent's results on ttyS1, its commands on ttyS2 (a pipe).
+struct HostVm {
+    results: PathBuf,
+    control: Mutex<std::fs::File>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl HostVm {
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        topo: &mut Topology,
+        ns: &str,
+        image: &HostImage,
+        accel: qemu::Accel,
+        dir: &Path,
+        uplink: &HostNic,
+        cables: &[HostNic],
+        tar: &Path,
+        logs: &Path,
+    ) -> Result<HostVm> {
+        let control = qemu::control_pipe(&dir.join("host.ctl"))?;
+        let p = |p: &Path| p.display().to_string();
+        let mut argv: Vec<String> = [
+            "qemu-system-x86_64",
+            "-M",
+            "q35",
+            "-accel",
+            accel.name(),
+            "-cpu",
+            "max",
+            "-m",
+            "1024",
+            "-smp",
+            "2",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-no-user-config",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        argv.extend([
+            "-kernel".into(),
+            p(&image.kernel),
+            "-initrd".into(),
+            p(&image.initrd),
+            "-append".into(),
+            "console=ttyS0 root=/dev/vda rw fsck.mode=skip panic=-1 systemd.show_status=false".into(),
+            "-drive".into(),
+            format!("if=none,id=root,file={},format=raw,snapshot=on,cache=unsafe", p(&image.disk)),
+            "-device".into(),
+            "virtio-blk-pci,drive=root".into(),
+            "-drive".into(),
+            format!("if=none,id=scenario,file={},format=raw,readonly=on", p(tar)),
+            "-device".into(),
+            "virtio-blk-pci,drive=scenario,serial=vtscenario".into(),
+            "-drive".into(),
+            format!("if=none,id=logs,file={},format=raw", p(logs)),
+            "-device".into(),
+            "virtio-blk-pci,drive=logs,serial=vtlogs".into(),
+            "-device".into(),
+            "virtio-rng-pci".into(),
+            "-serial".into(),
+            format!("file:{}", p(&dir.join("host.console.log"))),
+            "-serial".into(),
+            format!("file:{}", p(&dir.join("host.results.log"))),
+            "-serial".into(),
+            format!("pipe:{}", p(&dir.join("host.ctl"))),
+        ]);
+        for (i, nic) in std::iter::once(uplink).chain(cables).enumerate() {
+            argv.extend([
+                "-netdev".into(),
+                format!("tap,id=n{i},ifname={},script=no,downscript=no", nic.tap),
+                "-device".into(),
+                format!("virtio-net-pci,netdev=n{i},mac={}", nic.mac),
+            ]);
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        topo.spawn("host.qemu", ns, &argv)?;
+        Ok(HostVm {
+            results: dir.join("host.results.log"),
+            control: Mutex::new(control),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read(&self.results)
+            .map(|b| String::from_utf8_lossy(&b).lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends the agent `command` (tagged with a fresh ID) and waits for its `VT <tag> <ID> …`
+    /// answer; returns the answer's rest.
+    fn ask(&self, tag: &str, args: &str, timeout: Duration) -> Result<String> {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        {
+            let mut c = self.control.lock().unwrap();
+            std::io::Write::write_all(&mut *c, format!("{tag} {id} {args}\n").as_bytes())?;
+        }
+        let prefix = format!("VT {tag} {id} ");
+        let mut answer = String::new();
+        wait_for(&format!("the host's answer to `{tag} {args}`"), timeout, || {
+            Ok(match self.lines().into_iter().find(|l| l.starts_with(&prefix)) {
+                Some(l) => {
+                    answer = l[prefix.len()..].to_string();
+                    true
+                }
+                None => false,
+            })
+        })?;
+        Ok(answer)
+    }
+
+    /// Has the agent write its evidence (journal of both boots, ruleset, addresses, units) to
+    /// the logs disk, and unpacks it into `dir/host-logs`.
+    fn dump(&self, topo: &mut Topology, dir: &Path) -> Result<()> {
+        {
+            let mut c = self.control.lock().unwrap();
+            std::io::Write::write_all(&mut *c, b"dump\n")?;
+        }
+        let logs_written = wait_for("the host's logs", Duration::from_secs(60), || {
+            topo.check_alive()?;
+            Ok(self.lines().iter().any(|l| l == "VT dumped" || l.starts_with("VT fatal")))
+        });
+        if logs_written.is_err() {
+            eprintln!("vm-test: the host did not write its logs (its agent may not be serving yet)");
+        }
+        let out = dir.join("host-logs");
+        std::fs::create_dir_all(&out)?;
+        let _ = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(dir.join("host-logs.tar"))
+            .arg("-C")
+            .arg(&out)
+            .stderr(std::process::Stdio::null())
+            .status();
+        Ok(())
+    }
+}
+
+impl HostSide for HostVm {
+    fn probe(&self, ip: &str, port: u16) -> Result<Probe> {
+        anyhow::ensure!(ip.parse::<std::net::IpAddr>().is_ok(), "bad address {ip:?}");
+        let answer = self.ask("probe", &format!("{ip} {port}"), Duration::from_secs(30))?;
+        let (kind, rest) = answer.split_once(' ').unwrap_or((&answer, ""));
+        Ok(match kind {
+            "open" => Probe::Open(rest.to_string()),
+            "refused" => Probe::Refused(rest.to_string()),
+            "timeout" => Probe::Timeout,
+            _ => Probe::Error(answer.clone()),
+        })
+    }
+
+    fn mac(&self, dev: &str) -> Result<String> {
+        self.ask("mac", dev, Duration::from_secs(30))
+    }
+}
