@@ -137,8 +137,12 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         restart_when.push(HOOK);
     }
     if !restart_when.is_empty() {
-        // libvirt looks for hook scripts only when it starts.
-        let restart = "run systemctl try-restart virtnetworkd.service libvirtd.service".to_string();
+        // libvirt looks for hook scripts only when it starts. Its network driver runs in
+        // virtnetworkd (modular daemons) or in libvirtd; a host may have only one of the units,
+        // and `systemctl try-restart` fails on a unit that does not exist.
+        let restart = "for unit in virtnetworkd.service libvirtd.service; do \
+                       if systemctl cat \"$unit\" >/dev/null 2>&1; then run systemctl try-restart \"$unit\"; fi; done"
+            .to_string();
         plan.step(
             "Restart libvirt's network driver so it reads network.conf and finds the hook (running networks \
              stay up).",

@@ -88,7 +88,7 @@ restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 run systemctl daemon-reload
 
 # Restart libvirt's network driver with the restored files.
-run systemctl try-restart virtnetworkd.service libvirtd.service
+for unit in virtnetworkd.service libvirtd.service; do if systemctl cat "$unit" >/dev/null 2>&1; then run systemctl try-restart "$unit"; fi; done
 
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"

@@ -338,7 +338,7 @@ fi
 
 # Restart libvirt's network driver so it reads network.conf and finds the hook (running networks stay up).
 if changed etc/libvirt/hooks/network.d/50-vnetgen-forwards; then
-	run systemctl try-restart virtnetworkd.service libvirtd.service
+	for unit in virtnetworkd.service libvirtd.service; do if systemctl cat "$unit" >/dev/null 2>&1; then run systemctl try-restart "$unit"; fi; done
 fi
 
 # Define, autostart and start libvirt network default (nat).
