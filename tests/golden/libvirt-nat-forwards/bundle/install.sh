@@ -194,7 +194,7 @@ settle() {
 # network from libvirt/NAME/network.xml. If the network was already running, its DHCP host
 # entries are added live (virsh net-update) so running guests keep their network.
 define_network() {
-	local name=$1 xml="$BUNDLE_DIR/libvirt/$1/network.xml" sum stamp="$STATE_DIR/libvirt/$1.sha256"
+	local name=$1 xml="$BUNDLE_DIR/libvirt/$1/network.xml" sum stamp="$STATE_DIR/libvirt/$1.sha256" uuid defined
 	shift
 	sum=$(sha256sum <"$xml")
 	sum=${sum%% *}
@@ -211,7 +211,17 @@ define_network() {
 				fi
 			fi
 		fi
-		run virsh -q net-define "$xml"
+		uuid=$(virsh -q net-uuid "$name" 2>/dev/null || true)
+		if [[ $uuid =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]]; then
+			# libvirt redefines an existing network (the distribution's `default`, or this bundle's
+			# from an earlier run) only under its own UUID.
+			defined=$(mktemp)
+			sed "/^  <name>/a\\  <uuid>$uuid</uuid>" "$xml" >"$defined"
+			run virsh -q net-define "$defined"
+			rm -f "$defined"
+		else
+			run virsh -q net-define "$xml"
+		fi
 		if [ "$DRY_RUN" = 0 ]; then printf '%s\n' "$sum" >"$stamp"; fi
 		if network_active "$name"; then
 			while [ $# -ge 2 ]; do
