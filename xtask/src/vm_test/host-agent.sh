@@ -5,7 +5,7 @@
 # Boot 1 (the fresh host): wait for the uplink's address, unpack the bundle from the scenario
 # disk, run the bundle's own install.sh non-interactively, reboot.
 # Boot 2 (after the reboot: what persists): cable the sibling guests' NICs into the bundle's
-# bridges (as libvirt enslaves a guest's tap), report `VT ready`, then serve the harness's
+# bridges (as libvirt enslaves a guest's tap), report `VT ready …`, then serve the harness's
 # commands: `probe ID IP PORT`, `mac ID DEV`, `dump`, `poweroff`.
 set -u
 exec 3>/dev/ttyS1
@@ -86,11 +86,18 @@ case $n in
 	;;
 esac
 
-# Boot 2: cable the guests in, once the bundle's bridges exist (libvirt starts its autostarted
-# networks with libvirtd; the stacks create theirs as they come up).
+# Boot 2: once the boot has settled (libvirtd has started its autostarted networks, the stacks
+# their bridges), cable the guests in, and wait until the ports forward (a bridge with STP holds
+# a new port) and a DHCP server listens.
+# (Not `systemctl is-system-running --wait`: this agent's own job is part of the boot.)
+for _ in $(seq 360); do
+	if ! systemctl list-jobs --no-legend 2>/dev/null | grep -v vt-agent.service | grep -q .; then break; fi
+	sleep 0.5
+done
+say "settled $(systemctl is-system-running 2>/dev/null) $(cut -d' ' -f1 /proc/uptime)"
 for c in $CABLES; do
 	nic=${c%%:*} br=${c#*:}
-	for _ in $(seq 240); do
+	for _ in $(seq 120); do
 		if [ -d "/sys/class/net/$br/bridge" ]; then break; fi
 		sleep 0.5
 	done
@@ -100,7 +107,19 @@ for c in $CABLES; do
 		say "cable $nic $br missing: no bridge $br after the reboot"
 	fi
 done
-say ready
+for c in $CABLES; do
+	nic=${c%%:*}
+	for _ in $(seq 40); do
+		# 3: BR_STATE_FORWARDING
+		if [ "$(cat "/sys/class/net/$nic/brport/state" 2>/dev/null)" = 3 ]; then break; fi
+		sleep 0.25
+	done
+done
+for _ in $(seq 60); do
+	if [ -n "$(ss -Hlun 'sport = :67' 2>/dev/null)" ]; then break; fi
+	sleep 0.5
+done
+say "ready $(cut -d' ' -f1 /proc/uptime)"
 
 exec 4</dev/ttyS2
 stty -F /dev/ttyS2 raw -echo 2>/dev/null

@@ -83,7 +83,7 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
     let results = super::run_jobs(&jobs, Some(opts.jobs.unwrap_or(1)), opts.keep, &|job| {
         let s = &scenarios[job.scenario];
         super::verdict(job.label.clone(), &job.dir, job.mutation, |checks| {
-            execute(s, job.mutation, job.index, &job.dir, opts.keep, &saved, &host, checks)
+            execute(s, job, opts.keep, &saved, &host, checks)
         })
     });
     super::summarize(
@@ -107,17 +107,15 @@ struct HostNic {
     tap: String,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn execute(
     hs: &HostScenario,
-    mutation: Option<&Mutation>,
-    index: usize,
-    dir: &Path,
+    job: &super::Job<'_>,
     keep: bool,
     saved: &qemu::Saved,
     image: &HostImage,
     results: &mut Vec<CheckResult>,
 ) -> Result<()> {
+    let (mutation, index, dir, label) = (job.mutation, job.index, job.dir.as_path(), &job.label);
     let (model, bundle_dir) = super::render(&hs.profile, mutation, dir)?;
     let s = scenario::generic(&hs.profile, &model);
     anyhow::ensure!(!s.guests.is_empty(), "{}: no network with DHCP to boot a guest on", hs.profile);
@@ -224,7 +222,7 @@ fn execute(
         let lines = vm.lines();
         for l in lines.iter().skip(seen) {
             if !l.starts_with("VT install: ") {
-                eprintln!("vm-test: [{}] host {:.0}s: {l}", s.name, start_host.elapsed().as_secs_f64());
+                eprintln!("vm-test: [{label}] host {:.0}s: {l}", start_host.elapsed().as_secs_f64());
             }
         }
         seen = lines.len();
@@ -233,14 +231,14 @@ fn execute(
             let tail = install[install.len().saturating_sub(8)..].join("\n  ");
             bail!("the host reported `{f}`; install.sh's last lines:\n  {tail}");
         }
-        Ok(lines.iter().any(|l| l == "VT ready"))
+        Ok(lines.iter().any(|l| l.starts_with("VT ready ")))
     });
     if let Err(e) = ready {
         let _ = vm.dump(&mut topo, dir);
         return Err(e);
     }
     for l in vm.lines().iter().filter(|l| l.starts_with("VT cable ") && l.contains("missing")) {
-        eprintln!("vm-test: [{}] {l}", s.name);
+        eprintln!("vm-test: [{label}] {l}");
     }
 
     // The guests, on their cables.
