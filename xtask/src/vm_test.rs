@@ -10,6 +10,9 @@
 //! told what to do over a serial control port. Modules: `image` (guest kernel + initramfs from
 //! Debian packages), `topology` (namespaces, processes, teardown), `qemu` (accelerator, the saved
 //! guest and its copies), `scenario` (the data files).
+//!
+//! `--tier host` (`host_tier`, `host_image`) installs each bundle of `vm-tests/host/` with its own
+//! install.sh on a fresh Debian host VM, reboots it, and runs the same checks against it.
 
 mod host_image;
 mod host_tier;

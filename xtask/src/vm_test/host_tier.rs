@@ -99,12 +99,13 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
     )
 }
 
-/// A host NIC: its MAC, the name the profile gives it, and for a guest's cable the bridge it
-/// joins after the reboot.
+/// A host NIC: its MAC, its name inside the host (the profile's for the uplink), the tap that
+/// backs it, and for a guest's cable the bridge the agent puts it in after the reboot.
 struct HostNic {
     mac: String,
     name: String,
     tap: String,
+    bridge: Option<String>,
 }
 
 fn execute(
@@ -131,17 +132,17 @@ fn execute(
         mac: uplink_model.mac.as_ref().map_or(UPLINK_MAC.to_string(), |m| m.to_string()),
         name: uplink_model.name.to_string(),
         tap: "hup".into(),
+        bridge: None,
     };
     let mut cables = Vec::new();
-    let mut cabling = Vec::new();
     for (gi, g) in s.guests.iter().enumerate() {
         let net = model.networks.iter().find(|n| n.name.as_str() == g.network).context("guest's network")?;
         cables.push(HostNic {
             mac: format!("52:54:00:a0:01:{gi:02x}"),
             name: format!("vtc{gi}"),
             tap: format!("hc{gi}"),
+            bridge: Some(net.bridge.to_string()),
         });
-        cabling.push(format!("vtc{gi}:{}", net.bridge));
     }
 
     // The scenario disk: prep/ (the host before the bundle) and bundle/.
@@ -154,7 +155,7 @@ fn execute(
         // The report says so: this host is Debian, the profile's distribution is not.
         install_args.push("--skip-host-check");
     }
-    write_prep(&prep, &model, image, &uplink, &cables, &cabling, &install_args, router, &seg)?;
+    write_prep(&prep, &model, image, &uplink, &cables, &install_args, router, &seg)?;
     let tar = dir.join("scenario.tar");
     let out = std::process::Command::new("tar")
         .args(["--owner=0", "--group=0", "--sort=name", "-cf"])
@@ -305,7 +306,6 @@ fn write_prep(
     image: &HostImage,
     uplink: &HostNic,
     cables: &[HostNic],
-    cabling: &[String],
     install_args: &[&str],
     router: std::net::Ipv4Addr,
     seg: &Segment,
@@ -397,6 +397,8 @@ fn write_prep(
             std::os::unix::fs::symlink(target, &p).with_context(|| format!("linking {link}"))?;
         }
     }
+    let cabling: Vec<String> =
+        cables.iter().filter_map(|c| c.bridge.as_ref().map(|b| format!("{}:{b}", c.name))).collect();
     write(
         "var/lib/vt/scenario.conf",
         &format!(
