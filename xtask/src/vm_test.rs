@@ -108,6 +108,38 @@ impl Segment {
         }
     }
 
+    /// The LAN client's IPv4 setup on its `eth0` (address, default route via the router, and a
+    /// route to each guest subnet through the host: refused for NAT networks, allowed for routed
+    /// ones), and the router's static routes to routed networks, which the bundle's README asks
+    /// the LAN router for.
+    fn lan_v4(&self, model: &vnetgen::model::Profile) -> (String, String) {
+        let (router, uplink, lan, prefix) = (self.router, self.uplink, self.lan, self.prefix);
+        let mut lan_script =
+            format!("ip addr add {lan}/{prefix} dev eth0\nip link set eth0 up\nip route add default via {router}\n");
+        let mut router_script = String::new();
+        for n in &model.networks {
+            if let Some(v4) = &n.ipv4 {
+                lan_script.push_str(&format!("ip route add {} via {uplink}\n", v4.subnet));
+                if matches!(n.mode, vnetgen::model::Mode::CustomRouted | vnetgen::model::Mode::Routed) {
+                    router_script.push_str(&format!("ip route add {} via {uplink}\n", v4.subnet));
+                }
+            }
+        }
+        (lan_script, router_script)
+    }
+
+    /// dnsmasq options for the segment's own DHCP server: .100–.149, leases in `leases`.
+    fn dhcp_args(&self, leases: &Path) -> Vec<String> {
+        let mask = u32::MAX << (32 - u32::from(self.prefix));
+        let base = u32::from(self.router) & mask;
+        let (a, b) = (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149));
+        vec![
+            format!("--dhcp-range={a},{b},{}", std::net::Ipv4Addr::from(mask)),
+            format!("--dhcp-leasefile={}", leases.display()),
+            "--dhcp-authoritative".to_string(),
+        ]
+    }
+
     /// Replaces `{uplink}`, `{upstream}`, `{lan}` and `{guest:NAME}` (the guest's leased
     /// address, once known) in a scenario string.
     fn expand(&self, s: &str) -> String {
@@ -566,7 +598,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     let uplink_model = model.uplink(&model.networks[0]);
     let uplink = uplink_model.name.to_string();
     let mut seg = Segment::of(uplink_model);
-    let (router, uplink_addr, lan_addr, prefix) = (seg.router, seg.uplink, seg.lan, seg.prefix);
+    let (router, uplink_addr, prefix) = (seg.router, seg.uplink, seg.prefix);
     topo.run(
         &up,
         &format!("ip link add upbr type bridge\nip addr add {router}/{prefix} dev upbr\nip link set upbr up"),
@@ -578,18 +610,9 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     }
     topo.run(&lan, &format!("ip link add eth0 type veth peer name lup netns {up}"))?;
     topo.run(&up, "ip link set hup master upbr up\nip link set lup master upbr up")?;
-    let mut lan_script =
-        format!("ip addr add {lan_addr}/{prefix} dev eth0\nip link set eth0 up\nip route add default via {router}\n");
-    for n in &model.networks {
-        if let Some(v4) = &n.ipv4 {
-            // The LAN may try to reach guests directly through the host (it must be refused for
-            // NAT networks, allowed for routed ones).
-            lan_script.push_str(&format!("ip route add {} via {uplink_addr}\n", v4.subnet));
-            if matches!(n.mode, vnetgen::model::Mode::CustomRouted | vnetgen::model::Mode::Routed) {
-                // The static route the bundle's README asks the LAN router for.
-                topo.run(&up, &format!("ip route add {} via {uplink_addr}", v4.subnet))?;
-            }
-        }
+    let (mut lan_script, router_routes) = seg.lan_v4(&model);
+    if !router_routes.is_empty() {
+        topo.run(&up, &router_routes)?;
     }
     let v6 = model.networks.iter().any(|n| n.ipv6.is_some());
     if v6 {
@@ -608,15 +631,9 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     }
     topo.run(&lan, &lan_script)?;
     let busybox = saved.image.busybox.display().to_string();
-    // The LAN's DHCP server, for guests on a bridged network: .100–.149 of the segment.
-    let lan_dhcp: Vec<String> = if model.networks.iter().any(|n| n.mode == Mode::Bridged) {
-        let base = u32::from(router) & (u32::MAX << (32 - u32::from(prefix)));
-        let (a, b) = (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149));
-        vec![
-            format!("--dhcp-range={a},{b},{}", std::net::Ipv4Addr::from(u32::MAX << (32 - u32::from(prefix)))),
-            format!("--dhcp-leasefile={}", dir.join("lan.leases").display()),
-            "--dhcp-authoritative".to_string(),
-        ]
+    // The LAN's DHCP server, for guests on a bridged network.
+    let lan_dhcp = if model.networks.iter().any(|n| n.mode == Mode::Bridged) {
+        seg.dhcp_args(&dir.join("lan.leases"))
     } else {
         Vec::new()
     };

@@ -195,13 +195,7 @@ fn build(dir: &Path, distro: Distro) -> Result<()> {
     .run()
     .context("mmdebstrap (Debian package mmdebstrap) could not build the host root")?;
 
-    let write = |rel: &str, text: &str, mode: u32| -> Result<()> {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap())?;
-        fs::write(&p, text)?;
-        fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        Ok(())
-    };
+    let write = |rel: &str, text: &str, mode: u32| write_file(&root, rel, text, mode);
     write("usr/local/sbin/vt-agent", AGENT, 0o755)?;
     write("etc/systemd/system/vt-agent.service", AGENT_UNIT, 0o644)?;
     write("etc/systemd/system-generators/vt-prep", PREP, 0o755)?;
@@ -267,6 +261,15 @@ fn build(dir: &Path, distro: Distro) -> Result<()> {
         .run()
         .context("mkfs.ext4 (e2fsprogs)")?;
     fs::remove_dir_all(&root)?;
+    Ok(())
+}
+
+/// Writes `text` to `root/rel` with `mode`, creating the directories.
+pub(super) fn write_file(root: &Path, rel: &str, text: &str, mode: u32) -> Result<()> {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().context("a file needs a directory")?)?;
+    fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vnetgen::model::{Firewall, Mode, Stack, UplinkKind, UplinkV4};
+use vnetgen::model::{Firewall, Stack, UplinkKind, UplinkV4};
 use vnetgen::templates::sh_quote;
 
 /// How long a host may take from QEMU's start to `VT ready` after its reboot (two boots and an
@@ -45,26 +45,20 @@ pub struct HostScenario {
     pub name: String,
 }
 
-fn load_all(dir: &Path) -> Result<Vec<HostScenario>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let text = std::fs::read_to_string(&path)?;
-            let mut s: HostScenario =
-                serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            s.name = path.file_stem().context("scenario file name")?.to_string_lossy().into_owned();
-            out.push(s);
-        }
+impl scenario::Named for HostScenario {
+    fn set_name(&mut self, name: String) {
+        self.name = name;
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 pub fn run(opts: &Options) -> Result<(usize, usize)> {
     let repo = super::repo_root();
     let out_dir = repo.join("target/vm-tests-host");
-    let mut scenarios = load_all(&repo.join("vm-tests/host"))?;
+    let mut scenarios: Vec<HostScenario> = scenario::load_all(&repo.join("vm-tests/host"))?;
     for want in &opts.scenarios {
         anyhow::ensure!(scenarios.iter().any(|s| &s.name == want), "no scenario named {want:?} in vm-tests/host/");
     }
@@ -125,7 +119,7 @@ fn execute(
         bail!("a WiFi uplink is not run by the host tier yet");
     }
     let mut seg = Segment::of(uplink_model);
-    let (router, uplink_addr, lan_addr, prefix) = (seg.router, seg.uplink, seg.lan, seg.prefix);
+    let (router, uplink_addr, prefix) = (seg.router, seg.uplink, seg.prefix);
 
     // The host's NICs: the uplink, then one cable per guest.
     let uplink = HostNic {
@@ -188,29 +182,16 @@ fn execute(
         ));
     }
     topo.run(&sim, &script)?;
-    let mut lan_script =
-        format!("ip addr add {lan_addr}/{prefix} dev eth0\nip link set eth0 up\nip route add default via {router}\n");
-    for n in &model.networks {
-        if let Some(v4) = &n.ipv4 {
-            // The LAN may try to reach guests directly through the host (refused for NAT
-            // networks, allowed for routed ones, whose route the bundle's README asks for).
-            lan_script.push_str(&format!("ip route add {} via {uplink_addr}\n", v4.subnet));
-            if matches!(n.mode, Mode::CustomRouted | Mode::Routed) {
-                topo.run(&sim, &format!("ip route add {} via {uplink_addr}", v4.subnet))?;
-            }
-        }
-    }
+    let (lan_script, router_routes) = seg.lan_v4(&model);
     topo.run(&lan, &lan_script)?;
+    if !router_routes.is_empty() {
+        topo.run(&sim, &router_routes)?;
+    }
     let mut dhcp = Vec::new();
     if uplink_model.ipv4 == UplinkV4::Dhcp {
-        let base = u32::from(router) & (u32::MAX << (32 - u32::from(prefix)));
-        let (a, b) = (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149));
-        dhcp = vec![
-            format!("--dhcp-range={a},{b},{}", std::net::Ipv4Addr::from(u32::MAX << (32 - u32::from(prefix)))),
-            format!("--dhcp-host={},{uplink_addr}", uplink.mac),
-            format!("--dhcp-leasefile={}", dir.join("upstream.leases").display()),
-            "--dhcp-authoritative".to_string(),
-        ];
+        // The uplink's lease: always the harness's `{uplink}` address.
+        dhcp = seg.dhcp_args(&dir.join("upstream.leases"));
+        dhcp.push(format!("--dhcp-host={},{uplink_addr}", uplink.mac));
     }
     super::start_upstream(&mut topo, &sim, dir, &saved.image.busybox, router, dhcp)?;
 
@@ -310,13 +291,7 @@ fn write_prep(
     router: std::net::Ipv4Addr,
     seg: &Segment,
 ) -> Result<()> {
-    let write = |rel: &str, text: &str, mode: u32| -> Result<()> {
-        let p = prep.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap())?;
-        std::fs::write(&p, text)?;
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        Ok(())
-    };
+    let write = |rel: &str, text: &str, mode: u32| host_image::write_file(prep, rel, text, mode);
     // The NICs' names: udev applies these at boot, before any stack sees the links.
     for (i, nic) in std::iter::once(uplink).chain(cables).enumerate() {
         write(
@@ -499,9 +474,7 @@ impl HostVm {
     }
 
     fn lines(&self) -> Vec<String> {
-        std::fs::read(&self.results)
-            .map(|b| String::from_utf8_lossy(&b).lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
-            .unwrap_or_default()
+        qemu::report_lines(&self.results)
     }
 
     /// Sends the agent `command` (tagged with a fresh ID) and waits for its `VT <tag> <ID> …`

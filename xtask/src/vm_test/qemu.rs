@@ -249,6 +249,13 @@ pub fn restore(
     })
 }
 
+/// The lines an agent has written to its results port (a file) so far.
+pub fn report_lines(results: &Path) -> Vec<String> {
+    std::fs::read(results)
+        .map(|b| String::from_utf8_lossy(&b).lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// Makes the FIFOs `<ctl>.in` and `<ctl>.out` of a `-serial pipe:<ctl>` port and opens the one
 /// QEMU reads. Read-write: opening never blocks, and what is written waits in the pipe for QEMU.
 /// Keep the file open until QEMU has opened the pipe too (a pipe nobody holds loses its contents).
@@ -283,9 +290,7 @@ impl GuestRun {
 
     /// The agent's `VT ...` result lines so far.
     pub fn lines(&self) -> Vec<String> {
-        std::fs::read(&self.results)
-            .map(|b| String::from_utf8_lossy(&b).lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
-            .unwrap_or_default()
+        report_lines(&self.results)
     }
 
     /// The agent's line starting with `VT <tag> ` (e.g. `lease`, `v6`), and the address it reports

@@ -178,24 +178,36 @@ impl Check {
     }
 }
 
-/// Every scenario in `dir`, sorted by name.
-pub fn load_all(dir: &Path) -> Result<Vec<Scenario>> {
-    let mut out = Vec::new();
+/// A scenario file's data, named after its file (`vm-tests/NAME.yaml`).
+pub trait Named: serde::de::DeserializeOwned {
+    fn set_name(&mut self, name: String);
+    fn name(&self) -> &str;
+}
+
+impl Named for Scenario {
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Every scenario file (`*.yaml`) in `dir`, sorted by name.
+pub fn load_all<T: Named>(dir: &Path) -> Result<Vec<T>> {
+    let mut out: Vec<T> = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(load(&path)?);
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let mut s: T = serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            s.set_name(path.file_stem().context("scenario file name")?.to_string_lossy().into_owned());
+            out.push(s);
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(out)
-}
-
-pub fn load(path: &Path) -> Result<Scenario> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut s: Scenario = serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    s.name = path.file_stem().context("scenario file name")?.to_string_lossy().into_owned();
-    Ok(s)
 }
 
 /// The generic scenario for any profile (`vm-test --profile PATH`): per network with DHCP, one
