@@ -94,6 +94,13 @@ for _ in $(seq 360); do
 	if ! systemctl list-jobs --no-legend 2>/dev/null | grep -v vt-agent.service | grep -q .; then break; fi
 	sleep 0.5
 done
+# NetworkManager's startup and the zone changes it asks firewalld for run after their units
+# are up; under TCG firewalld may still be working through them (NetworkManager's own calls time
+# out, firewalld applies them later). firewalld answers a query only after what it has queued.
+if systemctl -q is-active NetworkManager.service; then timeout 120 nm-online -s -q -t 120; fi
+if systemctl -q is-active firewalld.service; then
+	say "firewalld zones: $(timeout 120 firewall-cmd --get-active-zones 2>&1 | tr '\n' ' ')"
+fi
 say "settled $(systemctl is-system-running 2>/dev/null) $(cut -d' ' -f1 /proc/uptime)"
 for c in $CABLES; do
 	nic=${c%%:*} br=${c#*:}
