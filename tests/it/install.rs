@@ -100,8 +100,21 @@ impl Rig {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Every file's bytes, and every directory (an empty one left behind is a difference too).
     fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
-        files_below(&self.root).into_iter().map(|f| (f.clone(), std::fs::read(self.root.join(&f)).unwrap())).collect()
+        let mut snap: BTreeMap<String, Vec<u8>> =
+            files_below(&self.root).into_iter().map(|f| (f.clone(), std::fs::read(self.root.join(&f)).unwrap())).collect();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    snap.insert(format!("{}/", p.strip_prefix(&self.root).unwrap().display()), Vec::new());
+                    dirs.push(p);
+                }
+            }
+        }
+        snap
     }
 }
 

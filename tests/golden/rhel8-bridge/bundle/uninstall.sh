@@ -39,6 +39,13 @@ restore_file() {
 		run rm -f "$dst"
 		run rm -f "$STATE_DIR/created/$rel"
 		say "removed /$rel"
+		# And the directories install.sh created for it, once empty.
+		local d
+		d=$(dirname "$rel")
+		while [ "$d" != . ] && [ -d "$STATE_DIR/created-dirs/$d" ]; do
+			if [ -d "$ROOT/$d" ] && [ -z "$(ls -A "$ROOT/$d")" ]; then run rmdir "$ROOT/$d"; fi
+			d=$(dirname "$d")
+		done
 	fi
 }
 
@@ -56,9 +63,16 @@ undefine_network() {
 		if virsh -q net-info "$name" >/dev/null 2>&1; then run virsh -q net-undefine "$name"; fi
 	elif [ -e "$STATE_DIR/libvirt/$name.orig.xml" ]; then
 		run virsh -q net-define "$STATE_DIR/libvirt/$name.orig.xml"
-		say "restored the previous definition of libvirt network $name (restart it to apply)"
+		local state="$STATE_DIR/libvirt/$name.orig.state"
+		if [ -e "$state" ] && ! grep -qx autostart "$state"; then run virsh -q net-autostart --disable "$name"; fi
+		if [ -e "$state" ] && ! grep -qx active "$state" && network_active "$name"; then
+			run virsh -q net-destroy "$name"
+			say "restored the previous definition of libvirt network $name (stopped, as it was)"
+		else
+			say "restored the previous definition of libvirt network $name (restart it to apply)"
+		fi
 	fi
-	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.sha256"
+	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
 }
 
 while [ $# -gt 0 ]; do

@@ -48,6 +48,13 @@ restore_file() {
 		run rm -f "$dst"
 		run rm -f "$STATE_DIR/created/$rel"
 		say "removed /$rel"
+		# And the directories install.sh created for it, once empty.
+		local d
+		d=$(dirname "$rel")
+		while [ "$d" != . ] && [ -d "$STATE_DIR/created-dirs/$d" ]; do
+			if [ -d "$ROOT/$d" ] && [ -z "$(ls -A "$ROOT/$d")" ]; then run rmdir "$ROOT/$d"; fi
+			d=$(dirname "$d")
+		done
 	fi
 }
 
@@ -101,6 +108,13 @@ backup_once() {
 		else
 			mkdir -p "$(dirname "$STATE_DIR/created/$rel")"
 			: >"$STATE_DIR/created/$rel"
+			# The directories it needs that do not exist yet: uninstall.sh removes them too.
+			local d
+			d=$(dirname "$rel")
+			while [ "$d" != . ] && [ ! -d "$ROOT/$d" ]; do
+				mkdir -p "$STATE_DIR/created-dirs/$d"
+				d=$(dirname "$d")
+			done
 		fi
 	fi
 	APPLIED+=("$rel")
@@ -206,6 +220,11 @@ define_network() {
 			if [ ! -e "$STATE_DIR/libvirt/$name.orig.xml" ] && [ ! -e "$STATE_DIR/libvirt/$name.created" ]; then
 				if virsh -q net-info "$name" >/dev/null 2>&1; then
 					virsh net-dumpxml --inactive "$name" >"$STATE_DIR/libvirt/$name.orig.xml"
+					# Whether it started with libvirtd and ran: uninstall.sh puts that back too.
+					{
+						if virsh -q net-info "$name" | grep -Eq '^Autostart: +yes'; then echo autostart; fi
+						if network_active "$name"; then echo active; fi
+					} >"$STATE_DIR/libvirt/$name.orig.state"
 				else
 					: >"$STATE_DIR/libvirt/$name.created"
 				fi
