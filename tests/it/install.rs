@@ -102,8 +102,10 @@ impl Rig {
 
     /// Every file's bytes, and every directory (an empty one left behind is a difference too).
     fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut snap: BTreeMap<String, Vec<u8>> =
-            files_below(&self.root).into_iter().map(|f| (f.clone(), std::fs::read(self.root.join(&f)).unwrap())).collect();
+        let mut snap: BTreeMap<String, Vec<u8>> = files_below(&self.root)
+            .into_iter()
+            .map(|f| (f.clone(), std::fs::read(self.root.join(&f)).unwrap()))
+            .collect();
         let mut dirs = vec![self.root.clone()];
         while let Some(d) = dirs.pop() {
             for e in std::fs::read_dir(&d).unwrap() {
