@@ -34,6 +34,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("nft", "nftables"),
     ("dnsmasq", "dnsmasq-base"),
     ("xz", "xz-utils"),
+    ("zstd", "zstd"),
     ("ip", "iproute2"),
     ("dpkg-deb", "dpkg"),
     ("libvirtd", "libvirt-daemon-system"),

@@ -429,21 +429,32 @@ fn find_vmlinuz(kroot: &Path) -> Result<(String, PathBuf)> {
 }
 
 const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
+const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
 
-/// The uncompressed ELF kernel inside an xz-compressed bzImage. The payload is located through the
-/// boot protocol header (setup_sects, payload_offset, payload_length) or else by its magic bytes;
-/// `xz --single-stream` ignores the size word the kernel build appends.
+/// The uncompressed ELF kernel inside an xz- (Debian 12) or zstd-compressed (Debian 13) bzImage.
+/// The payload is located through the boot protocol header (setup_sects, payload_offset,
+/// payload_length) or else by its magic bytes; `xz --single-stream` ignores the size word the
+/// kernel build appends, and zstd reads the one frame the payload's length covers.
 pub(super) fn extract_vmlinux(sh: &Shell, bz: &[u8], work: &Path) -> Result<Vec<u8>> {
-    ensure!(find_tool("xz").is_some(), "xz not found (apt-get install xz-utils)");
-    let start = bzimage_payload(bz)
-        .filter(|&(s, _)| bz[s..].starts_with(XZ_MAGIC))
-        .map(|(s, _)| s)
-        .or_else(|| bz.windows(XZ_MAGIC.len()).position(|w| w == XZ_MAGIC))
-        .context("no xz stream in the bzImage")?;
-    // From a file: with --single-stream xz stops reading early, which would break a pipe.
-    let payload = work.join("payload.xz");
-    fs::write(&payload, &bz[start..])?;
-    let elf = run(cmd!(sh, "timeout -k 10 {TIMEOUT} xz -dc --single-stream {payload}"))?;
+    let header = bzimage_payload(bz);
+    let elf = if let Some((start, len)) = header.filter(|&(s, _)| bz[s..].starts_with(ZSTD_MAGIC)) {
+        ensure!(find_tool("zstd").is_some(), "zstd not found (apt-get install zstd)");
+        // The kernel build appends the uncompressed size after the frame: leave it out.
+        let payload = work.join("payload.zst");
+        fs::write(&payload, &bz[start..start + len - 4])?;
+        run(cmd!(sh, "timeout -k 10 {TIMEOUT} zstd -dcq {payload}"))?
+    } else {
+        ensure!(find_tool("xz").is_some(), "xz not found (apt-get install xz-utils)");
+        let start = header
+            .filter(|&(s, _)| bz[s..].starts_with(XZ_MAGIC))
+            .map(|(s, _)| s)
+            .or_else(|| bz.windows(XZ_MAGIC.len()).position(|w| w == XZ_MAGIC))
+            .context("no xz or zstd stream in the bzImage")?;
+        // From a file: with --single-stream xz stops reading early, which would break a pipe.
+        let payload = work.join("payload.xz");
+        fs::write(&payload, &bz[start..])?;
+        run(cmd!(sh, "timeout -k 10 {TIMEOUT} xz -dc --single-stream {payload}"))?
+    };
     ensure!(elf.starts_with(b"\x7fELF"), "the bzImage's payload is not an ELF file");
     ensure!(has_pvh_note(&elf), "the vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
     Ok(elf)
