@@ -4,6 +4,11 @@
 # tar) into /: what the host had before the bundle came — its NICs' names, its uplink's own
 # configuration, the services its distribution enables, the agent's settings. Later boots find
 # /var/lib/vt/prepped and do nothing.
+# systemd 254 and later (Debian 13) run generators in a mount namespace of their own where /var
+# and /usr are read-only: unpack in PID 1's.
+if [ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ]; then
+	exec nsenter -t 1 -m -- "$0" "$@"
+fi
 [ -e /var/lib/vt/prepped ] && exit 0
 [ -b /dev/vdb ] || exit 0
 mkdir -p /var/lib/vt
