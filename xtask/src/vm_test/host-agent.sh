@@ -6,7 +6,8 @@
 # disk, run the bundle's own install.sh non-interactively, reboot.
 # Boot 2 (after the reboot: what persists): cable the sibling guests' NICs into the bundle's
 # bridges (as libvirt enslaves a guest's tap), report `VT ready …`, then serve the harness's
-# commands: `probe ID IP PORT`, `mac ID DEV`, `dump`, `poweroff`.
+# commands: `probe ID IP PORT`, `mac ID DEV`, `uninstall ID` (runs uninstall.sh, compares /etc with
+# its state before install.sh), `dump`, `poweroff`.
 set -u
 exec 3>/dev/ttyS1
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
@@ -37,6 +38,28 @@ dump() {
 	tar -cf /dev/vdc -C "$STATE" logs && sync
 }
 
+# etc_state: what uninstall.sh must restore — every path under /etc with its type, mode,
+# owner and link target, and every file's content hash.
+etc_state() {
+	find /etc -xdev -printf '%y %m %u:%g %p -> %l\n' | sort
+	find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum
+}
+
+# uninstall: run the bundle's uninstall.sh; print `ok` or what differs from before install.sh.
+uninstall() {
+	local rc
+	(cd /root/bundle && ./uninstall.sh) </dev/null >"$STATE/logs/uninstall.log" 2>&1
+	rc=$?
+	etc_state >"$STATE/etc-after"
+	if [ "$rc" != 0 ]; then
+		echo "uninstall.sh failed (exit $rc): $(tail -n 2 "$STATE/logs/uninstall.log" | tr '\n' ' ')"
+	elif diff "$STATE/etc-before" "$STATE/etc-after" >"$STATE/logs/etc.diff"; then
+		echo ok
+	else
+		echo "differs: $(grep '^[<>]' "$STATE/logs/etc.diff" | head -n 12 | tr '\n' '|')"
+	fi
+}
+
 # probe IP PORT: connect, send an HTTP GET, print `open LAST-LINE`, `refused …` or `timeout`.
 probe() {
 	local out rc
@@ -51,14 +74,21 @@ probe() {
 	esac
 }
 
-case $n in
-1)
+# wait_uplink: until the uplink has its IPv4 address (a WiFi uplink first associates), then
+# report it.
+wait_uplink() {
 	for _ in $(seq 240); do
 		if ip -4 -o addr show dev "$UPLINK" 2>/dev/null | grep -q ' inet '; then break; fi
 		sleep 0.5
 	done
 	say "uplink $(ip -4 -o addr show dev "$UPLINK" 2>/dev/null | awk '{print $4}' | head -n 1)"
+}
+
+case $n in
+1)
+	wait_uplink
 	rm -rf /root/bundle
+	etc_state >"$STATE/etc-before"
 	if ! tar -xf /dev/vdb -C /root bundle; then
 		say "fatal cannot unpack the bundle"
 		dump
@@ -102,6 +132,7 @@ if systemctl -q is-active firewalld.service; then
 	say "firewalld zones: $(timeout 120 firewall-cmd --get-active-zones 2>&1 | tr '\n' ' ')"
 fi
 say "settled $(systemctl is-system-running 2>/dev/null) $(cut -d' ' -f1 /proc/uptime)"
+wait_uplink
 for c in $CABLES; do
 	nic=${c%%:*} br=${c#*:}
 	for _ in $(seq 120); do
@@ -147,6 +178,9 @@ while read -r cmd a b c <&4; do
 	dump)
 		dump
 		say dumped
+		;;
+	uninstall)
+		say "uninstall $a $(uninstall)"
 		;;
 	poweroff)
 		say bye

@@ -30,6 +30,14 @@ use vnetgen::templates::sh_quote;
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// The host VM's uplink MAC, unless the profile gives one.
 const UPLINK_MAC: &str = "52:54:00:a0:00:01";
+/// A WiFi uplink: the host's first mac80211_hwsim radio (the module's fixed address for radio
+/// 0); the access point's backhaul NIC (see `host-ap.sh`).
+const WIFI_MAC: &str = "02:00:00:00:00:00";
+const BACKHAUL_MAC: &str = "52:54:00:a0:00:02";
+/// The access point's network.
+const SSID: &str = "vt-cafe";
+const PSK: &str = "vt-cafe-passphrase";
+const AP: &str = include_str!("host-ap.sh");
 
 /// A host-tier scenario (`vm-tests/host/*.yaml`): a profile, installed on a fresh host of
 /// `distro`, checked with the generic checks of its modes (`scenario::generic`).
@@ -38,6 +46,9 @@ const UPLINK_MAC: &str = "52:54:00:a0:00:01";
 pub struct HostScenario {
     /// Built-in profile name, or a path relative to the repository.
     pub profile: String,
+    /// The fresh host's release: `debian-12` (the default) or `debian-13`.
+    #[serde(default)]
+    pub distro: host_image::Distro,
     /// Deliberately broken bundles, as in the netns tier.
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -68,7 +79,10 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
     let start = Instant::now();
     let cache = repo.join("target/vm-image");
     let image = super::image::build(&cache)?;
-    let host = host_image::ensure(&cache, host_image::Distro::Debian12)?;
+    let mut distros: Vec<host_image::Distro> = scenarios.iter().map(|s| s.distro).collect();
+    distros.sort();
+    distros.dedup();
+    let hosts = distros.iter().map(|&d| host_image::ensure(&cache, d)).collect::<Result<Vec<_>>>()?;
     let accel = qemu::choose(&opts.accel, &image, &out_dir.join("kvm-probe"))?;
     let saved = qemu::save(&image, accel, &out_dir.join("saved-guest"))?;
     let setup = start.elapsed();
@@ -76,16 +90,17 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
     // A host VM uses both cores of this machine while it boots: one run at a time by default.
     let results = super::run_jobs(&jobs, Some(opts.jobs.unwrap_or(1)), opts.keep, &|job| {
         let s = &scenarios[job.scenario];
+        let host = hosts.iter().find(|h| h.distro == s.distro).expect("an image per distro");
         super::verdict(job.label.clone(), &job.dir, job.mutation, |checks| {
-            execute(s, job, opts.keep, &saved, &host, checks)
+            execute(s, job, opts.keep, &saved, host, checks)
         })
     });
     super::summarize(
         &results,
         &out_dir,
         &format!(
-            "setup (guest image, {} host image, accel {}, boot and save) {:.1}s",
-            host.distro.name(),
+            "setup (guest image, host images {}, accel {}, boot and save) {:.1}s",
+            distros.iter().map(|d| d.name()).collect::<Vec<_>>().join(" "),
             accel.name(),
             setup.as_secs_f64()
         ),
@@ -94,11 +109,12 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
 }
 
 /// A host NIC: its MAC, its name inside the host (the profile's for the uplink), the tap that
-/// backs it, and for a guest's cable the bridge the agent puts it in after the reboot.
+/// backs it (none for a WiFi radio), and for a guest's cable the bridge the agent puts it in
+/// after the reboot.
 struct HostNic {
     mac: String,
     name: String,
-    tap: String,
+    tap: Option<String>,
     bridge: Option<String>,
 }
 
@@ -115,26 +131,34 @@ fn execute(
     let s = scenario::generic(&hs.profile, &model);
     anyhow::ensure!(!s.guests.is_empty(), "{}: no network with DHCP to boot a guest on", hs.profile);
     let uplink_model = model.uplink(&model.networks[0]);
-    if uplink_model.kind == UplinkKind::Wifi {
-        bail!("a WiFi uplink is not run by the host tier yet");
-    }
     let mut seg = Segment::of(uplink_model);
     let (router, uplink_addr, prefix) = (seg.router, seg.uplink, seg.prefix);
 
-    // The host's NICs: the uplink, then one cable per guest.
+    // The host's NICs: the uplink (on the upstream segment's tap `hup`, or for WiFi a radio
+    // whose access point's backhaul is on it), then one cable per guest.
+    let wifi = uplink_model.kind == UplinkKind::Wifi;
     let uplink = HostNic {
-        mac: uplink_model.mac.as_ref().map_or(UPLINK_MAC.to_string(), |m| m.to_string()),
+        mac: match (&uplink_model.mac, wifi) {
+            (Some(m), _) => m.to_string(),
+            (None, true) => WIFI_MAC.to_string(),
+            (None, false) => UPLINK_MAC.to_string(),
+        },
         name: uplink_model.name.to_string(),
-        tap: "hup".into(),
+        tap: (!wifi).then(|| "hup".into()),
         bridge: None,
     };
+    if wifi {
+        anyhow::ensure!(uplink.mac == WIFI_MAC, "a WiFi uplink's MAC is its radio's ({WIFI_MAC}) in the host tier");
+    }
+    let backhaul =
+        wifi.then(|| HostNic { mac: BACKHAUL_MAC.into(), name: "vtap0".into(), tap: Some("hup".into()), bridge: None });
     let mut cables = Vec::new();
     for (gi, g) in s.guests.iter().enumerate() {
         let net = model.networks.iter().find(|n| n.name.as_str() == g.network).context("guest's network")?;
         cables.push(HostNic {
             mac: format!("52:54:00:a0:01:{gi:02x}"),
             name: format!("vtc{gi}"),
-            tap: format!("hc{gi}"),
+            tap: Some(format!("hc{gi}")),
             bridge: Some(net.bridge.to_string()),
         });
     }
@@ -149,7 +173,9 @@ fn execute(
         // The report says so: this host is Debian, the profile's distribution is not.
         install_args.push("--skip-host-check");
     }
-    write_prep(&prep, &model, image, &uplink, &cables, &install_args, router, &seg)?;
+    let nics: Vec<&HostNic> = std::iter::once(&uplink).chain(&backhaul).chain(&cables).collect();
+    let bundle_text = text_below(&bundle_dir.join("host"))?;
+    write_prep(&prep, &model, image, &nics, &bundle_text, &install_args, router, &seg)?;
     let tar = dir.join("scenario.tar");
     let out = std::process::Command::new("tar")
         .args(["--owner=0", "--group=0", "--sort=name", "-cf"])
@@ -168,9 +194,8 @@ fn execute(
     let lan = topo.add_ns("lan")?;
     let mut script = format!(
         "ip link add upbr type bridge\nip addr add {router}/{prefix} dev upbr\nip link set upbr up\n\
-         ip tuntap add dev {tap} mode tap\nip link set {tap} master upbr up\n\
-         ip link add lup type veth peer name eth0 netns {lan}\nip link set lup master upbr up\n",
-        tap = uplink.tap
+         ip tuntap add dev hup mode tap\nip link set hup master upbr up\n\
+         ip link add lup type veth peer name eth0 netns {lan}\nip link set lup master upbr up\n"
     );
     for (gi, c) in cables.iter().enumerate() {
         // The cable: the host's NIC and the guest's, on one L2 bridge.
@@ -178,7 +203,7 @@ fn execute(
             "ip link add cb{gi} type bridge\nip link set cb{gi} up\n\
              ip tuntap add dev {tap} mode tap\nip link set {tap} master cb{gi} up\n\
              ip tuntap add dev vtg{gi} mode tap\nip link set vtg{gi} master cb{gi} up\n",
-            tap = c.tap
+            tap = c.tap.as_deref().context("a cable has a tap")?
         ));
     }
     topo.run(&sim, &script)?;
@@ -197,7 +222,7 @@ fn execute(
 
     // The host VM: install, reboot, cable the guests in.
     let start_host = Instant::now();
-    let vm = HostVm::start(&mut topo, &sim, image, saved.accel, dir, &uplink, &cables, &tar, &logs)?;
+    let vm = HostVm::start(&mut topo, &sim, image, saved.accel, dir, &nics, &tar, &logs)?;
     let mut seen = 0;
     let ready = wait_for("the host to install the bundle, reboot and report VT ready", READY_TIMEOUT, || {
         topo.check_alive()?;
@@ -239,6 +264,21 @@ fn execute(
         guests.iter().try_fold(true, |all, g| Ok(g.has("VT ready")? && all))
     })?;
     results.extend(super::check_all(&s, &seg, &guests, &topo, &vm, &lan)?);
+    if mutation.is_none() {
+        // The way back: uninstall.sh leaves /etc as it found it, and the host still online.
+        let answer = vm.ask("uninstall", "-", Duration::from_secs(300))?;
+        results.push(CheckResult {
+            desc: "uninstall.sh puts every file under /etc back as it was before install.sh".into(),
+            ok: answer == "ok",
+            detail: answer,
+        });
+        let p = vm.probe(&router.to_string(), 80)?;
+        results.push(CheckResult {
+            desc: format!("after uninstall.sh the host still reaches the upstream {router}:80"),
+            ok: matches!(p, Probe::Open(_)),
+            detail: format!("{p:?}"),
+        });
+    }
     if results.iter().any(|r| !r.ok) {
         vm.dump(&mut topo, dir)?;
     }
@@ -285,15 +325,16 @@ fn write_prep(
     prep: &Path,
     model: &vnetgen::model::Profile,
     image: &HostImage,
-    uplink: &HostNic,
-    cables: &[HostNic],
+    nics: &[&HostNic],
+    bundle_text: &str,
     install_args: &[&str],
     router: std::net::Ipv4Addr,
     seg: &Segment,
 ) -> Result<()> {
     let write = |rel: &str, text: &str, mode: u32| host_image::write_file(prep, rel, text, mode);
+    let uplink = nics[0];
     // The NICs' names: udev applies these at boot, before any stack sees the links.
-    for (i, nic) in std::iter::once(uplink).chain(cables).enumerate() {
+    for (i, nic) in nics.iter().enumerate() {
         write(
             &format!("etc/systemd/network/05-vt-nic{i}.link"),
             &format!("[Match]\nMACAddress={}\n\n[Link]\nName={}\n", nic.mac, nic.name),
@@ -302,9 +343,35 @@ fn write_prep(
     }
     let name = &uplink.name;
     let (addr, len) = (seg.uplink, seg.prefix);
-    let dhcp = model.host.uplinks.iter().find(|u| u.name.as_str() == name).map(|u| &u.ipv4) == Some(&UplinkV4::Dhcp);
+    let up = model.host.uplinks.iter().find(|u| u.name.as_str() == name).context("the uplink is the profile's")?;
+    let dhcp = up.ipv4 == UplinkV4::Dhcp;
+    let wifi = up.kind == UplinkKind::Wifi;
+    if wifi {
+        // The access point the WiFi uplink joins (host-ap.sh), started on every boot.
+        write("usr/local/sbin/vt-ap", AP, 0o755)?;
+        write(
+            "etc/vt/hostapd.conf",
+            &format!(
+                "interface=wlan\nbridge=apbr\ndriver=nl80211\nssid={SSID}\nhw_mode=g\nchannel=6\n\
+                 wpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase={PSK}\n"
+            ),
+            0o600,
+        )?;
+        write(
+            "etc/systemd/system/vt-ap.service",
+            "[Unit]\nDescription=vnetgen vm-test: the WiFi access point in front of the upstream\n\
+             DefaultDependencies=no\nAfter=systemd-udevd.service local-fs.target\n\
+             Before=network-pre.target\nWants=network-pre.target\n\n\
+             [Service]\nExecStart=/usr/local/sbin/vt-ap\n\n[Install]\nWantedBy=multi-user.target\n",
+            0o644,
+        )?;
+        link(prep, "etc/systemd/system/multi-user.target.wants/vt-ap.service", "/etc/systemd/system/vt-ap.service")?;
+    }
     // The uplink's own configuration, as the distribution's installer (or the user) left it.
     match model.host.stack {
+        Stack::Ifupdown | Stack::Netplan if wifi => {
+            bail!("a WiFi uplink on {:?} is not run by the host tier yet", model.host.stack)
+        }
         Stack::Ifupdown => {
             let body = if dhcp {
                 format!("auto {name}\niface {name} inet dhcp\n")
@@ -319,6 +386,19 @@ fn write_prep(
             } else {
                 format!("Address={addr}/{len}\nGateway={router}\nDNS={router}\n")
             };
+            if wifi {
+                // What a networkd host joins WiFi with: wpa_supplicant@IF.service.
+                write(
+                    &format!("etc/wpa_supplicant/wpa_supplicant-{name}.conf"),
+                    &format!("ctrl_interface=/run/wpa_supplicant\nnetwork={{\n\tssid=\"{SSID}\"\n\tpsk=\"{PSK}\"\n\tkey_mgmt=WPA-PSK\n}}\n"),
+                    0o600,
+                )?;
+                link(
+                    prep,
+                    &format!("etc/systemd/system/multi-user.target.wants/wpa_supplicant@{name}.service"),
+                    "/usr/lib/systemd/system/wpa_supplicant@.service",
+                )?;
+            }
             write(
                 "etc/systemd/network/50-uplink.network",
                 &format!("[Match]\nName={name}\n\n[Network]\n{net}"),
@@ -331,10 +411,17 @@ fn write_prep(
             } else {
                 format!("method=manual\naddress1={addr}/{len},{router}\ndns={router};\n")
             };
+            let kind = if wifi {
+                format!(
+                    "wifi\n\n[wifi]\nmode=infrastructure\nssid={SSID}\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk={PSK}"
+                )
+            } else {
+                "ethernet".to_string()
+            };
             write(
                 "etc/NetworkManager/system-connections/uplink.nmconnection",
                 &format!(
-                    "[connection]\nid=uplink\ntype=ethernet\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\nmethod=ignore\n"
+                    "[connection]\nid=uplink\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\nmethod=ignore\n"
                 ),
                 0o600,
             )?;
@@ -365,15 +452,20 @@ fn write_prep(
         }
     }
     write("etc/resolv.conf", &format!("nameserver {router}\n"), 0o644)?;
+    if model.host.distro == vnetgen::profile::Distro::Arch {
+        // Arch keeps every binary in /usr/bin, and an Arch bundle's units name them there;
+        // Debian keeps these in /usr/sbin. The Arch host's layout, for what the bundle names.
+        for tool in SBIN_TOOLS.iter().filter(|t| bundle_text.contains(&format!("/usr/bin/{t}"))) {
+            link(prep, &format!("usr/bin/{tool}"), &format!("/usr/sbin/{tool}"))?;
+        }
+    }
     for unit in default_units(model) {
-        for (link, target) in image.enable_links(unit)? {
-            let p = prep.join(link);
-            std::fs::create_dir_all(p.parent().unwrap())?;
-            std::os::unix::fs::symlink(target, &p).with_context(|| format!("linking {link}"))?;
+        for (l, target) in image.enable_links(unit)? {
+            link(prep, l, target)?;
         }
     }
     let cabling: Vec<String> =
-        cables.iter().filter_map(|c| c.bridge.as_ref().map(|b| format!("{}:{b}", c.name))).collect();
+        nics.iter().filter_map(|c| c.bridge.as_ref().map(|b| format!("{}:{b}", c.name))).collect();
     write(
         "var/lib/vt/scenario.conf",
         &format!(
@@ -385,6 +477,33 @@ fn write_prep(
         0o644,
     )?;
     Ok(())
+}
+
+/// The text of every file below `dir`, concatenated.
+fn text_below(dir: &Path) -> Result<String> {
+    let mut out = String::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for p in super::list(&d)? {
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(&p)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tools Debian installs in /usr/sbin that Arch has in /usr/bin.
+const SBIN_TOOLS: &[&str] =
+    &["nft", "dnsmasq", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "sysctl"];
+
+/// Makes the symlink `root/rel` → `target`.
+fn link(root: &Path, rel: &str, target: &str) -> Result<()> {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().context("a link needs a directory")?)?;
+    std::os::unix::fs::symlink(target, &p).with_context(|| format!("linking {rel}"))
 }
 
 /// The running host VM: its agent's results on ttyS1, its commands on ttyS2 (a pipe).
@@ -402,8 +521,7 @@ impl HostVm {
         image: &HostImage,
         accel: qemu::Accel,
         dir: &Path,
-        uplink: &HostNic,
-        cables: &[HostNic],
+        nics: &[&HostNic],
         tar: &Path,
         logs: &Path,
     ) -> Result<HostVm> {
@@ -456,10 +574,10 @@ impl HostVm {
             "-serial".into(),
             format!("pipe:{}", p(&dir.join("host.ctl"))),
         ]);
-        for (i, nic) in std::iter::once(uplink).chain(cables).enumerate() {
+        for (i, (nic, tap)) in nics.iter().filter_map(|n| Some((n, n.tap.as_ref()?))).enumerate() {
             argv.extend([
                 "-netdev".into(),
-                format!("tap,id=n{i},ifname={},script=no,downscript=no", nic.tap),
+                format!("tap,id=n{i},ifname={tap},script=no,downscript=no"),
                 "-device".into(),
                 format!("virtio-net-pci,netdev=n{i},mac={}", nic.mac),
             ]);

@@ -1,0 +1,47 @@
+#!/bin/bash
+# vnetgen vm-test, host tier: the WiFi access point in front of the upstream, for a scenario whose
+# uplink is WiFi (the café's access point, not part of the host: prep/ installs it, the bundle
+# never sees it). Run by vt-ap.service on every boot, before the network stack starts.
+#
+# mac80211_hwsim gives the host two radios on one simulated medium. The second radio
+# (02:00:00:00:01:00) moves into the network namespace `vtap` with the host VM's backhaul NIC
+# `vtap0` (cabled to the upstream segment); hostapd runs a WPA2 network there and bridges it to
+# the backhaul. The first radio is the host's own WiFi uplink, configured by the profile's stack.
+set -eu
+modprobe mac80211_hwsim radios=2
+phy="" n=0
+while [ -z "$phy" ]; do
+	for p in /sys/class/ieee80211/*; do
+		if [ "$(cat "$p/macaddress" 2>/dev/null)" = 02:00:00:00:01:00 ]; then phy=${p##*/}; fi
+	done
+	n=$((n + 1))
+	if [ -z "$phy" ] && [ "$n" -gt 200 ]; then
+		echo "vt-ap: no second mac80211_hwsim radio" >&2
+		exit 1
+	fi
+	[ -n "$phy" ] || sleep 0.1
+done
+# udev names the backhaul NIC (a .link file) shortly after it appears.
+n=0
+until [ -e /sys/class/net/vtap0 ]; do
+	n=$((n + 1))
+	if [ "$n" -gt 300 ]; then
+		echo "vt-ap: no backhaul NIC vtap0" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+ip netns add vtap
+iw phy "$phy" set netns name vtap
+ip link set vtap0 netns vtap
+ip -n vtap link set lo up
+ip -n vtap link add apbr type bridge
+ip -n vtap link set vtap0 master apbr up
+ip -n vtap link set apbr up
+wlan=$(ip netns exec vtap iw dev | awk '$1 == "Interface" { print $2; exit }')
+[ -n "$wlan" ] || {
+	echo "vt-ap: the access point's radio has no interface" >&2
+	exit 1
+}
+sed "s/^interface=.*/interface=$wlan/" /etc/vt/hostapd.conf >/run/vt-hostapd.conf
+exec ip netns exec vtap hostapd /run/vt-hostapd.conf
