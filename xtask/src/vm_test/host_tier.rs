@@ -8,10 +8,14 @@
 //! runs `install.sh --yes`, reboots, and after the reboot cables the sibling guests' NICs into the
 //! bundle's bridges (as libvirt enslaves a guest's tap). The guests are restored copies of the
 //! netns tier's saved guest; every check runs after the reboot, so what did not persist fails.
+//! Last, the host runs the bundle's uninstall.sh and compares /etc with its state before
+//! install.sh (type, mode, owner, link target, content of every path).
 //!
 //! Topology, all inside namespaces this run creates: `sim` holds the uplink's segment (bridge
 //! `upbr` with the upstream router 203.0.113.1: HTTP, DNS and the uplink's DHCP) and one L2 cable
-//! bridge per guest; `lan` is a client on the uplink's segment.
+//! bridge per guest; `lan` is a client on the uplink's segment. A WiFi uplink is the host VM's
+//! first mac80211_hwsim radio; the tap on `upbr` then backs the access point's backhaul NIC
+//! (`host-ap.sh`: hostapd on the second radio, in a namespace inside the host VM).
 
 use super::host_image::{self, HostImage};
 use super::scenario::{self, Mutation};
