@@ -230,7 +230,7 @@ fn build(dir: &Path, distro: Distro) -> Result<()> {
     // Under TCG every module udev loads for the emulated board costs seconds of boot, and
     // Debian 13's systemd-ssh-generator probes AF_VSOCK: none of it is networking.
     write("etc/modprobe.d/vt-board.conf", BOARD_BLACKLIST, 0o644)?;
-    std::os::unix::fs::symlink("/dev/null", root.join("etc/systemd/system-generators/systemd-ssh-generator"))?;
+    link_file(&root, "etc/systemd/system-generators/systemd-ssh-generator", "/dev/null")?;
     // The journal of the install boot survives the reboot (the logs of a failed run include it).
     fs::create_dir_all(root.join("var/log/journal"))?;
     cmd!(sh, "systemctl --root={root} enable -q vt-agent.service").run()?;
@@ -302,6 +302,13 @@ pub(super) fn write_file(root: &Path, rel: &str, text: &str, mode: u32) -> Resul
     fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
     fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     Ok(())
+}
+
+/// Makes the symlink `root/rel` → `target`, creating the directories.
+pub(super) fn link_file(root: &Path, rel: &str, target: &str) -> Result<()> {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().context("a link needs a directory")?)?;
+    std::os::unix::fs::symlink(target, &p).with_context(|| format!("linking {}", p.display()))
 }
 
 /// Every symlink under the root's /etc/systemd/system: (path inside the root, target).

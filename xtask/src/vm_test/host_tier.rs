@@ -178,8 +178,7 @@ fn execute(
         install_args.push("--skip-host-check");
     }
     let nics: Vec<&HostNic> = std::iter::once(&uplink).chain(&backhaul).chain(&cables).collect();
-    let bundle_text = text_below(&bundle_dir.join("host"))?;
-    write_prep(&prep, &model, image, &nics, &bundle_text, &install_args, router, &seg)?;
+    write_prep(&prep, &model, image, &nics, &install_args, router, &seg)?;
     let tar = dir.join("scenario.tar");
     let out = std::process::Command::new("tar")
         .args(["--owner=0", "--group=0", "--sort=name", "-cf"])
@@ -330,12 +329,12 @@ fn write_prep(
     model: &vnetgen::model::Profile,
     image: &HostImage,
     nics: &[&HostNic],
-    bundle_text: &str,
     install_args: &[&str],
     router: std::net::Ipv4Addr,
     seg: &Segment,
 ) -> Result<()> {
     let write = |rel: &str, text: &str, mode: u32| host_image::write_file(prep, rel, text, mode);
+    let link = host_image::link_file;
     let uplink = nics[0];
     // The NICs' names: udev applies these at boot, before any stack sees the links.
     for (i, nic) in nics.iter().enumerate() {
@@ -456,11 +455,12 @@ fn write_prep(
         }
     }
     write("etc/resolv.conf", &format!("nameserver {router}\n"), 0o644)?;
-    if model.host.distro == vnetgen::profile::Distro::Arch {
-        // Arch keeps every binary in /usr/bin, and an Arch bundle's units name them there;
-        // Debian keeps these in /usr/sbin. The Arch host's layout, for what the bundle names.
-        for tool in SBIN_TOOLS.iter().filter(|t| bundle_text.contains(&format!("/usr/bin/{t}"))) {
-            link(prep, &format!("usr/bin/{tool}"), &format!("/usr/sbin/{tool}"))?;
+    // Where the profile's distribution keeps a system tool the bundle's units name (Arch: in
+    // /usr/bin), the tool is there too, as on that distribution.
+    for tool in DEBIAN_SBIN_ONLY {
+        let path = model.host.sbin(tool);
+        if path != format!("/usr/sbin/{tool}") {
+            link(prep, path.trim_start_matches('/'), &format!("/usr/sbin/{tool}"))?;
         }
     }
     for unit in default_units(model) {
@@ -483,32 +483,9 @@ fn write_prep(
     Ok(())
 }
 
-/// The text of every file below `dir`, concatenated.
-fn text_below(dir: &Path) -> Result<String> {
-    let mut out = String::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for p in super::list(&d)? {
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                out.push_str(&String::from_utf8_lossy(&std::fs::read(&p)?));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Tools Debian installs in /usr/sbin that Arch has in /usr/bin.
-const SBIN_TOOLS: &[&str] =
-    &["nft", "dnsmasq", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "sysctl"];
-
-/// Makes the symlink `root/rel` → `target`.
-fn link(root: &Path, rel: &str, target: &str) -> Result<()> {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().context("a link needs a directory")?)?;
-    std::os::unix::fs::symlink(target, &p).with_context(|| format!("linking {rel}"))
-}
+/// The tools bundles name by `Host::sbin` that Debian has in /usr/sbin only (`ip`, also named
+/// so, is in /usr/bin on Debian too).
+const DEBIAN_SBIN_ONLY: &[&str] = &["nft", "dnsmasq", "sysctl"];
 
 /// The running host VM: its agent's results on ttyS1, its commands on ttyS2 (a pipe).
 struct HostVm {
