@@ -252,7 +252,11 @@ pub fn restore(
 /// The lines an agent has written to its results port (a file) so far.
 pub fn report_lines(results: &Path) -> Vec<String> {
     std::fs::read(results)
-        .map(|b| String::from_utf8_lossy(&b).lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
+        .map(|b| {
+            // Complete lines only: a line still being written would be read as an answer cut short.
+            let complete = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+            String::from_utf8_lossy(&b[..complete]).lines().map(|l| l.trim_end_matches('\r').to_string()).collect()
+        })
         .unwrap_or_default()
 }
 
