@@ -49,6 +49,10 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let mut files: Vec<String> = Vec::new();
     // Interface names this bundle defines; no other interfaces file may define them too.
     let mut names: Vec<String> = Vec::new();
+    // Uplinks that become bridge ports: install.sh takes over their stanzas in
+    // /etc/network/interfaces (where Debian's installer configures the uplink); no file in
+    // interfaces.d may define them.
+    let mut ports: Vec<String> = Vec::new();
     // (comment, when_changed, lines) of the apply steps, added after the check.
     let mut apply: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut undo: Vec<String> = Vec::new();
@@ -69,22 +73,32 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         let ifdown_bridge = format!("if ifquery --state {bridge} >/dev/null 2>&1; then run ifdown {bridge}; fi");
         names.push(n.bridge.to_string());
         if n.mode == Mode::Bridged {
-            let up = sh_quote(p.uplink(n).name.as_str());
-            names.push(p.uplink(n).name.to_string());
-            // TODO(staged apply): this drops the uplink's addresses before the bridge takes them
-            // over, so an SSH session over that uplink stalls until the bridge is up (or for good
-            // if it fails); an SSH-safe staged apply with automatic rollback comes later.
+            let name = p.uplink(n).name.as_str();
+            let up = sh_quote(name);
+            ports.push(name.to_string());
+            // The uplink goes down with its own stanza (a DHCP client releases its lease), its
+            // stanza in /etc/network/interfaces is commented out (backed up: uninstall.sh and
+            // the connectivity guard's rollback put it back and bring the uplink up again), and
+            // the bridge comes up with the addressing.
+            let mut lines = vec![
+                ifdown_bridge.clone(),
+                format!("if ifquery --state {up} >/dev/null 2>&1; then run ifdown --force {up}; fi"),
+            ];
+            lines.extend(take_over(name, n.bridge.as_str()));
+            lines.push(format!("run ip address flush dev {up} scope global"));
+            lines.push(ifup_bridge);
             apply.push((
-                format!("Move {}'s addressing onto bridge {} (interrupts traffic on {0}).", p.uplink(n).name, n.bridge),
+                format!("Move {name}'s addressing onto bridge {} (interrupts traffic on {name}).", n.bridge),
                 path.clone(),
-                vec![
-                    ifdown_bridge.clone(),
-                    format!("if ifquery --state {up} >/dev/null 2>&1; then run ifdown --force {up}; fi"),
-                    format!("run ip address flush dev {up} scope global"),
-                    ifup_bridge,
-                ],
+                lines,
             ));
             undo.push(ifdown_bridge);
+            plan.undo_after(
+                &format!("Bring {name} up again with its own configuration (restored above), if it has one."),
+                vec![format!(
+                    "if ifquery {up} >/dev/null 2>&1 && ! ifquery --state {up} >/dev/null 2>&1; then run ifup {up}; fi"
+                )],
+            );
         } else {
             let dummy = n.dummy_name();
             names.push(dummy.clone());
@@ -107,13 +121,17 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     if files.is_empty() {
         return Ok(());
     }
+    if !ports.is_empty() {
+        // Backed up by `take_over`'s `track`: uninstall.sh and rollback restore it.
+        plan.track("etc/network/interfaces");
+    }
     plan.require("ifup", "ifupdown");
     plan.require("brctl", "bridge-utils");
     plan.step(
         "Check that /etc/network/interfaces reads interfaces.d and that no other ifupdown file \
          configures the interfaces of this bundle (ifupdown would run both).",
         &[],
-        source_check(&files, &names),
+        source_check(&files, &names, &ports),
     );
     for (comment, path, lines) in apply {
         plan.step(&comment, &[&path], lines);
@@ -122,28 +140,73 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     Ok(())
 }
 
+/// Shell lines that comment out the stanza of `port` in `/etc/network/interfaces` (its `iface`
+/// stanza with its options, and `port` in `auto`/`allow-*` lines), after `track` backed the file
+/// up; a second run finds nothing left to change.
+fn take_over(port: &str, bridge: &str) -> Vec<String> {
+    let file = "\"$ROOT/etc/network/interfaces\"";
+    let note = sh_quote(&format!("# vnetgen: bridge {bridge} took over {port}: "));
+    // A line starting with a keyword ends the stanza before it; option lines (and blank or
+    // comment lines) inside `port`'s stanza are commented out with it.
+    let program = sh_quote(
+        "/^[[:space:]]*(iface|mapping|auto|allow-[^[:space:]]+|source|source-directory|rename|no-auto-down|no-scripts)([[:space:]]|$)/ { stanza = ($1 == \"iface\" && $2 == ifc) }\n\
+         \tstanza { print note $0; next }\n\
+         \t/^[[:space:]]*(auto|allow-[^[:space:]]+)[[:space:]]/ {\n\
+         \t\trest = \"\"; hit = 0\n\
+         \t\tfor (i = 2; i <= NF; i++) if ($i == ifc) hit = 1; else rest = rest \" \" $i\n\
+         \t\tif (hit) { print note $0; if (rest != \"\") print $1 rest; next }\n\
+         \t}\n\
+         \t{ print }",
+    );
+    vec![
+        "track etc/network/interfaces".into(),
+        "if [ \"$DRY_RUN\" = 1 ]; then".into(),
+        format!("\tsay {}", sh_quote(&format!("would comment out {port}'s stanza in /etc/network/interfaces"))),
+        format!("elif [ -f {file} ]; then"),
+        format!("\tawk -v ifc={} -v note={note} {program} {file} >{file}.vnetgen-new", sh_quote(port)),
+        format!("\tcat {file}.vnetgen-new >{file}"),
+        format!("\trm -f {file}.vnetgen-new"),
+        "fi".into(),
+        "settle etc/network/interfaces".into(),
+    ]
+}
+
 /// Shell lines failing with a clear message when `/etc/network/interfaces` does not source
-/// `interfaces.d`, or when another interfaces file already defines one of `names`.
-fn source_check(files: &[String], names: &[String]) -> Vec<String> {
-    let alternatives: Vec<String> = names.iter().map(|n| n.replace('.', "\\.")).collect();
-    let pattern = format!("^[[:space:]]*iface[[:space:]]+({})[[:space:]]", alternatives.join("|"));
-    let mut grep = vec!["grep -EHn".to_string(), sh_quote(&pattern), "\"$ROOT/etc/network/interfaces\"".into()];
-    grep.push("-r \"$ROOT/etc/network/interfaces.d\"".into());
+/// `interfaces.d`, when another interfaces file already defines one of the bridges `names`, or
+/// when a file in interfaces.d defines one of the uplinks `ports` (install.sh takes over their
+/// stanzas in /etc/network/interfaces only).
+fn source_check(files: &[String], names: &[String], ports: &[String]) -> Vec<String> {
+    let iface = |names: &[String]| {
+        let alternatives: Vec<String> = names.iter().map(|n| n.replace('.', "\\.")).collect();
+        sh_quote(&format!("^[[:space:]]*iface[[:space:]]+({})[[:space:]]", alternatives.join("|")))
+    };
+    let mut excludes = String::new();
     for f in files {
         let base = f.rsplit('/').next().unwrap_or(f);
-        grep.push(format!("--exclude={}", sh_quote(base)));
+        excludes.push_str(&format!(" --exclude={}", sh_quote(base)));
     }
     let sourced = sh_quote(
         "^[[:space:]]*(source[[:space:]]+(/etc/network/)?interfaces\\.d/\\*|source-directory[[:space:]]+(/etc/network/)?interfaces\\.d/?)[[:space:]]*$",
     );
-    vec![
+    let mut lines = vec![
         format!("if ! grep -Eq {sourced} \"$ROOT/etc/network/interfaces\" 2>/dev/null; then"),
         "\tdie \"/etc/network/interfaces does not read /etc/network/interfaces.d: add the line 'source /etc/network/interfaces.d/*' to it, then run install.sh again\"".into(),
         "fi".into(),
-        format!("if {} 2>/dev/null; then", grep.join(" ")),
-        "\tdie \"the interfaces above are already configured in another ifupdown file: remove those stanzas (the bridge takes over the uplink's addressing), then run install.sh again\"".into(),
+        format!(
+            "if grep -EHn {} \"$ROOT/etc/network/interfaces\" -r \"$ROOT/etc/network/interfaces.d\"{excludes} 2>/dev/null; then",
+            iface(names)
+        ),
+        "\tdie \"the bridges above are already configured in another ifupdown file: remove those stanzas (this bundle defines them), then run install.sh again\"".into(),
         "fi".into(),
-    ]
+    ];
+    if !ports.is_empty() {
+        lines.extend([
+            format!("if grep -EHn {} -r \"$ROOT/etc/network/interfaces.d\"{excludes} 2>/dev/null; then", iface(ports)),
+            "\tdie \"the uplinks above are configured in interfaces.d: move those stanzas to /etc/network/interfaces (install.sh takes them over there, and uninstall.sh gives them back) or remove them, then run install.sh again\"".into(),
+            "fi".into(),
+        ]);
+    }
+    lines
 }
 
 fn custom_network(p: &Profile, n: &Network) -> Vec<Stanza> {

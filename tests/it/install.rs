@@ -354,3 +354,42 @@ fn netplan_bundles_leave_networkmanagers_own_files_alone_and_say_what_to_do() {
     .unwrap();
     ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], None));
 }
+
+#[test]
+fn ifupdown_bundles_take_over_the_installers_uplink_stanza_and_give_it_back() {
+    let rig = Rig::new("workstation-ethernet-bridge");
+    // /etc/network/interfaces as Debian's installer writes it.
+    let installer = "# The loopback network interface\nauto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n\n\
+                     # The primary network interface\nallow-hotplug enp0s31f6\niface enp0s31f6 inet dhcp\n\tpost-up true\n";
+    write(&rig.root, "etc/network/interfaces", installer);
+    let before = rig.snapshot();
+    let text = ok(&rig.run("install.sh", &["--dry-run", "--skip-preflight"], None));
+    assert!(text.contains("would comment out enp0s31f6's stanza in /etc/network/interfaces"), "{text}");
+    assert_eq!(rig.snapshot(), before, "dry run changed files");
+
+    ok(&rig.run("install.sh", &["--skip-preflight", "--yes"], None));
+    let taken = std::fs::read_to_string(rig.root.join("etc/network/interfaces")).unwrap();
+    let note = "# vnetgen: bridge br0 took over enp0s31f6: ";
+    assert_eq!(
+        taken,
+        format!(
+            "# The loopback network interface\nauto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n\n\
+             # The primary network interface\n{note}allow-hotplug enp0s31f6\n{note}iface enp0s31f6 inet dhcp\n{note}\tpost-up true\n"
+        )
+    );
+    let calls = rig.calls();
+    let (down, up) = (calls.find("ifdown --force enp0s31f6").unwrap(), calls.find("ifup br0").unwrap());
+    assert!(down < up, "the uplink goes down (with its own stanza) before the bridge comes up:\n{calls}");
+    let text = ok(&rig.run("install.sh", &["--skip-preflight", "--yes"], None));
+    assert!(text.contains("nothing to do"), "a second run changed something again:\n{text}");
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(rig.snapshot(), before, "uninstall did not give the uplink its stanza back");
+
+    // A stanza for the uplink in interfaces.d is not taken over: install.sh stops and says why.
+    write(&rig.root, "etc/network/interfaces.d/uplink", "iface enp0s31f6 inet dhcp\n");
+    let before = rig.snapshot();
+    let out = rig.run("install.sh", &["--skip-preflight", "--yes"], None);
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && log.contains("the uplinks above are configured in interfaces.d"), "{log}");
+    assert_eq!(rig.snapshot(), before, "files changed although install.sh stopped:\n{log}");
+}

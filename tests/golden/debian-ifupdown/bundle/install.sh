@@ -390,14 +390,33 @@ fi
 if ! grep -Eq '^[[:space:]]*(source[[:space:]]+(/etc/network/)?interfaces\.d/\*|source-directory[[:space:]]+(/etc/network/)?interfaces\.d/?)[[:space:]]*$' "$ROOT/etc/network/interfaces" 2>/dev/null; then
 	die "/etc/network/interfaces does not read /etc/network/interfaces.d: add the line 'source /etc/network/interfaces.d/*' to it, then run install.sh again"
 fi
-if grep -EHn '^[[:space:]]*iface[[:space:]]+(br0|enp1s0|virbr10|virbr10-dummy|virbr11|virbr11-dummy)[[:space:]]' "$ROOT/etc/network/interfaces" -r "$ROOT/etc/network/interfaces.d" --exclude=vnetgen-br0 --exclude=vnetgen-virbr10 --exclude=vnetgen-virbr11 2>/dev/null; then
-	die "the interfaces above are already configured in another ifupdown file: remove those stanzas (the bridge takes over the uplink's addressing), then run install.sh again"
+if grep -EHn '^[[:space:]]*iface[[:space:]]+(br0|virbr10|virbr10-dummy|virbr11|virbr11-dummy)[[:space:]]' "$ROOT/etc/network/interfaces" -r "$ROOT/etc/network/interfaces.d" --exclude=vnetgen-br0 --exclude=vnetgen-virbr10 --exclude=vnetgen-virbr11 2>/dev/null; then
+	die "the bridges above are already configured in another ifupdown file: remove those stanzas (this bundle defines them), then run install.sh again"
+fi
+if grep -EHn '^[[:space:]]*iface[[:space:]]+(enp1s0)[[:space:]]' -r "$ROOT/etc/network/interfaces.d" --exclude=vnetgen-br0 --exclude=vnetgen-virbr10 --exclude=vnetgen-virbr11 2>/dev/null; then
+	die "the uplinks above are configured in interfaces.d: move those stanzas to /etc/network/interfaces (install.sh takes them over there, and uninstall.sh gives them back) or remove them, then run install.sh again"
 fi
 
 # Move enp1s0's addressing onto bridge br0 (interrupts traffic on enp1s0).
 if changed etc/network/interfaces.d/vnetgen-br0; then
 	if ifquery --state br0 >/dev/null 2>&1; then run ifdown br0; fi
 	if ifquery --state enp1s0 >/dev/null 2>&1; then run ifdown --force enp1s0; fi
+	track etc/network/interfaces
+	if [ "$DRY_RUN" = 1 ]; then
+		say 'would comment out enp1s0'\''s stanza in /etc/network/interfaces'
+	elif [ -f "$ROOT/etc/network/interfaces" ]; then
+		awk -v ifc=enp1s0 -v note='# vnetgen: bridge br0 took over enp1s0: ' '/^[[:space:]]*(iface|mapping|auto|allow-[^[:space:]]+|source|source-directory|rename|no-auto-down|no-scripts)([[:space:]]|$)/ { stanza = ($1 == "iface" && $2 == ifc) }
+	stanza { print note $0; next }
+	/^[[:space:]]*(auto|allow-[^[:space:]]+)[[:space:]]/ {
+		rest = ""; hit = 0
+		for (i = 2; i <= NF; i++) if ($i == ifc) hit = 1; else rest = rest " " $i
+		if (hit) { print note $0; if (rest != "") print $1 rest; next }
+	}
+	{ print }' "$ROOT/etc/network/interfaces" >"$ROOT/etc/network/interfaces".vnetgen-new
+		cat "$ROOT/etc/network/interfaces".vnetgen-new >"$ROOT/etc/network/interfaces"
+		rm -f "$ROOT/etc/network/interfaces".vnetgen-new
+	fi
+	settle etc/network/interfaces
 	run ip address flush dev enp1s0 scope global
 	run ifup br0
 fi

@@ -117,6 +117,7 @@ undefine_network cnat
 undefine_network croute
 
 # Put back every file.
+restore_file etc/network/interfaces
 restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 restore_file etc/systemd/system/vnetgen-nftables.service
 restore_file etc/vnetgen/nftables.nft
@@ -132,6 +133,9 @@ restore_file etc/sysctl.d/60-vnetgen.conf
 
 # The forwarding settings stay in effect until the next boot.
 say 'kernel forwarding settings stay in effect until the next boot'
+
+# Bring enp1s0 up again with its own configuration (restored above), if it has one.
+if ifquery enp1s0 >/dev/null 2>&1 && ! ifquery --state enp1s0 >/dev/null 2>&1; then run ifup enp1s0; fi
 
 # Forget the removed unit.
 run systemctl daemon-reload

@@ -101,10 +101,14 @@ undefine_network lan
 undefine_network default
 
 # Put back every file.
+restore_file etc/network/interfaces
 restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 restore_file etc/network/interfaces.d/vnetgen-br0
 restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
 restore_file etc/sysctl.d/61-vnetgen-bridge.conf
+
+# Bring enp0s31f6 up again with its own configuration (restored above), if it has one.
+if ifquery enp0s31f6 >/dev/null 2>&1 && ! ifquery --state enp0s31f6 >/dev/null 2>&1; then run ifup enp0s31f6; fi
 
 # Forget the removed units.
 run systemctl daemon-reload
