@@ -88,7 +88,11 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             lines.push(format!("run ip address flush dev {up} scope global"));
             lines.push(ifup_bridge);
             apply.push((
-                format!("Move {name}'s addressing onto bridge {} (interrupts traffic on {name}).", n.bridge),
+                format!(
+                    "Move {name}'s addressing onto bridge {} (interrupts traffic on {name}); {name}'s own \
+                     stanza in /etc/network/interfaces, if any, is commented out (uninstall.sh restores it).",
+                    n.bridge
+                ),
                 path.clone(),
                 lines,
             ));

@@ -397,7 +397,7 @@ if grep -EHn '^[[:space:]]*iface[[:space:]]+(enp1s0)[[:space:]]' -r "$ROOT/etc/n
 	die "the uplinks above are configured in interfaces.d: move those stanzas to /etc/network/interfaces (install.sh takes them over there, and uninstall.sh gives them back) or remove them, then run install.sh again"
 fi
 
-# Move enp1s0's addressing onto bridge br0 (interrupts traffic on enp1s0).
+# Move enp1s0's addressing onto bridge br0 (interrupts traffic on enp1s0); enp1s0's own stanza in /etc/network/interfaces, if any, is commented out (uninstall.sh restores it).
 if changed etc/network/interfaces.d/vnetgen-br0; then
 	if ifquery --state br0 >/dev/null 2>&1; then run ifdown br0; fi
 	if ifquery --state enp1s0 >/dev/null 2>&1; then run ifdown --force enp1s0; fi

@@ -382,7 +382,7 @@ if grep -EHn '^[[:space:]]*iface[[:space:]]+(enp0s31f6)[[:space:]]' -r "$ROOT/et
 	die "the uplinks above are configured in interfaces.d: move those stanzas to /etc/network/interfaces (install.sh takes them over there, and uninstall.sh gives them back) or remove them, then run install.sh again"
 fi
 
-# Move enp0s31f6's addressing onto bridge br0 (interrupts traffic on enp0s31f6).
+# Move enp0s31f6's addressing onto bridge br0 (interrupts traffic on enp0s31f6); enp0s31f6's own stanza in /etc/network/interfaces, if any, is commented out (uninstall.sh restores it).
 if changed etc/network/interfaces.d/vnetgen-br0; then
 	if ifquery --state br0 >/dev/null 2>&1; then run ifdown br0; fi
 	if ifquery --state enp0s31f6 >/dev/null 2>&1; then run ifdown --force enp0s31f6; fi
