@@ -132,19 +132,26 @@ impl Segment {
     /// dnsmasq options for the segment's own DHCP server: .100–.149, leases in `leases`.
     fn dhcp_args(&self, leases: &Path) -> Vec<String> {
         let mask = u32::MAX << (32 - u32::from(self.prefix));
-        let base = u32::from(self.router) & mask;
-        let (a, b) = (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149));
+        let range = self.dhcp_range().replace('-', ",");
         vec![
-            format!("--dhcp-range={a},{b},{}", std::net::Ipv4Addr::from(mask)),
+            format!("--dhcp-range={range},{}", std::net::Ipv4Addr::from(mask)),
             format!("--dhcp-leasefile={}", leases.display()),
             "--dhcp-authoritative".to_string(),
         ]
     }
 
-    /// Replaces `{uplink}`, `{upstream}`, `{lan}` and `{guest:NAME}` (the guest's leased
-    /// address, once known) in a scenario string.
+    /// The range `dhcp_args` serves, as `first-last`.
+    fn dhcp_range(&self) -> String {
+        let mask = u32::MAX << (32 - u32::from(self.prefix));
+        let base = u32::from(self.router) & mask;
+        format!("{}-{}", std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149))
+    }
+
+    /// Replaces `{uplink}`, `{upstream}`, `{lan}`, `{lan-dhcp}` (the LAN's DHCP range) and
+    /// `{guest:NAME}` (the guest's leased address, once known) in a scenario string.
     fn expand(&self, s: &str) -> String {
         let mut out = s
+            .replace("{lan-dhcp}", &self.dhcp_range())
             .replace("{uplink}", &self.uplink.to_string())
             .replace("{upstream}", &self.router.to_string())
             .replace("{lan}", &self.lan.to_string());

@@ -3,11 +3,12 @@
 # multi-user.target. It reports `VT ...` lines on ttyS1 and takes commands on ttyS2.
 #
 # Boot 1 (the fresh host): wait for the uplink's address, unpack the bundle from the scenario
-# disk, run the bundle's own install.sh non-interactively, reboot.
+# disk, run the bundle's own install.sh non-interactively, reboot. With APPLY=ssh the harness
+# runs install.sh over SSH instead and then sends `reboot`.
 # Boot 2 (after the reboot: what persists): cable the sibling guests' NICs into the bundle's
 # bridges (as libvirt enslaves a guest's tap), report `VT ready …`, then serve the harness's
 # commands: `probe ID IP PORT`, `mac ID DEV`, `uninstall ID` (runs uninstall.sh, compares /etc with
-# its state before install.sh), `dump`, `poweroff`.
+# its state before install.sh), `compare ID` (only compares), `dump`, `reboot`, `poweroff`.
 set -u
 exec 3>/dev/ttyS1
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
@@ -15,7 +16,7 @@ say() { printf 'VT %s\n' "$*" >&3; }
 
 STATE=/var/lib/vt
 mkdir -p "$STATE/logs"
-UPLINK="" CABLES="" INSTALL_ARGS=""
+UPLINK="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1
 # shellcheck source=/dev/null
 [ -r "$STATE/scenario.conf" ] && . "$STATE/scenario.conf"
 n=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
@@ -50,13 +51,10 @@ uninstall() {
 	local rc
 	(cd /root/bundle && ./uninstall.sh) </dev/null >"$STATE/logs/uninstall.log" 2>&1
 	rc=$?
-	etc_state >"$STATE/etc-after"
 	if [ "$rc" != 0 ]; then
 		echo "uninstall.sh failed (exit $rc): $(tail -n 2 "$STATE/logs/uninstall.log" | tr '\n' ' ')"
-	elif diff "$STATE/etc-before" "$STATE/etc-after" >"$STATE/logs/etc.diff"; then
-		echo ok
 	else
-		echo "differs: $(grep '^[<>]' "$STATE/logs/etc.diff" | head -n 12 | tr '\n' '|')"
+		compare
 	fi
 }
 
@@ -74,14 +72,72 @@ probe() {
 	esac
 }
 
+# uplink_dev: the device with the uplink's addresses: the uplink, or the bridge it is a port of.
+uplink_dev() {
+	local m
+	m=$(readlink "/sys/class/net/$UPLINK/master" 2>/dev/null) && echo "${m##*/}" || echo "$UPLINK"
+}
+
 # wait_uplink: until the uplink has its IPv4 address (a WiFi uplink first associates), then
 # report it.
 wait_uplink() {
 	for _ in $(seq 240); do
-		if ip -4 -o addr show dev "$UPLINK" 2>/dev/null | grep -q ' inet '; then break; fi
+		if ip -4 -o addr show dev "$(uplink_dev)" 2>/dev/null | grep -q ' inet '; then break; fi
 		sleep 0.5
 	done
-	say "uplink $(ip -4 -o addr show dev "$UPLINK" 2>/dev/null | awk '{print $4}' | head -n 1)"
+	say "uplink $(uplink_dev) $(ip -4 -o addr show dev "$(uplink_dev)" 2>/dev/null | awk '{print $4}' | head -n 1)"
+}
+
+# compare: print `ok` or what differs in /etc from its state before install.sh.
+compare() {
+	etc_state >"$STATE/etc-after"
+	if diff "$STATE/etc-before" "$STATE/etc-after" >"$STATE/logs/etc.diff"; then
+		echo ok
+	else
+		echo "differs: $(grep '^[<>]' "$STATE/logs/etc.diff" | head -n 12 | tr '\n' '|')"
+	fi
+}
+
+# serve: answer the harness's commands on ttyS2 until `poweroff` or `reboot`.
+serve() {
+	exec 4</dev/ttyS2
+	stty -F /dev/ttyS2 raw -echo 2>/dev/null
+	while read -r cmd a b c <&4; do
+		case "$cmd" in
+		probe)
+			if [[ $b =~ ^[0-9a-fA-F.:]+$ ]] && [[ $c =~ ^[0-9]+$ ]]; then
+				say "probe $a $(probe "$b" "$c")"
+			else
+				say "probe $a error bad target"
+			fi
+			;;
+		mac)
+			if [[ $b =~ ^[A-Za-z0-9._-]+$ ]]; then
+				say "mac $a $(cat "/sys/class/net/$b/address" 2>/dev/null || echo none)"
+			fi
+			;;
+		dump)
+			dump
+			say dumped
+			;;
+		uninstall)
+			say "uninstall $a $(uninstall)"
+			;;
+		compare)
+			say "compare $a $(compare)"
+			;;
+		reboot)
+			say rebooting
+			systemctl --no-block reboot
+			exit 0
+			;;
+		poweroff)
+			say bye
+			systemctl --no-block poweroff
+			exit 0
+			;;
+		esac
+	done
 }
 
 case $n in
@@ -92,6 +148,12 @@ case $n in
 	if ! tar -xf /dev/vdb -C /root bundle; then
 		say "fatal cannot unpack the bundle"
 		dump
+		exit 0
+	fi
+	if [ "$APPLY" = ssh ]; then
+		# The harness installs the bundle over SSH, then asks for the reboot.
+		say "await-install"
+		serve
 		exit 0
 	fi
 	# shellcheck disable=SC2086 # INSTALL_ARGS is a list of fixed options
@@ -154,38 +216,9 @@ for c in $CABLES; do
 	done
 done
 for _ in $(seq 60); do
-	if [ -n "$(ss -Hlun 'sport = :67' 2>/dev/null)" ]; then break; fi
+	if [ "$DHCP_SERVER" = 0 ] || [ -n "$(ss -Hlun 'sport = :67' 2>/dev/null)" ]; then break; fi
 	sleep 0.5
 done
 say "ready $(cut -d' ' -f1 /proc/uptime)"
 
-exec 4</dev/ttyS2
-stty -F /dev/ttyS2 raw -echo 2>/dev/null
-while read -r cmd a b c <&4; do
-	case "$cmd" in
-	probe)
-		if [[ $b =~ ^[0-9a-fA-F.:]+$ ]] && [[ $c =~ ^[0-9]+$ ]]; then
-			say "probe $a $(probe "$b" "$c")"
-		else
-			say "probe $a error bad target"
-		fi
-		;;
-	mac)
-		if [[ $b =~ ^[A-Za-z0-9._-]+$ ]]; then
-			say "mac $a $(cat "/sys/class/net/$b/address" 2>/dev/null || echo none)"
-		fi
-		;;
-	dump)
-		dump
-		say dumped
-		;;
-	uninstall)
-		say "uninstall $a $(uninstall)"
-		;;
-	poweroff)
-		say bye
-		systemctl --no-block poweroff
-		exit 0
-		;;
-	esac
-done
+serve

@@ -53,12 +53,36 @@ pub struct HostScenario {
     /// The fresh host's release: `debian-12` (the default) or `debian-13`.
     #[serde(default)]
     pub distro: host_image::Distro,
+    /// How install.sh runs: by the host's agent on its console (the default), or over SSH.
+    #[serde(default)]
+    pub apply: Apply,
     /// Deliberately broken bundles, as in the netns tier.
     #[serde(default)]
     pub mutations: Vec<Mutation>,
     #[serde(skip)]
     pub name: String,
 }
+
+/// How a host scenario installs its bundle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Apply {
+    /// The agent runs `install.sh --yes` on boot 1, then reboots.
+    #[default]
+    Agent,
+    /// An admin in a namespace behind the upstream router runs install.sh over SSH as a user
+    /// would, without `--yes`: the change must be confirmed from a new SSH session within
+    /// `CONFIRM_TIMEOUT` (then the host reboots and the checks run), or install.sh's watchdog
+    /// rolls it back (then the rollback is checked instead).
+    Ssh,
+}
+
+/// `--confirm-timeout` of an install over SSH: long enough for install.sh's apply steps and a
+/// new SSH session under TCG.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
+/// The admin's namespace, behind the upstream router.
+const ADMIN: &str = "198.51.100.10";
+const ADMIN_ROUTER: &str = "198.51.100.1";
 
 impl scenario::Named for HostScenario {
     fn set_name(&mut self, name: String) {
@@ -178,7 +202,22 @@ fn execute(
         install_args.push("--skip-host-check");
     }
     let nics: Vec<&HostNic> = std::iter::once(&uplink).chain(&backhaul).chain(&cables).collect();
-    write_prep(&prep, &model, image, &nics, &install_args, router, &seg)?;
+    write_prep(&prep, &model, image, &nics, &install_args, router, &seg, hs.apply)?;
+    let key = dir.join("ssh-key");
+    if hs.apply == Apply::Ssh {
+        // The admin's key, authorized for root as on a server one administers over SSH.
+        let _ = std::fs::remove_file(&key);
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "vt-admin", "-f"])
+            .arg(&key)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr).trim());
+        let public = std::fs::read_to_string(key.with_extension("pub"))?;
+        host_image::write_file(&prep, "root/.ssh/authorized_keys", &public, 0o600)?;
+        for d in ["root", "root/.ssh"] {
+            std::fs::set_permissions(prep.join(d), std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
+    }
     let tar = dir.join("scenario.tar");
     let out = std::process::Command::new("tar")
         .args(["--owner=0", "--group=0", "--sort=name", "-cf"])
@@ -210,15 +249,47 @@ fn execute(
         ));
     }
     topo.run(&sim, &script)?;
+    let admin = if hs.apply == Apply::Ssh {
+        // The admin's network, one hop behind the upstream router (so the host's default route,
+        // the thing a wrong gateway breaks, carries the SSH session).
+        let adm = topo.add_ns("adm")?;
+        topo.run(
+            &sim,
+            &format!(
+                "sysctl -qw net.ipv4.ip_forward=1
+ip link add adm type veth peer name eth0 netns {adm}
+                 ip addr add {ADMIN_ROUTER}/24 dev adm
+ip link set adm up
+"
+            ),
+        )?;
+        topo.run(
+            &adm,
+            &format!(
+                "ip link set lo up
+ip addr add {ADMIN}/24 dev eth0
+ip link set eth0 up
+                 ip route add default via {ADMIN_ROUTER}
+"
+            ),
+        )?;
+        Some(adm)
+    } else {
+        None
+    };
     let (lan_script, router_routes) = seg.lan_v4(&model);
     topo.run(&lan, &lan_script)?;
     if !router_routes.is_empty() {
         topo.run(&sim, &router_routes)?;
     }
     let mut dhcp = Vec::new();
-    if uplink_model.ipv4 == UplinkV4::Dhcp {
-        // The uplink's lease: always the harness's `{uplink}` address.
+    let bridged = model.networks.iter().any(|n| n.mode == vnetgen::model::Mode::Bridged);
+    if uplink_model.ipv4 == UplinkV4::Dhcp || bridged {
+        // The LAN's DHCP server: the uplink's lease (always the harness's `{uplink}` address)
+        // and the bridged guests'.
         dhcp = seg.dhcp_args(&dir.join("upstream.leases"));
+    }
+    if uplink_model.ipv4 == UplinkV4::Dhcp {
         dhcp.push(format!("--dhcp-host={},{uplink_addr}", uplink.mac));
     }
     super::start_upstream(&mut topo, &sim, dir, &saved.image.busybox, router, dhcp)?;
@@ -227,26 +298,42 @@ fn execute(
     let start_host = Instant::now();
     let vm = HostVm::start(&mut topo, &sim, image, saved.accel, dir, &nics, &tar, &logs)?;
     let mut seen = 0;
-    let ready = wait_for("the host to install the bundle, reboot and report VT ready", READY_TIMEOUT, || {
-        topo.check_alive()?;
-        let lines = vm.lines();
-        for l in lines.iter().skip(seen) {
-            if !l.starts_with("VT install: ") {
-                eprintln!("vm-test: [{label}] host {:.0}s: {l}", start_host.elapsed().as_secs_f64());
+    let mut report = |topo: &mut Topology, what: &str, line: &str| {
+        let done = wait_for(what, READY_TIMEOUT, || {
+            topo.check_alive()?;
+            let lines = vm.lines();
+            for l in lines.iter().skip(seen) {
+                if !l.starts_with("VT install: ") {
+                    eprintln!("vm-test: [{label}] host {:.0}s: {l}", start_host.elapsed().as_secs_f64());
+                }
             }
+            seen = lines.len();
+            if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
+                let install: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("VT install: ")).collect();
+                let tail = install[install.len().saturating_sub(8)..].join("\n  ");
+                bail!("the host reported `{f}`; install.sh's last lines:\n  {tail}");
+            }
+            Ok(lines.iter().any(|l| l.starts_with(line)))
+        });
+        if done.is_err() {
+            let _ = vm.dump(topo, dir);
         }
-        seen = lines.len();
-        if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
-            let install: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("VT install: ")).collect::<Vec<_>>();
-            let tail = install[install.len().saturating_sub(8)..].join("\n  ");
-            bail!("the host reported `{f}`; install.sh's last lines:\n  {tail}");
+        done.map(|_| ())
+    };
+    if let Some(adm) = &admin {
+        report(&mut topo, "the fresh host to boot and await the install over SSH", "VT await-install")?;
+        let ssh = Ssh { key: &key, host: uplink_addr.to_string(), ns: adm.clone() };
+        let confirmed = ssh_apply(&mut topo, &ssh, &vm, &model, &install_args, dir, label, results)?;
+        if !confirmed {
+            // Rolled back: what the rollback promises was checked; nothing to boot guests on.
+            if results.iter().any(|r| !r.ok) {
+                vm.dump(&mut topo, dir)?;
+            }
+            return Ok(());
         }
-        Ok(lines.iter().any(|l| l.starts_with("VT ready ")))
-    });
-    if let Err(e) = ready {
-        let _ = vm.dump(&mut topo, dir);
-        return Err(e);
+        vm.send("reboot")?;
     }
+    report(&mut topo, "the host to install the bundle, reboot and report VT ready", "VT ready ")?;
     for l in vm.lines().iter().filter(|l| l.starts_with("VT cable ") && l.contains("missing")) {
         eprintln!("vm-test: [{label}] {l}");
     }
@@ -286,6 +373,126 @@ fn execute(
         vm.dump(&mut topo, dir)?;
     }
     Ok(())
+}
+
+/// An SSH client in the admin's namespace, logging in to the host as root with the run's key.
+struct Ssh<'a> {
+    key: &'a Path,
+    host: String,
+    ns: String,
+}
+
+impl Ssh<'_> {
+    /// `ssh … root@HOST COMMAND`; BatchMode (no prompts), a fresh host key accepted.
+    fn argv(&self, command: &str) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["ssh".into(), "-i".into(), self.key.display().to_string()];
+        for o in [
+            "BatchMode=yes",
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "LogLevel=ERROR",
+            "ConnectTimeout=5",
+        ] {
+            argv.extend(["-o".into(), o.into()]);
+        }
+        argv.extend([format!("root@{}", self.host), command.into()]);
+        argv
+    }
+
+    /// A short session: its exit code and output (stdout and stderr), or `timeout`.
+    fn run(&self, topo: &Topology, command: &str, timeout: Duration) -> Result<(i32, String)> {
+        let script: Vec<String> = self.argv(command).iter().map(|a| sh_quote(a)).collect();
+        let out = topo.output(&self.ns, &format!("{} 2>&1", script.join(" ")), timeout)?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok((out.status.code().unwrap_or(-1), text))
+    }
+}
+
+/// The install over SSH (`Apply::Ssh`): the admin runs install.sh without `--yes` in one
+/// session and, once it has finished (or seems stuck), confirms from new sessions as its output
+/// asks. Returns whether the change was confirmed; if not, checks the rollback: the watchdog
+/// said so in its log, new sessions failed while the change was in place and work again, /etc
+/// is as before install.sh, and the first session still completed.
+#[allow(clippy::too_many_arguments)]
+fn ssh_apply(
+    topo: &mut Topology,
+    ssh: &Ssh<'_>,
+    vm: &HostVm,
+    model: &vnetgen::model::Profile,
+    install_args: &[&str],
+    dir: &Path,
+    label: &str,
+    results: &mut Vec<CheckResult>,
+) -> Result<bool> {
+    let timeout = CONFIRM_TIMEOUT.as_secs();
+    let command = format!("cd /root/bundle && ./install.sh --confirm-timeout {timeout} {}", install_args.join(" "));
+    let argv = ssh.argv(command.trim_end());
+    topo.spawn("ssh-install", &ssh.ns, &argv.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let log = dir.join("ssh-install.log");
+    let started = Instant::now();
+    let (mut status, mut confirmed, mut answer, mut refused) = (None, false, String::new(), 0);
+    // Until the first session has ended and a new one has confirmed or been told it was rolled
+    // back; a session that stalls ends when the rollback restores the route (TCP retransmits).
+    let limit = CONFIRM_TIMEOUT + Duration::from_secs(240);
+    wait_for("the install over SSH to end", limit, || {
+        if status.is_none() {
+            status = topo.finished("ssh-install")?;
+        }
+        let out = std::fs::read_to_string(&log).unwrap_or_default();
+        // No answer 30 s after the change began (or at all after 45 s): the admin tries anyway.
+        let waited = started.elapsed();
+        let stuck = waited > Duration::from_secs(45)
+            || (out.contains("it rolls back by itself") && waited > Duration::from_secs(30));
+        if answer.is_empty() && (out.contains("confirm from a new session") || stuck) {
+            // What the admin does next: a new session, which proves the host is reachable.
+            let (code, text) = ssh.run(topo, "/root/bundle/install.sh --confirm", Duration::from_secs(20))?;
+            eprintln!("vm-test: [{label}] a new SSH session after {:.0}s: exit {code}: {text}", started.elapsed().as_secs_f64());
+            if code == 0 {
+                confirmed = text.contains("confirmed: the new network configuration stays");
+                answer = text;
+            } else {
+                refused += 1;
+            }
+        }
+        Ok(status.is_some() && !answer.is_empty())
+    })?;
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+    results.push(CheckResult {
+        desc: format!(
+            "install.sh over SSH (no --yes, --confirm-timeout {timeout}) completes and its session survives the change"
+        ),
+        ok: status.is_some_and(|s| s.success()) && out.contains("done; undo with"),
+        detail: format!("{status:?}: {last}"),
+    });
+    results.push(CheckResult {
+        desc: "a new SSH session confirms the change within the confirm timeout".into(),
+        ok: confirmed,
+        detail: answer.clone(),
+    });
+    if confirmed {
+        return Ok(true);
+    }
+    // The rollback.
+    let state = format!("/var/lib/vnetgen/{}", model.name);
+    let (code, text) = ssh.run(topo, &format!("cat {}", sh_quote(&format!("{state}.rollback.log"))), Duration::from_secs(20))?;
+    results.push(CheckResult {
+        desc: "install.sh's watchdog rolled the unconfirmed change back by itself".into(),
+        ok: code == 0 && text.contains("not confirmed within") && text.contains("back as it was before install.sh"),
+        detail: text.lines().next().unwrap_or("").to_string(),
+    });
+    results.push(CheckResult {
+        desc: "while the change was in place new SSH sessions failed (the change cut the host off)".into(),
+        ok: refused > 0,
+        detail: format!("{refused} failed session(s); then: {answer}"),
+    });
+    let answer = vm.ask("compare", "-", Duration::from_secs(60))?;
+    results.push(CheckResult {
+        desc: "after the rollback every file under /etc is as it was before install.sh".into(),
+        ok: answer == "ok",
+        detail: answer,
+    });
+    Ok(false)
 }
 
 /// What `systemctl enable systemd-networkd` enables.
@@ -332,15 +539,19 @@ fn write_prep(
     install_args: &[&str],
     router: std::net::Ipv4Addr,
     seg: &Segment,
+    apply: Apply,
 ) -> Result<()> {
     let write = |rel: &str, text: &str, mode: u32| host_image::write_file(prep, rel, text, mode);
     let link = host_image::link_file;
     let uplink = nics[0];
-    // The NICs' names: udev applies these at boot, before any stack sees the links.
+    // The NICs' names: udev applies these at boot, before any stack sees the links. Matched by
+    // the NIC's permanent address: `MACAddress=` would also match a bridge that takes over the
+    // uplink's MAC, and udev would try to rename the bridge too (networkd then never
+    // configures it).
     for (i, nic) in nics.iter().enumerate() {
         write(
             &format!("etc/systemd/network/05-vt-nic{i}.link"),
-            &format!("[Match]\nMACAddress={}\n\n[Link]\nName={}\n", nic.mac, nic.name),
+            &format!("[Match]\nPermanentMACAddress={}\n\n[Link]\nName={}\n", nic.mac, nic.name),
             0o644,
         )?;
     }
@@ -376,12 +587,23 @@ fn write_prep(
             bail!("a WiFi uplink on {:?} is not run by the host tier yet", model.host.stack)
         }
         Stack::Ifupdown => {
-            let body = if dhcp {
-                format!("auto {name}\niface {name} inet dhcp\n")
+            // As Debian's installer writes it.
+            let iface = if dhcp {
+                format!("allow-hotplug {name}\niface {name} inet dhcp\n")
             } else {
-                format!("auto {name}\niface {name} inet static\n    address {addr}/{len}\n    gateway {router}\n")
+                format!("auto {name}\niface {name} inet static\n\taddress {addr}/{len}\n\tgateway {router}\n")
             };
-            write("etc/network/interfaces.d/uplink", &body, 0o644)?;
+            write(
+                "etc/network/interfaces",
+                &format!(
+                    "# This file describes the network interfaces available on your system\n\
+                     # and how to activate them. For more information, see interfaces(5).\n\n\
+                     source /etc/network/interfaces.d/*\n\n\
+                     # The loopback network interface\nauto lo\niface lo inet loopback\n\n\
+                     # The primary network interface\n{iface}"
+                ),
+                0o644,
+            )?;
         }
         Stack::Networkd => {
             let net = if dhcp {
@@ -473,10 +695,13 @@ fn write_prep(
     write(
         "var/lib/vt/scenario.conf",
         &format!(
-            "UPLINK={}\nCABLES={}\nINSTALL_ARGS={}\n",
+            "UPLINK={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\n",
             sh_quote(name),
             sh_quote(&cabling.join(" ")),
-            sh_quote(&install_args.join(" "))
+            sh_quote(&install_args.join(" ")),
+            if apply == Apply::Ssh { "ssh" } else { "agent" },
+            // Whether the host serves DHCP on a network of the bundle (boot 2 waits for it).
+            u8::from(model.networks.iter().any(|n| n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some())))
         ),
         0o644,
     )?;
@@ -596,6 +821,12 @@ impl HostVm {
             })
         })?;
         Ok(answer)
+    }
+
+    /// Sends the agent a command that has no answer (`reboot`).
+    fn send(&self, command: &str) -> Result<()> {
+        let mut c = self.control.lock().unwrap();
+        Ok(std::io::Write::write_all(&mut *c, format!("{command}\n").as_bytes())?)
     }
 
     /// Has the agent write its evidence (journal of both boots, ruleset, addresses, units) to

@@ -214,7 +214,9 @@ pub fn load_all<T: Named>(dir: &Path) -> Result<Vec<T>> {
 /// guest (with the MAC of the network's first fixed lease, if any, so forwards reach it) and the
 /// checks its mode promises: the lease; for NAT modes, masquerading, LAN → guest refused with a
 /// positive control from the host, and every declared forward; for routed modes, the guest's own
-/// address on the wire and the LAN reaching it; for isolated networks, no way out.
+/// address on the wire and the LAN reaching it; for isolated networks, no way out; for bridged
+/// networks, a lease from the LAN's DHCP server, the guest's own address seen outside and from the
+/// LAN, and the bridge keeping the uplink's MAC.
 pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
     use vnetgen::model::Mode;
     let mut guests = Vec::new();
@@ -228,10 +230,61 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         why: Some(why.to_string()),
     };
     for (i, n) in model.networks.iter().enumerate() {
-        let Some(dhcp) = n.ipv4.as_ref().and_then(|v| v.dhcp.as_ref()) else { continue };
         if n.mode == Mode::Bridged {
+            // The guest is a machine on the uplink's LAN: the LAN's DHCP server, the LAN's
+            // clients and the outside see its own address; the bridge keeps the uplink's MAC
+            // (so the host keeps its lease) and the host's own traffic moved onto the bridge.
+            let g = format!("g{i}");
+            guests.push(Guest {
+                name: g.clone(),
+                network: n.name.to_string(),
+                mac: format!("52:54:00:fe:00:{i:02x}"),
+                serve: vec![80],
+                v6: false,
+                duid: None,
+                setup: false,
+            });
+            let me = format!("{{guest:{g}}}");
+            checks.push(check(
+                CheckKind::Lease,
+                Some(&g),
+                None,
+                "{lan-dhcp}".into(),
+                "bridged: a lease from the LAN's DHCP server",
+            ));
+            checks.push(check(
+                CheckKind::GuestHttp,
+                Some(&g),
+                Some("{upstream}:80/cgi-bin/whoami".into()),
+                me.clone(),
+                "bridged: the guest reaches the outside with its own address (no NAT)",
+            ));
+            checks.push(check(
+                CheckKind::LanTcp,
+                None,
+                Some(format!("{me}:80")),
+                "port 80".into(),
+                "bridged: the LAN reaches the guest at its own address",
+            ));
+            checks.push(check(
+                CheckKind::HostTcp,
+                None,
+                Some("{upstream}:80".into()),
+                "open".into(),
+                "bridged: the host's own traffic leaves over the bridge",
+            ));
+            if let Some(mac) = model.uplink(n).mac.as_ref() {
+                checks.push(check(
+                    CheckKind::HostMac,
+                    None,
+                    Some(n.bridge.to_string()),
+                    mac.to_string(),
+                    "the bridge keeps the uplink's MAC (and so the host its lease)",
+                ));
+            }
             continue;
         }
+        let Some(dhcp) = n.ipv4.as_ref().and_then(|v| v.dhcp.as_ref()) else { continue };
         let g = format!("g{i}");
         let fixed = dhcp.hosts.first();
         let mac = fixed.map_or(format!("52:54:00:fe:00:{i:02x}"), |h| h.mac.to_string());

@@ -98,6 +98,17 @@ impl Topology {
         self.children.iter().find(|(n, _)| n == name).map(|(_, c)| c.id())
     }
 
+    /// The exit status of spawned process `name` once it has exited (it is then no longer
+    /// watched by `check_alive`): for processes that are meant to end, like an SSH session.
+    pub fn finished(&mut self, name: &str) -> Result<Option<std::process::ExitStatus>> {
+        let Some(i) = self.children.iter().position(|(n, _)| n == name) else { bail!("no process {name}") };
+        let status = self.children[i].1.try_wait()?;
+        if status.is_some() {
+            self.children.remove(i);
+        }
+        Ok(status)
+    }
+
     /// Fails if a spawned process has already exited (it should run until teardown).
     pub fn check_alive(&mut self) -> Result<()> {
         if Instant::now() > self.deadline {
