@@ -446,7 +446,10 @@ fn ssh_apply(
         if answer.is_empty() && (out.contains("confirm from a new session") || stuck) {
             // What the admin does next: a new session, which proves the host is reachable.
             let (code, text) = ssh.run(topo, "/root/bundle/install.sh --confirm", Duration::from_secs(20))?;
-            eprintln!("vm-test: [{label}] a new SSH session after {:.0}s: exit {code}: {text}", started.elapsed().as_secs_f64());
+            eprintln!(
+                "vm-test: [{label}] a new SSH session after {:.0}s: exit {code}: {text}",
+                started.elapsed().as_secs_f64()
+            );
             if code == 0 {
                 confirmed = text.contains("confirmed: the new network configuration stays");
                 answer = text;
@@ -475,7 +478,8 @@ fn ssh_apply(
     }
     // The rollback.
     let state = format!("/var/lib/vnetgen/{}", model.name);
-    let (code, text) = ssh.run(topo, &format!("cat {}", sh_quote(&format!("{state}.rollback.log"))), Duration::from_secs(20))?;
+    let (code, text) =
+        ssh.run(topo, &format!("cat {}", sh_quote(&format!("{state}.rollback.log"))), Duration::from_secs(20))?;
     results.push(CheckResult {
         desc: "install.sh's watchdog rolled the unconfirmed change back by itself".into(),
         ok: code == 0 && text.contains("not confirmed within") && text.contains("back as it was before install.sh"),
