@@ -43,6 +43,7 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "procps",
     "ifupdown",
+    "bridge-utils",
     "isc-dhcp-client",
     "network-manager",
     "netplan.io",
