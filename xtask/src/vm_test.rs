@@ -42,6 +42,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("nsenter", "util-linux"),
     ("tcpdump", "tcpdump"),
     ("mmdebstrap", "mmdebstrap"),
+    ("ssh", "openssh-client"),
+    ("ssh-keygen", "openssh-client"),
 ];
 
 /// The uplink's segment as the harness builds it: the profile's static addressing when it has

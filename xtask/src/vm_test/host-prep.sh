@@ -15,4 +15,11 @@ mkdir -p /var/lib/vt
 if tar -xf /dev/vdb -C / --strip-components=1 prep/ 2>/var/lib/vt/prep.err; then
 	: >/var/lib/vt/prepped
 fi
+# netplan's own generator runs next to this one and may have found /etc/netplan still empty:
+# generate again from the files just unpacked (into /run, before systemd-networkd starts). Its
+# generator binary itself: the `netplan` command may ask systemd for things, which waits for
+# the generators — this one included.
+if [ -x /usr/libexec/netplan/generate ]; then
+	/usr/libexec/netplan/generate 2>>/var/lib/vt/prep.err
+fi
 exit 0
