@@ -523,6 +523,12 @@ impl Host {
 }
 
 impl Profile {
+    /// The host directory where install.sh keeps its backups and state (`NAME.rollback.log`
+    /// next to it): `/var/lib/vnetgen/<name>`.
+    pub fn state_dir(&self) -> String {
+        format!("/var/lib/vnetgen/{}", self.name)
+    }
+
     pub fn uplink(&self, net: &Network) -> &Uplink {
         &self.host.uplinks[net.uplink]
     }

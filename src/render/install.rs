@@ -69,7 +69,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let ctx = Ctx {
         version: super::VERSION,
         profile: sh_quote(p.name.as_str()),
-        state_dir: sh_quote(&format!("/var/lib/vnetgen/{}", p.name)),
+        state_dir: sh_quote(&p.state_dir()),
         summary: format!(
             "{} {}, {} stack, {} firewall; libvirt networks {}",
             p.host.distro.as_str(),

@@ -134,26 +134,29 @@ impl Segment {
     /// dnsmasq options for the segment's own DHCP server: .100–.149, leases in `leases`.
     fn dhcp_args(&self, leases: &Path) -> Vec<String> {
         let mask = u32::MAX << (32 - u32::from(self.prefix));
-        let range = self.dhcp_range().replace('-', ",");
+        let (first, last) = self.dhcp_range();
         vec![
-            format!("--dhcp-range={range},{}", std::net::Ipv4Addr::from(mask)),
+            format!("--dhcp-range={first},{last},{}", std::net::Ipv4Addr::from(mask)),
             format!("--dhcp-leasefile={}", leases.display()),
             "--dhcp-authoritative".to_string(),
         ]
     }
 
-    /// The range `dhcp_args` serves, as `first-last`.
-    fn dhcp_range(&self) -> String {
+    /// The first and last address `dhcp_args` serves.
+    fn dhcp_range(&self) -> (std::net::Ipv4Addr, std::net::Ipv4Addr) {
         let mask = u32::MAX << (32 - u32::from(self.prefix));
         let base = u32::from(self.router) & mask;
-        format!("{}-{}", std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149))
+        (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149))
     }
 
     /// Replaces `{uplink}`, `{upstream}`, `{lan}`, `{lan-dhcp}` (the LAN's DHCP range) and
     /// `{guest:NAME}` (the guest's leased address, once known) in a scenario string.
     fn expand(&self, s: &str) -> String {
         let mut out = s
-            .replace("{lan-dhcp}", &self.dhcp_range())
+            .replace("{lan-dhcp}", &{
+                let (first, last) = self.dhcp_range();
+                format!("{first}-{last}")
+            })
             .replace("{uplink}", &self.uplink.to_string())
             .replace("{upstream}", &self.router.to_string())
             .replace("{lan}", &self.lan.to_string());

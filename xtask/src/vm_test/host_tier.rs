@@ -477,9 +477,8 @@ fn ssh_apply(
         return Ok(true);
     }
     // The rollback.
-    let state = format!("/var/lib/vnetgen/{}", model.name);
-    let (code, text) =
-        ssh.run(topo, &format!("cat {}", sh_quote(&format!("{state}.rollback.log"))), Duration::from_secs(20))?;
+    let rollback_log = format!("{}.rollback.log", model.state_dir());
+    let (code, text) = ssh.run(topo, &format!("cat {}", sh_quote(&rollback_log)), Duration::from_secs(20))?;
     results.push(CheckResult {
         desc: "install.sh's watchdog rolled the unconfirmed change back by itself".into(),
         ok: code == 0 && text.contains("not confirmed within") && text.contains("back as it was before install.sh"),
@@ -827,7 +826,7 @@ impl HostVm {
         Ok(answer)
     }
 
-    /// Sends the agent a command that has no answer (`reboot`).
+    /// Sends the agent a command that has no tagged answer (`dump`, `reboot`).
     fn send(&self, command: &str) -> Result<()> {
         let mut c = self.control.lock().unwrap();
         Ok(std::io::Write::write_all(&mut *c, format!("{command}\n").as_bytes())?)
@@ -836,10 +835,7 @@ impl HostVm {
     /// Has the agent write its evidence (journal of both boots, ruleset, addresses, units) to
     /// the logs disk, and unpacks it into `dir/host-logs`.
     fn dump(&self, topo: &mut Topology, dir: &Path) -> Result<()> {
-        {
-            let mut c = self.control.lock().unwrap();
-            std::io::Write::write_all(&mut *c, b"dump\n")?;
-        }
+        self.send("dump")?;
         let logs_written = wait_for("the host's logs", Duration::from_secs(60), || {
             topo.check_alive()?;
             Ok(self.lines().iter().any(|l| l == "VT dumped" || l.starts_with("VT fatal")))
