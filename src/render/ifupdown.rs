@@ -176,7 +176,8 @@ fn take_over(port: &str, bridge: &str) -> Vec<String> {
 }
 
 /// Shell lines failing with a clear message when `/etc/network/interfaces` does not source
-/// `interfaces.d`, when another interfaces file already defines one of the bridges `names`, or
+/// `interfaces.d`, when another interfaces file already defines one of `names` (the bundle's
+/// bridges and dummy ports), or
 /// when a file in interfaces.d defines one of the uplinks `ports` (install.sh takes over their
 /// stanzas in /etc/network/interfaces only).
 fn source_check(files: &[String], names: &[String], ports: &[String]) -> Vec<String> {
@@ -200,7 +201,7 @@ fn source_check(files: &[String], names: &[String], ports: &[String]) -> Vec<Str
             "if grep -EHn {} \"$ROOT/etc/network/interfaces\" -r \"$ROOT/etc/network/interfaces.d\"{excludes} 2>/dev/null; then",
             iface(names)
         ),
-        "\tdie \"the bridges above are already configured in another ifupdown file: remove those stanzas (this bundle defines them), then run install.sh again\"".into(),
+        "\tdie \"the interfaces above (this bundle's bridges and their dummy ports) are already configured in another ifupdown file: remove those stanzas (this bundle defines them), then run install.sh again\"".into(),
         "fi".into(),
     ];
     if !ports.is_empty() {

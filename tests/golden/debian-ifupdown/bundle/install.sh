@@ -391,7 +391,7 @@ if ! grep -Eq '^[[:space:]]*(source[[:space:]]+(/etc/network/)?interfaces\.d/\*|
 	die "/etc/network/interfaces does not read /etc/network/interfaces.d: add the line 'source /etc/network/interfaces.d/*' to it, then run install.sh again"
 fi
 if grep -EHn '^[[:space:]]*iface[[:space:]]+(br0|virbr10|virbr10-dummy|virbr11|virbr11-dummy)[[:space:]]' "$ROOT/etc/network/interfaces" -r "$ROOT/etc/network/interfaces.d" --exclude=vnetgen-br0 --exclude=vnetgen-virbr10 --exclude=vnetgen-virbr11 2>/dev/null; then
-	die "the bridges above are already configured in another ifupdown file: remove those stanzas (this bundle defines them), then run install.sh again"
+	die "the interfaces above (this bundle's bridges and their dummy ports) are already configured in another ifupdown file: remove those stanzas (this bundle defines them), then run install.sh again"
 fi
 if grep -EHn '^[[:space:]]*iface[[:space:]]+(enp1s0)[[:space:]]' -r "$ROOT/etc/network/interfaces.d" --exclude=vnetgen-br0 --exclude=vnetgen-virbr10 --exclude=vnetgen-virbr11 2>/dev/null; then
 	die "the uplinks above are configured in interfaces.d: move those stanzas to /etc/network/interfaces (install.sh takes them over there, and uninstall.sh gives them back) or remove them, then run install.sh again"
