@@ -31,6 +31,8 @@ struct Layout {
     v6: &'static str,
     service: &'static str,
     package: &'static str,
+    /// The loader's command, checked before anything changes (iptables-services has none).
+    command: Option<&'static str>,
 }
 
 fn layout(distro: Distro) -> Layout {
@@ -40,12 +42,14 @@ fn layout(distro: Distro) -> Layout {
             v6: "etc/iptables/rules.v6",
             service: "netfilter-persistent.service",
             package: "iptables-persistent",
+            command: Some("netfilter-persistent"),
         },
         Distro::Fedora | Distro::Rhel => Layout {
             v4: "etc/sysconfig/iptables",
             v6: "etc/sysconfig/ip6tables",
             service: "iptables.service ip6tables.service",
             package: "iptables-services",
+            command: None,
         },
     }
 }
@@ -74,6 +78,9 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     plan.host_file(l.v6, 0o640, v6);
     plan.require("iptables-restore", "iptables");
     plan.require("ip6tables-restore", "iptables");
+    if let Some(command) = l.command {
+        plan.require(command, l.package);
+    }
     let (f4, f6) = (sh_quote(&format!("/{}", l.v4)), sh_quote(&format!("/{}", l.v6)));
     let mut lines = vec![
         format!("run iptables-restore --test {f4}"),

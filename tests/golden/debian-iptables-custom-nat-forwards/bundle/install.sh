@@ -300,6 +300,7 @@ fi
 missing=0
 if ! command -v ip6tables-restore >/dev/null 2>&1; then say "missing command ip6tables-restore (install iptables)"; missing=1; fi
 if ! command -v iptables-restore >/dev/null 2>&1; then say "missing command iptables-restore (install iptables)"; missing=1; fi
+if ! command -v netfilter-persistent >/dev/null 2>&1; then say "missing command netfilter-persistent (install iptables-persistent)"; missing=1; fi
 if ! command -v networkctl >/dev/null 2>&1; then say "missing command networkctl (install 'systemd (systemd-networkd)')"; missing=1; fi
 if ! command -v sha256sum >/dev/null 2>&1; then say "missing command sha256sum (install coreutils)"; missing=1; fi
 if ! command -v sysctl >/dev/null 2>&1; then say "missing command sysctl (install procps)"; missing=1; fi
