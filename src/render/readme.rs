@@ -13,6 +13,8 @@ struct Ctx {
     name: String,
     summary: String,
     networks: Vec<NetCtx>,
+    /// The packages install.sh checks for, with the commands it needs from each.
+    packages: Vec<(String, String)>,
     steps: Vec<String>,
     files: Vec<(String, String)>,
     why: Vec<Why>,
@@ -92,6 +94,11 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         })
         .collect();
     let files = plan.host_files.iter().map(|(path, mode)| (format!("/{path}"), format!("{mode:04o}"))).collect();
+    let mut packages: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (command, package) in &plan.requires {
+        packages.entry(package.as_str()).or_default().push(command.as_str());
+    }
+    let packages = packages.into_iter().map(|(pkg, cmds)| (pkg.to_string(), format!("`{}`", cmds.join("`, `")))).collect();
     let steps = plan.install.iter().map(|s| s.comment.clone()).collect();
     let ctx = Ctx {
         name: p.name.to_string(),
@@ -103,6 +110,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             p.host.firewall.as_str()
         ),
         networks,
+        packages,
         steps,
         files,
         why: reasons(p),
