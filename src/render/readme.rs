@@ -98,7 +98,8 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     for (command, package) in &plan.requires {
         packages.entry(package.as_str()).or_default().push(command.as_str());
     }
-    let packages = packages.into_iter().map(|(pkg, cmds)| (pkg.to_string(), format!("`{}`", cmds.join("`, `")))).collect();
+    let packages =
+        packages.into_iter().map(|(pkg, cmds)| (pkg.to_string(), format!("`{}`", cmds.join("`, `")))).collect();
     let steps = plan.install.iter().map(|s| s.comment.clone()).collect();
     let ctx = Ctx {
         name: p.name.to_string(),
