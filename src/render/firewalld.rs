@@ -12,7 +12,7 @@
 
 use super::{dhcp_server, header, DhcpServer, Plan};
 use crate::model::*;
-use crate::templates::{xml_attr, Templates};
+use crate::templates::{sh_quote, xml_attr, Templates};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -160,7 +160,60 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     }
     plan.require("firewall-cmd", "firewalld");
     plan.require("firewall-offline-cmd", "firewalld");
-    let changed: Vec<&str> = files.iter().map(String::as_str).collect();
+    let mut changed: Vec<&str> = files.iter().map(String::as_str).collect();
+    // A policy applies only while its zones are active. NetworkManager puts the interfaces it
+    // runs into their zone (the default zone unless the connection names one); systemd-networkd
+    // and ifupdown tell firewalld nothing, so the uplinks' zone stays inactive and the forwards'
+    // policy with it. Bind the uplinks that carry forwards to the zone, permanently.
+    let nm_runs_uplinks = match p.host.stack {
+        Stack::Networkmanager => true,
+        Stack::Netplan => p.host.netplan_renderer == Some(NetplanRenderer::NetworkManager),
+        // network-scripts' ifup binds interfaces to their ZONE (the default zone if unset) too.
+        Stack::Ifcfg => true,
+        Stack::Networkd | Stack::Ifupdown => false,
+    };
+    let mut bound: Vec<&str> = Vec::new();
+    for n in nat.iter().filter(|n| !n.forwards.is_empty()) {
+        let dev = p.uplink_device(n.uplink).as_str();
+        if !bound.contains(&dev) {
+            bound.push(dev);
+        }
+    }
+    let zone_file = format!("etc/firewalld/zones/{uplink_zone}.xml");
+    if !nm_runs_uplinks && !bound.is_empty() {
+        let zone = sh_quote(uplink_zone);
+        // firewalld keeps the previous version of a zone file it rewrites as FILE.old.
+        let old = format!("{zone_file}.old");
+        plan.track(&zone_file);
+        plan.track(&old);
+        let tracked = format!("{} {}", sh_quote(&zone_file), sh_quote(&old));
+        let mut lines = vec![
+            format!("track {tracked}"),
+            concat!(
+                r#"fw_permanent() { if firewall-cmd --state >/dev/null 2>&1; then firewall-cmd --permanent "$@"; "#,
+                r#"else firewall-offline-cmd "$@"; fi; }"#
+            )
+            .to_string(),
+        ];
+        for dev in &bound {
+            let dev = sh_quote(dev);
+            lines.push(format!(
+                "if ! fw_permanent --zone={zone} --query-interface={dev} >/dev/null 2>&1; then run fw_permanent \
+                 --zone={zone} --add-interface={dev}; fi"
+            ));
+        }
+        lines.push(format!("settle {tracked}"));
+        plan.step(
+            &format!(
+                "Put the uplinks into firewalld zone {uplink_zone}, so the forwards' policy applies ({} tells \
+                 firewalld nothing about interfaces).",
+                p.host.stack.as_str()
+            ),
+            &[],
+            lines,
+        );
+        changed.push(&zone_file);
+    }
     let reload = "if firewall-cmd --state >/dev/null 2>&1; then run firewall-cmd --reload; else say 'firewalld is not \
                   running: the zones and policies take effect when it starts'; fi";
     plan.step(

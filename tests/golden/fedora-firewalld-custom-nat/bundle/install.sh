@@ -381,8 +381,14 @@ if changed etc/systemd/network/10-vnetgen-virbr20.netdev etc/systemd/network/10-
 	wait_link virbr20
 fi
 
+# Put the uplinks into firewalld zone public, so the forwards' policy applies (networkd tells firewalld nothing about interfaces).
+track etc/firewalld/zones/public.xml etc/firewalld/zones/public.xml.old
+fw_permanent() { if firewall-cmd --state >/dev/null 2>&1; then firewall-cmd --permanent "$@"; else firewall-offline-cmd "$@"; fi; }
+if ! fw_permanent --zone=public --query-interface=enp0s31f6 >/dev/null 2>&1; then run fw_permanent --zone=public --add-interface=enp0s31f6; fi
+settle etc/firewalld/zones/public.xml etc/firewalld/zones/public.xml.old
+
 # Check firewalld's configuration with the new zones and policies, then have firewalld load them.
-if changed etc/firewalld/zones/vnetgen-nat.xml etc/firewalld/policies/vnetgen-nat-out.xml etc/firewalld/policies/vnetgen-nat-in.xml; then
+if changed etc/firewalld/zones/vnetgen-nat.xml etc/firewalld/policies/vnetgen-nat-out.xml etc/firewalld/policies/vnetgen-nat-in.xml etc/firewalld/zones/public.xml; then
 	run firewall-offline-cmd --check-config
 	if firewall-cmd --state >/dev/null 2>&1; then run firewall-cmd --reload; else say 'firewalld is not running: the zones and policies take effect when it starts'; fi
 fi

@@ -95,6 +95,8 @@ fi
 undefine_network vmnet
 
 # Put back every file.
+restore_file etc/firewalld/zones/public.xml.old
+restore_file etc/firewalld/zones/public.xml
 restore_file etc/firewalld/policies/vnetgen-nat-in.xml
 restore_file etc/firewalld/policies/vnetgen-nat-out.xml
 restore_file etc/firewalld/zones/vnetgen-nat.xml
