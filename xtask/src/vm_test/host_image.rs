@@ -1,8 +1,8 @@
 //! The host tier's "fresh host": a Debian root built by `mmdebstrap` with everything a bundle may
 //! use installed (systemd, the kernel and its modules, ifupdown, NetworkManager, netplan,
-//! nftables, iptables, UFW, firewalld, dnsmasq, libvirt, WiFi tools), as an ext4 disk image that
-//! every scenario boots a throwaway copy of (`snapshot=on`). Cached under
-//! `target/vm-image/host-<distro>/` and rebuilt when its inputs change.
+//! nftables, iptables, UFW or iptables-persistent ([`Flavor`]), firewalld, dnsmasq, libvirt, WiFi
+//! tools), as an ext4 disk image that every scenario boots a throwaway copy of (`snapshot=on`).
+//! Cached under `target/vm-image/host-<distro>[-<flavor>]/` and rebuilt when its inputs change.
 //!
 //! Installing a package enables its services; a fresh host of the profile's distribution would
 //! have only some of them. So the build enables every optional unit once, records the links that
@@ -49,7 +49,6 @@ const PACKAGES: &[&str] = &[
     "netplan.io",
     "nftables",
     "iptables",
-    "ufw",
     "firewalld",
     "dnsmasq-base",
     "libvirt-daemon-system",
@@ -76,6 +75,7 @@ const OPTIONAL_UNITS: &[&str] = &[
     "nftables.service",
     "firewalld.service",
     "ufw.service",
+    "netfilter-persistent.service",
     "libvirtd.service",
     "libvirtd.socket",
     "libvirtd-ro.socket",
@@ -133,9 +133,44 @@ impl Distro {
     }
 }
 
+/// What a fresh host has for the firewalls that keep their rules in files of their own: UFW
+/// or iptables-persistent, not both (Debian's `ufw` Breaks `netfilter-persistent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Flavor {
+    Ufw,
+    IptablesPersistent,
+}
+
+impl Flavor {
+    /// What a host running `firewall` has installed: iptables-persistent for iptables (the
+    /// bundle's rules load from /etc/iptables at boot), UFW otherwise.
+    pub fn for_firewall(firewall: vnetgen::model::Firewall) -> Flavor {
+        match firewall {
+            vnetgen::model::Firewall::Iptables => Flavor::IptablesPersistent,
+            _ => Flavor::Ufw,
+        }
+    }
+
+    pub fn packages(self) -> &'static [&'static str] {
+        match self {
+            Flavor::Ufw => &["ufw"],
+            Flavor::IptablesPersistent => &["iptables-persistent"],
+        }
+    }
+
+    /// The image directory's suffix (the UFW images keep their plain names).
+    fn suffix(self) -> &'static str {
+        match self {
+            Flavor::Ufw => "",
+            Flavor::IptablesPersistent => "-iptables-persistent",
+        }
+    }
+}
+
 /// A built host image: boot `kernel` + `initrd` with `root=/dev/vda` on `disk`.
 pub struct HostImage {
     pub distro: Distro,
+    pub flavor: Flavor,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub disk: PathBuf,
@@ -146,6 +181,14 @@ pub struct HostImage {
 }
 
 impl HostImage {
+    /// `debian-12`, `debian-12 (iptables-persistent)`.
+    pub fn name(&self) -> String {
+        match self.flavor {
+            Flavor::Ufw => self.distro.name().to_string(),
+            Flavor::IptablesPersistent => format!("{} (iptables-persistent)", self.distro.name()),
+        }
+    }
+
     /// The links (path inside the root, target) that enable `unit` as its package would; none
     /// if this release does not have it.
     pub fn enable_links(&self, unit: &str) -> Result<Vec<(&str, &str)>> {
@@ -157,16 +200,17 @@ impl HostImage {
     }
 }
 
-/// The image for `distro`, built if missing or stale.
-pub fn ensure(cache: &Path, distro: Distro) -> Result<HostImage> {
-    let dir = cache.join(format!("host-{}", distro.name()));
+/// The image for `distro` and `flavor`, built if missing or stale.
+pub fn ensure(cache: &Path, distro: Distro, flavor: Flavor) -> Result<HostImage> {
+    let dir = cache.join(format!("host-{}{}", distro.name(), flavor.suffix()));
+    let packages = [PACKAGES, flavor.packages()].concat();
     let stamp = format!(
         "{:x}",
         Sha256::digest(
             format!(
                 "{IMAGE_VERSION}\0{}\0{MIRROR}\0{}\0{}\0{AGENT}\0{PREP}\0{AGENT_UNIT}\0{}\0{DISK_SIZE}\0{BOARD_BLACKLIST}",
                 distro.suite(),
-                PACKAGES.join(","),
+                packages.join(","),
                 OPTIONAL_UNITS.join(","),
                 KEEP_ENABLED.join(",")
             )
@@ -175,6 +219,7 @@ pub fn ensure(cache: &Path, distro: Distro) -> Result<HostImage> {
     );
     let image = HostImage {
         distro,
+        flavor,
         kernel: dir.join("vmlinux"),
         initrd: dir.join("initrd.img"),
         disk: dir.join("disk.ext4"),
@@ -182,10 +227,10 @@ pub fn ensure(cache: &Path, distro: Distro) -> Result<HostImage> {
         absent: Vec::new(),
     };
     if !fs::read_to_string(dir.join("stamp")).is_ok_and(|s| s.trim() == stamp) {
-        eprintln!("vm-test: building the {} host image (mmdebstrap, a few minutes)", distro.name());
+        eprintln!("vm-test: building the {} host image (mmdebstrap, a few minutes)", image.name());
         let _ = fs::remove_file(dir.join("stamp"));
         fs::create_dir_all(&dir)?;
-        build(&dir, distro)?;
+        build(&dir, distro, &packages)?;
         fs::write(dir.join("stamp"), &stamp)?;
     }
     let (mut units, mut absent) = (Vec::new(), Vec::new());
@@ -200,12 +245,12 @@ pub fn ensure(cache: &Path, distro: Distro) -> Result<HostImage> {
     Ok(HostImage { units, absent, ..image })
 }
 
-fn build(dir: &Path, distro: Distro) -> Result<()> {
+fn build(dir: &Path, distro: Distro, packages: &[&str]) -> Result<()> {
     let sh = Shell::new()?;
     let root = dir.join("root.tmp");
     let _ = fs::remove_dir_all(&root);
     let suite = distro.suite();
-    let include = PACKAGES.join(",");
+    let include = packages.join(",");
     // A small initrd: only what mounts an ext4 root on virtio-blk (built when the kernel's
     // package is configured, after this hook).
     let hook = "mkdir -p \"$1/etc/initramfs-tools/conf.d\" \"$1/usr/share/initramfs-tools/modules.d\"; \
@@ -217,6 +262,11 @@ fn build(dir: &Path, distro: Distro) -> Result<()> {
     )
     .run()
     .context("mmdebstrap (Debian package mmdebstrap) could not build the host root")?;
+    // iptables-persistent's installation saved the rules it found, which in the build's chroot
+    // are this machine's: a fresh host has none until its user saves some.
+    for saved in ["etc/iptables/rules.v4", "etc/iptables/rules.v6"] {
+        let _ = fs::remove_file(root.join(saved));
+    }
 
     let write = |rel: &str, text: &str, mode: u32| write_file(&root, rel, text, mode);
     write("usr/local/sbin/vt-agent", AGENT, 0o755)?;
