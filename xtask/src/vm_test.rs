@@ -142,11 +142,20 @@ impl Segment {
         ]
     }
 
-    /// The first and last address `dhcp_args` serves.
+    /// The first and last address `dhcp_args` serves: .100–.149 of a /24 or larger; in a
+    /// smaller subnet (a server's /29) the first run of addresses that are not the router's,
+    /// the uplink's or the LAN client's.
     fn dhcp_range(&self) -> (std::net::Ipv4Addr, std::net::Ipv4Addr) {
         let mask = u32::MAX << (32 - u32::from(self.prefix));
         let base = u32::from(self.router) & mask;
-        (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149))
+        if self.prefix <= 24 {
+            return (std::net::Ipv4Addr::from(base + 100), std::net::Ipv4Addr::from(base + 149));
+        }
+        let taken = [self.router, self.uplink, self.lan].map(u32::from);
+        let hosts = (base + 1)..(base | !mask);
+        let first = hosts.clone().find(|a| !taken.contains(a)).expect("room for a DHCP range");
+        let last = hosts.skip_while(|a| *a < first).take_while(|a| !taken.contains(a)).last().unwrap_or(first);
+        (std::net::Ipv4Addr::from(first), std::net::Ipv4Addr::from(last))
     }
 
     /// Replaces `{uplink}`, `{upstream}`, `{lan}`, `{lan-dhcp}` (the LAN's DHCP range) and
@@ -544,13 +553,8 @@ fn start_upstream(
     topo.spawn("upstream-dns", ns, &dns_args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-/// Renders `profile`'s bundle into `dir/bundle` exactly as `vnetgen render` does, then applies
-/// `mutation` (a deliberate break) to it.
-pub(super) fn render(
-    profile: &str,
-    mutation: Option<&scenario::Mutation>,
-    dir: &Path,
-) -> Result<(vnetgen::model::Profile, PathBuf)> {
+/// The checked model of `profile`: a built-in profile's name, or a path relative to the repository.
+pub(super) fn load_model(profile: &str) -> Result<vnetgen::model::Profile> {
     let text = match vnetgen::builtin::get(profile) {
         Some(t) => t.to_string(),
         None => {
@@ -558,7 +562,17 @@ pub(super) fn render(
         }
     };
     let checked = vnetgen::check(text.as_bytes());
-    let Some(model) = checked.model else { bail!("profile {profile} is invalid: {:?}", checked.diagnostics) };
+    checked.model.with_context(|| format!("profile {profile} is invalid: {:?}", checked.diagnostics))
+}
+
+/// Renders `profile`'s bundle into `dir/bundle` exactly as `vnetgen render` does, then applies
+/// `mutation` (a deliberate break) to it.
+pub(super) fn render(
+    profile: &str,
+    mutation: Option<&scenario::Mutation>,
+    dir: &Path,
+) -> Result<(vnetgen::model::Profile, PathBuf)> {
+    let model = load_model(profile)?;
     let bundle = vnetgen::render_bundle(&model, &vnetgen::templates::Templates::load(None)?)?;
     let bundle_dir = dir.join("bundle");
     std::fs::create_dir_all(dir)?;
@@ -1245,4 +1259,36 @@ fn write_junit(path: &Path, results: &[ScenarioResult]) -> Result<()> {
     x.push_str("</testsuite>\n</testsuites>\n");
     std::fs::write(path, x)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(profile: &str) -> Segment {
+        let model = load_model(profile).unwrap();
+        Segment::of(model.uplink(&model.networks[0]))
+    }
+
+    #[test]
+    fn a_slash_24_serves_dot_100_to_dot_149() {
+        let s = segment("workstation-ethernet-bridge");
+        assert_eq!(
+            (s.router, s.uplink, s.lan),
+            ("203.0.113.1".parse().unwrap(), "203.0.113.2".parse().unwrap(), "203.0.113.50".parse().unwrap())
+        );
+        assert_eq!(s.dhcp_range(), ("203.0.113.100".parse().unwrap(), "203.0.113.149".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_slash_29_serves_what_the_router_the_host_and_the_lan_client_leave_free() {
+        // rhel9-bridge: 203.0.113.166/29, gateway .161; the LAN client takes .165.
+        let s = segment("rhel9-bridge");
+        assert_eq!(
+            (s.router, s.uplink, s.lan),
+            ("203.0.113.161".parse().unwrap(), "203.0.113.166".parse().unwrap(), "203.0.113.165".parse().unwrap())
+        );
+        assert_eq!(s.dhcp_range(), ("203.0.113.162".parse().unwrap(), "203.0.113.164".parse().unwrap()));
+        assert_eq!(s.expand("{lan-dhcp}"), "203.0.113.162-203.0.113.164");
+    }
 }
