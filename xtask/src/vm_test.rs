@@ -68,6 +68,69 @@ const ROUTER6: &str = "2001:db8:ffff::1";
 const UPLINK6: &str = "2001:db8:ffff::2";
 const LAN6: &str = "2001:db8:ffff::50";
 
+/// The uplink segment's IPv6: the profile's static uplink address and gateway (a link-local
+/// gateway becomes the router's link-local address), or the netns tier's documentation
+/// addresses for an uplink that learns its IPv6. Set up when a network of the profile has IPv6.
+pub(crate) struct Segment6 {
+    uplink: std::net::Ipv6Addr,
+    prefix: u8,
+    gateway: std::net::Ipv6Addr,
+    router: std::net::Ipv6Addr,
+    lan: std::net::Ipv6Addr,
+}
+
+impl Segment6 {
+    fn of(up: &vnetgen::model::Uplink) -> Segment6 {
+        use std::net::Ipv6Addr;
+        match &up.ipv6 {
+            vnetgen::model::UplinkV6::Static { address, subnet, gateway } => {
+                let net = u128::from(subnet.network);
+                let free = |hosts: [u128; 2]| hosts.map(|h| Ipv6Addr::from(net + h)).into_iter().find(|a| a != address);
+                let router = free([0xfffe, 0xfffd]).expect("two candidates, one free");
+                let lan = free([0x50, 0x51]).expect("two candidates, one free");
+                Segment6 { uplink: *address, prefix: subnet.prefix, gateway: gateway.unwrap_or(router), router, lan }
+            }
+            _ => {
+                let parse = |a: &str| a.parse::<Ipv6Addr>().expect("a constant address");
+                let router = parse(ROUTER6);
+                Segment6 { uplink: parse(UPLINK6), prefix: 64, gateway: router, router, lan: parse(LAN6) }
+            }
+        }
+    }
+
+    /// The upstream router's addresses (its link-local one too, if that is the gateway) and the
+    /// static routes to the routed networks' IPv6 subnets the bundle's README asks for.
+    fn router_script(&self, model: &vnetgen::model::Profile) -> String {
+        let mut script = format!(
+            "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add {}/{} dev upbr nodad\n",
+            self.router, self.prefix
+        );
+        if self.gateway != self.router {
+            let len = if self.gateway.is_unicast_link_local() { 64 } else { self.prefix };
+            script.push_str(&format!("ip -6 addr add {}/{len} dev upbr nodad\n", self.gateway));
+        }
+        for n in &model.networks {
+            if let (Some(v6), vnetgen::model::Mode::Routed | vnetgen::model::Mode::CustomRouted) = (&n.ipv6, n.mode) {
+                script.push_str(&format!("ip -6 route add {} via {}\n", v6.subnet, self.uplink));
+            }
+        }
+        script
+    }
+
+    /// The uplink's IPv6 in a systemd-networkd `[Network]` section.
+    fn networkd(&self) -> String {
+        format!("Address={}/{}\nGateway={}\nIPv6AcceptRA=no\n", self.uplink, self.prefix, self.gateway)
+    }
+
+    /// The LAN client's address, its default route through the router.
+    fn lan_script(&self) -> String {
+        format!(
+            "ip -6 addr add {}/{} dev eth0 nodad\nip -6 route add default via {}\n",
+            self.lan, self.prefix, self.router
+        )
+    }
+}
+
 impl Segment {
     fn of(up: &vnetgen::model::Uplink) -> Segment {
         use std::net::Ipv4Addr;
@@ -641,20 +704,10 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     if !router_routes.is_empty() {
         topo.run(&up, &router_routes)?;
     }
-    let v6 = model.networks.iter().any(|n| n.ipv6.is_some());
-    if v6 {
-        topo.run(
-            &up,
-            &format!("sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add {ROUTER6}/64 dev upbr nodad"),
-        )?;
-        lan_script
-            .push_str(&format!("ip -6 addr add {LAN6}/64 dev eth0 nodad\nip -6 route add default via {ROUTER6}\n"));
-        for n in model.networks.iter().filter(|n| matches!(n.mode, Mode::CustomRouted | Mode::Routed)) {
-            if let Some(v6) = &n.ipv6 {
-                // The IPv6 static route the bundle's README asks the LAN router for.
-                topo.run(&up, &format!("ip -6 route add {} via {UPLINK6}", v6.subnet))?;
-            }
-        }
+    let seg6 = model.networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(uplink_model));
+    if let Some(s6) = &seg6 {
+        topo.run(&up, &s6.router_script(&model))?;
+        lan_script.push_str(&s6.lan_script());
     }
     topo.run(&lan, &lan_script)?;
     let busybox = saved.image.busybox.display().to_string();
@@ -676,7 +729,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         netconf.join("50-vt-uplink.network"),
         format!(
             "[Match]\nName={uplink}\n\n[Network]\nAddress={uplink_addr}/{prefix}\nGateway={router}\nDNS={router}\n{}",
-            if v6 { format!("Address={UPLINK6}/64\nGateway={ROUTER6}\nIPv6AcceptRA=no\n") } else { String::new() }
+            seg6.as_ref().map_or(String::new(), Segment6::networkd)
         ),
     )?;
     for f in list(&host_root.join("etc/systemd/network"))? {
@@ -1290,5 +1343,23 @@ mod tests {
         );
         assert_eq!(s.dhcp_range(), ("203.0.113.162".parse().unwrap(), "203.0.113.164".parse().unwrap()));
         assert_eq!(s.expand("{lan-dhcp}"), "203.0.113.162-203.0.113.164");
+    }
+
+    #[test]
+    fn the_segments_ipv6_is_the_profiles_static_uplink_with_a_link_local_gateway_on_the_router() {
+        let model = load_model("server-routed").unwrap();
+        let s6 = Segment6::of(model.uplink(&model.networks[0]));
+        let ip = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap();
+        assert_eq!((s6.uplink, s6.prefix, s6.gateway), (ip("2001:db8::1"), 64, ip("fe80::1")));
+        assert_eq!((s6.router, s6.lan), (ip("2001:db8::fffe"), ip("2001:db8::50")));
+        assert_eq!(
+            s6.router_script(&model),
+            "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add 2001:db8::fffe/64 dev upbr nodad\n\
+             ip -6 addr add fe80::1/64 dev upbr nodad\nip -6 route add 2001:db8:aa::/64 via 2001:db8::1\n"
+        );
+        assert_eq!(
+            s6.lan_script(),
+            "ip -6 addr add 2001:db8::50/64 dev eth0 nodad\nip -6 route add default via 2001:db8::fffe\n"
+        );
     }
 }

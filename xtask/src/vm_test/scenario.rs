@@ -292,15 +292,39 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         serve.extend(n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)).map(|f| f.guest_port));
         serve.sort();
         serve.dedup();
+        // IPv6 of a routed network: the guest's address (SLAAC from the network's router
+        // advertisements, or its fixed DHCPv6 lease), which the LAN reaches through the route
+        // the bundle's README asks its router for. A NAT network's IPv6 is not NATed: skipped.
+        let routed = matches!(n.mode, Mode::Routed | Mode::CustomRouted);
+        let v6 = n.ipv6.as_ref().filter(|_| routed);
+        let lease6 = v6.and_then(|v6| v6.dhcp.as_ref()).and_then(|d| d.hosts.first());
+        let slaac = v6.is_some_and(|v6| v6.mode == vnetgen::model::Ipv6Mode::Slaac);
         guests.push(Guest {
             name: g.clone(),
             network: n.name.to_string(),
             mac,
             serve,
-            v6: false,
-            duid: None,
+            v6: slaac,
+            duid: lease6.map(|l| l.duid.to_string()),
             setup: false,
         });
+        if let Some(v6) = v6.filter(|_| slaac || lease6.is_some()) {
+            let (expect, why) = match lease6 {
+                Some(l) => (format!("{}/128", l.ip), "routed: the guest's fixed DHCPv6 lease"),
+                None => (
+                    v6.subnet.to_string(),
+                    "routed: the guest's SLAAC address from the network's router advertisements",
+                ),
+            };
+            checks.push(check(CheckKind::V6Address, Some(&g), None, expect, why));
+            checks.push(check(
+                CheckKind::LanTcp,
+                None,
+                Some(format!("{{guest6:{g}}}:80")),
+                "port 80".into(),
+                "routed: the LAN reaches the guest over IPv6",
+            ));
+        }
         let lease = fixed.map_or(format!("{}-{}", dhcp.start, dhcp.end), |h| h.ip.to_string());
         checks.push(check(CheckKind::Lease, Some(&g), None, lease, "a lease from the network's DHCP server"));
         let me = format!("{{guest:{g}}}");
