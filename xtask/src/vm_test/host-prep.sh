@@ -15,6 +15,17 @@ mkdir -p /var/lib/vt
 if tar -xf /dev/vdb -C / --strip-components=1 prep/ 2>/var/lib/vt/prep.err; then
 	: >/var/lib/vt/prepped
 fi
+# The services prep enabled by their unit links: a service with a SysV init script also gets
+# its /etc/rc?.d links enabled (the image's build left them disabled), as `systemctl enable`
+# does, so a later `systemctl enable` by install.sh changes nothing there.
+if [ -f /var/lib/vt/enabled-units ]; then
+	while read -r unit; do
+		script=${unit%.service}
+		if [ "$script" != "$unit" ] && [ -x "/etc/init.d/$script" ]; then
+			/lib/systemd/systemd-sysv-install enable "$script" 2>>/var/lib/vt/prep.err
+		fi
+	done </var/lib/vt/enabled-units
+fi
 # netplan's own generator runs next to this one and may have found /etc/netplan still empty:
 # generate again from the files just unpacked (into /run, before systemd-networkd starts). Its
 # generator binary itself: the `netplan` command may ask systemd for things, which waits for

@@ -20,7 +20,7 @@
 use super::host_image::{self, HostImage};
 use super::scenario::{self, Mutation};
 use super::topology::{wait_for, Probe, Topology};
-use super::{qemu, CheckResult, HostSide, Options, Segment};
+use super::{qemu, CheckResult, HostSide, Options, Segment, Segment6};
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -107,10 +107,18 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
     let start = Instant::now();
     let cache = repo.join("target/vm-image");
     let image = super::image::build(&cache)?;
-    let mut distros: Vec<host_image::Distro> = scenarios.iter().map(|s| s.distro).collect();
-    distros.sort();
-    distros.dedup();
-    let hosts = distros.iter().map(|&d| host_image::ensure(&cache, d)).collect::<Result<Vec<_>>>()?;
+    // Each scenario's fresh host: its release, with the firewall packages its profile uses.
+    let keys = scenarios
+        .iter()
+        .map(|s| {
+            let model = super::load_model(&s.profile)?;
+            Ok((s.distro, host_image::Flavor::for_firewall(model.host.firewall)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut wanted = keys.clone();
+    wanted.sort();
+    wanted.dedup();
+    let hosts = wanted.iter().map(|&(d, f)| host_image::ensure(&cache, d, f)).collect::<Result<Vec<_>>>()?;
     let accel = qemu::choose(&opts.accel, &image, &out_dir.join("kvm-probe"))?;
     let saved = qemu::save(&image, accel, &out_dir.join("saved-guest"))?;
     let setup = start.elapsed();
@@ -118,7 +126,7 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
     // A host VM uses both cores of this machine while it boots: one run at a time by default.
     let results = super::run_jobs(&jobs, Some(opts.jobs.unwrap_or(1)), opts.keep, &|job| {
         let s = &scenarios[job.scenario];
-        let host = hosts.iter().find(|h| h.distro == s.distro).expect("an image per distro");
+        let host = hosts.iter().find(|h| (h.distro, h.flavor) == keys[job.scenario]).expect("an image per key");
         super::verdict(job.label.clone(), &job.dir, job.mutation, |checks| {
             execute(s, job, opts.keep, &saved, host, checks)
         })
@@ -128,7 +136,7 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
         &out_dir,
         &format!(
             "setup (guest image, host images {}, accel {}, boot and save) {:.1}s",
-            distros.iter().map(|d| d.name()).collect::<Vec<_>>().join(" "),
+            hosts.iter().map(|h| h.name()).collect::<Vec<_>>().join(", "),
             accel.name(),
             setup.as_secs_f64()
         ),
@@ -202,7 +210,9 @@ fn execute(
         install_args.push("--skip-host-check");
     }
     let nics: Vec<&HostNic> = std::iter::once(&uplink).chain(&backhaul).chain(&cables).collect();
-    write_prep(&prep, &model, image, &nics, &install_args, router, &seg, hs.apply)?;
+    // The segment's IPv6, when a network of the profile has IPv6.
+    let seg6 = model.networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(uplink_model));
+    write_prep(&prep, &model, image, &nics, &install_args, router, &seg, seg6.as_ref(), hs.apply)?;
     let key = dir.join("ssh-key");
     if hs.apply == Apply::Ssh {
         // The admin's key, authorized for root as on a server one administers over SSH.
@@ -277,7 +287,11 @@ ip link set eth0 up
     } else {
         None
     };
-    let (lan_script, router_routes) = seg.lan_v4(&model);
+    let (mut lan_script, mut router_routes) = seg.lan_v4(&model);
+    if let Some(s6) = &seg6 {
+        lan_script.push_str(&s6.lan_script());
+        router_routes.push_str(&s6.router_script(&model));
+    }
     topo.run(&lan, &lan_script)?;
     if !router_routes.is_empty() {
         topo.run(&sim, &router_routes)?;
@@ -354,6 +368,11 @@ ip link set eth0 up
         guests.iter().try_fold(true, |all, g| Ok(g.has("VT ready")? && all))
     })?;
     results.extend(super::check_all(&s, &seg, &guests, &topo, &vm, &lan)?);
+    // The logs of failed checks show the host as the checks found it, before uninstall.sh.
+    let dumped = results.iter().any(|r| !r.ok);
+    if dumped {
+        vm.dump(&mut topo, dir)?;
+    }
     if mutation.is_none() {
         // The way back: uninstall.sh leaves /etc as it found it, and the host still online.
         let answer = vm.ask("uninstall", "-", Duration::from_secs(300))?;
@@ -369,7 +388,7 @@ ip link set eth0 up
             detail: format!("{p:?}"),
         });
     }
-    if results.iter().any(|r| !r.ok) {
+    if !dumped && results.iter().any(|r| !r.ok) {
         vm.dump(&mut topo, dir)?;
     }
     Ok(())
@@ -522,10 +541,12 @@ fn default_units(model: &vnetgen::model::Profile) -> Vec<&'static str> {
     };
     match model.host.firewall {
         // Fedora and RHEL run firewalld out of the box; Ubuntu has ufw.service (UFW itself stays
-        // inactive until `ufw enable`). Debian and Arch do not enable nftables.service.
+        // inactive until `ufw enable`). Debian and Arch do not enable nftables.service; installing
+        // iptables-persistent (the host image's flavor for iptables) enables its loader.
         Firewall::Firewalld => units.push("firewalld.service"),
         Firewall::Ufw => units.push("ufw.service"),
-        Firewall::Nftables | Firewall::Iptables => {}
+        Firewall::Iptables => units.push("netfilter-persistent.service"),
+        Firewall::Nftables => {}
     }
     units.extend(["libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"]);
     units.extend(["virtlogd.socket", "virtlogd-admin.socket", "virtlockd.socket", "virtlockd-admin.socket"]);
@@ -542,6 +563,7 @@ fn write_prep(
     install_args: &[&str],
     router: std::net::Ipv4Addr,
     seg: &Segment,
+    seg6: Option<&Segment6>,
     apply: Apply,
 ) -> Result<()> {
     let write = |rel: &str, text: &str, mode: u32| host_image::write_file(prep, rel, text, mode);
@@ -586,7 +608,7 @@ fn write_prep(
     }
     // The uplink's own configuration, as the distribution's installer (or the user) left it.
     match model.host.stack {
-        Stack::Ifupdown | Stack::Netplan if wifi => {
+        Stack::Ifupdown if wifi => {
             bail!("a WiFi uplink on {:?} is not run by the host tier yet", model.host.stack)
         }
         Stack::Ifupdown => {
@@ -595,6 +617,13 @@ fn write_prep(
                 format!("allow-hotplug {name}\niface {name} inet dhcp\n")
             } else {
                 format!("auto {name}\niface {name} inet static\n\taddress {addr}/{len}\n\tgateway {router}\n")
+            };
+            let iface = match seg6 {
+                Some(s6) => format!(
+                    "{iface}iface {name} inet6 static\n\taddress {}/{}\n\tgateway {}\n",
+                    s6.uplink, s6.prefix, s6.gateway
+                ),
+                None => iface,
             };
             write(
                 "etc/network/interfaces",
@@ -609,11 +638,14 @@ fn write_prep(
             )?;
         }
         Stack::Networkd => {
-            let net = if dhcp {
+            let mut net = if dhcp {
                 "DHCP=ipv4\n".to_string()
             } else {
                 format!("Address={addr}/{len}\nGateway={router}\nDNS={router}\n")
             };
+            if let Some(s6) = seg6 {
+                net.push_str(&s6.networkd());
+            }
             if wifi {
                 // What a networkd host joins WiFi with: wpa_supplicant@IF.service.
                 write(
@@ -649,7 +681,11 @@ fn write_prep(
             write(
                 "etc/NetworkManager/system-connections/uplink.nmconnection",
                 &format!(
-                    "[connection]\nid=uplink\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\nmethod=ignore\n"
+                    "[connection]\nid=uplink\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\n{}",
+                    seg6.map_or("method=ignore\n".to_string(), |s6| format!(
+                        "method=manual\naddress1={}/{},{}\n",
+                        s6.uplink, s6.prefix, s6.gateway
+                    ))
                 ),
                 0o600,
             )?;
@@ -665,16 +701,36 @@ fn write_prep(
                 Some(vnetgen::profile::NetplanRenderer::NetworkManager) => "NetworkManager",
                 _ => "networkd",
             };
-            let v4 = if dhcp {
-                "      dhcp4: true\n".to_string()
+            let (mut addresses, mut routes) = (Vec::new(), Vec::new());
+            let mut conf = String::new();
+            if dhcp {
+                conf.push_str("      dhcp4: true\n");
             } else {
-                format!(
-                    "      addresses: [{addr}/{len}]\n      routes: [{{to: default, via: {router}}}]\n      nameservers: {{addresses: [{router}]}}\n"
-                )
+                addresses.push(format!("\"{addr}/{len}\""));
+                routes.push(format!("{{to: default, via: \"{router}\"}}"));
+                conf.push_str(&format!("      nameservers: {{addresses: [\"{router}\"]}}\n"));
+            }
+            if let Some(s6) = seg6 {
+                addresses.push(format!("\"{}/{}\"", s6.uplink, s6.prefix));
+                routes.push(format!("{{to: \"::/0\", via: \"{}\", on-link: true}}", s6.gateway));
+                conf.push_str("      accept-ra: false\n");
+            }
+            if !addresses.is_empty() {
+                conf.push_str(&format!(
+                    "      addresses: [{}]\n      routes: [{}]\n",
+                    addresses.join(", "),
+                    routes.join(", ")
+                ));
+            }
+            // A WiFi uplink joins the access point (netplan runs wpa_supplicant for it).
+            let (kind, join) = if wifi {
+                ("wifis", format!("      access-points:\n        \"{SSID}\": {{password: \"{PSK}\"}}\n"))
+            } else {
+                ("ethernets", String::new())
             };
             write(
                 "etc/netplan/01-uplink.yaml",
-                &format!("network:\n  version: 2\n  renderer: {renderer}\n  ethernets:\n    {name}:\n{v4}"),
+                &format!("network:\n  version: 2\n  renderer: {renderer}\n  {kind}:\n    {name}:\n{conf}{join}"),
                 0o600,
             )?;
         }
@@ -688,11 +744,16 @@ fn write_prep(
             link(prep, path.trim_start_matches('/'), &format!("/usr/sbin/{tool}"))?;
         }
     }
+    let mut enabled = String::new();
     for unit in default_units(model) {
         for (l, target) in image.enable_links(unit)? {
             link(prep, l, target)?;
         }
+        enabled.push_str(&format!("{unit}\n"));
     }
+    // The prep generator also brings their SysV links (`/etc/rc?.d`) in line, as `systemctl
+    // enable` does for a service with an init script.
+    write("var/lib/vt/enabled-units", &enabled, 0o644)?;
     let cabling: Vec<String> =
         nics.iter().filter_map(|c| c.bridge.as_ref().map(|b| format!("{}:{b}", c.name))).collect();
     write(
