@@ -151,7 +151,7 @@ impl Flavor {
         }
     }
 
-    pub fn packages(self) -> &'static [&'static str] {
+    fn packages(self) -> &'static [&'static str] {
         match self {
             Flavor::Ufw => &["ufw"],
             Flavor::IptablesPersistent => &["iptables-persistent"],
