@@ -493,6 +493,10 @@ fn summarize(results: &[ScenarioResult], out_dir: &Path, setup: &str, start: Ins
             );
         }
     }
+    // Why each failed run failed, again at the end: a CI log is often read from its tail.
+    for r in results.iter().filter(|r| !r.passed()) {
+        println!("vm-test: {} failed: {}", r.name, r.why());
+    }
     println!("vm-test: total {:.1}s", start.elapsed().as_secs_f64());
     println!("vm-test: {passed} passed, {failed} failed");
     Ok((passed, failed))
@@ -536,6 +540,31 @@ impl ScenarioResult {
         self.error.is_none()
             && !self.checks.is_empty()
             && self.checks.iter().zip(&self.expect_fail).all(|(c, must_fail)| c.ok != *must_fail)
+    }
+
+    /// What made a failed run fail: its error, or the checks that went the wrong way.
+    fn why(&self) -> String {
+        if let Some(e) = &self.error {
+            return format!("{e:#}");
+        }
+        let wrong: Vec<String> = self
+            .checks
+            .iter()
+            .zip(&self.expect_fail)
+            .filter(|(c, must_fail)| c.ok == **must_fail)
+            .map(|(c, must_fail)| {
+                if *must_fail {
+                    format!("{} (passed on the broken bundle)", c.desc)
+                } else {
+                    format!("{}{}", c.desc, c.detail_suffix())
+                }
+            })
+            .collect();
+        if wrong.is_empty() {
+            "no checks ran".to_string()
+        } else {
+            wrong.join("; ")
+        }
     }
 }
 
