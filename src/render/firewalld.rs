@@ -190,8 +190,8 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         let mut lines = vec![
             format!("track {tracked}"),
             concat!(
-                r#"fw_permanent() { if firewall-cmd --state >/dev/null 2>&1; then firewall-cmd --permanent "$@"; "#,
-                r#"else firewall-offline-cmd "$@"; fi; }"#
+                r#"if firewalld_up; then fw_permanent() { firewall-cmd --permanent "$@"; }; "#,
+                r#"else fw_permanent() { firewall-offline-cmd "$@"; }; fi"#
             )
             .to_string(),
         ];
@@ -214,7 +214,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         );
         changed.push(&zone_file);
     }
-    let reload = "if firewall-cmd --state >/dev/null 2>&1; then run firewall-cmd --reload; else say 'firewalld is not \
+    let reload = "if firewalld_up; then run firewall-cmd --reload; else say 'firewalld is not \
                   running: the zones and policies take effect when it starts'; fi";
     plan.step(
         "Check firewalld's configuration with the new zones and policies, then have firewalld load them.",

@@ -28,6 +28,8 @@ struct Ctx {
     restores: Vec<String>,
     /// 1 if installing changes the uplink (a bridged network enslaves it): the connectivity guard.
     guard: u8,
+    /// The firewall is firewalld: the scripts get `firewalld_up`.
+    firewalld: bool,
     steps: Vec<StepCtx>,
     undo: Vec<StepCtx>,
     undo_after: Vec<StepCtx>,
@@ -96,6 +98,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             .map(|p| sh_quote(p))
             .collect(),
         guard: u8::from(p.networks.iter().any(|n| n.mode == Mode::Bridged)),
+        firewalld: p.host.firewall == Firewall::Firewalld,
         steps: steps(&plan.install),
         undo: steps(&plan.uninstall),
         undo_after: steps(&plan.uninstall_after),

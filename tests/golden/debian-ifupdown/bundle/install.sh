@@ -82,18 +82,18 @@ changed() {
 	return 1
 }
 
-# wait_link NAME: wait up to 10 s for a network interface to appear.
+# wait_link NAME: wait up to 30 s for a network interface to appear (a busy host may take a while).
 wait_link() {
 	local i
 	if [ "$DRY_RUN" = 1 ]; then
 		say "would wait for interface $1"
 		return 0
 	fi
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		if ip link show dev "$1" >/dev/null 2>&1; then return 0; fi
 		sleep 0.1
 	done
-	die "interface $1 did not appear within 10 s (after $i checks)"
+	die "interface $1 did not appear within 30 s (after $i checks)"
 }
 
 # backup_once PATH: copy /PATH to the state directory (or note that it did not exist), the
@@ -190,14 +190,14 @@ declare -A BEFORE=()
 track() {
 	local rel
 	for rel in "$@"; do
-		BEFORE[$rel]=$(sha256sum <"$ROOT/$rel" 2>/dev/null || echo none)
+		BEFORE[$rel]=$({ sha256sum <"$ROOT/$rel"; } 2>/dev/null || echo none)
 		if [ "$DRY_RUN" = 0 ]; then backup_once "$rel"; fi
 	done
 }
 settle() {
 	local rel
 	for rel in "$@"; do
-		if [ "$(sha256sum <"$ROOT/$rel" 2>/dev/null || echo none)" != "${BEFORE[$rel]}" ]; then
+		if [ "$({ sha256sum <"$ROOT/$rel"; } 2>/dev/null || echo none)" != "${BEFORE[$rel]}" ]; then
 			CHANGED[$rel]=1
 			ANY_CHANGED=1
 		fi

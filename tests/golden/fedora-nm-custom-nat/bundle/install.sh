@@ -37,6 +37,22 @@ run() {
 	fi
 }
 
+# firewalld_up: whether firewalld runs. systemd counts firewalld as started before it has loaded
+# its configuration, and firewall-cmd fails while it loads (on a slow machine, e.g. just after
+# boot, that takes minutes): while its unit is active, wait up to 300 s for it to answer.
+firewalld_up() {
+	local i state=""
+	for i in $(seq 100); do
+		state=$(firewall-cmd --state 2>&1) && return 0
+		if [ "$state" = failed ]; then die "firewalld runs but failed to load its configuration (see journalctl -u firewalld)"; fi
+		case $(systemctl is-active firewalld.service 2>/dev/null) in
+		active | activating | reloading) sleep 3 ;;
+		*) return 1 ;;
+		esac
+	done
+	die "firewalld runs but did not answer within 300 s (after $i tries; firewall-cmd --state: $state)"
+}
+
 # restore_file PATH: put back what install_file replaced (or remove what it created).
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
@@ -82,18 +98,18 @@ changed() {
 	return 1
 }
 
-# wait_link NAME: wait up to 10 s for a network interface to appear.
+# wait_link NAME: wait up to 30 s for a network interface to appear (a busy host may take a while).
 wait_link() {
 	local i
 	if [ "$DRY_RUN" = 1 ]; then
 		say "would wait for interface $1"
 		return 0
 	fi
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		if ip link show dev "$1" >/dev/null 2>&1; then return 0; fi
 		sleep 0.1
 	done
-	die "interface $1 did not appear within 10 s (after $i checks)"
+	die "interface $1 did not appear within 30 s (after $i checks)"
 }
 
 # backup_once PATH: copy /PATH to the state directory (or note that it did not exist), the
@@ -190,14 +206,14 @@ declare -A BEFORE=()
 track() {
 	local rel
 	for rel in "$@"; do
-		BEFORE[$rel]=$(sha256sum <"$ROOT/$rel" 2>/dev/null || echo none)
+		BEFORE[$rel]=$({ sha256sum <"$ROOT/$rel"; } 2>/dev/null || echo none)
 		if [ "$DRY_RUN" = 0 ]; then backup_once "$rel"; fi
 	done
 }
 settle() {
 	local rel
 	for rel in "$@"; do
-		if [ "$(sha256sum <"$ROOT/$rel" 2>/dev/null || echo none)" != "${BEFORE[$rel]}" ]; then
+		if [ "$({ sha256sum <"$ROOT/$rel"; } 2>/dev/null || echo none)" != "${BEFORE[$rel]}" ]; then
 			CHANGED[$rel]=1
 			ANY_CHANGED=1
 		fi
@@ -394,7 +410,7 @@ fi
 # Check firewalld's configuration with the new zones and policies, then have firewalld load them.
 if changed etc/firewalld/zones/vnetgen-nat.xml etc/firewalld/policies/vnetgen-nat-out.xml etc/firewalld/policies/vnetgen-nat-in.xml; then
 	run firewall-offline-cmd --check-config
-	if firewall-cmd --state >/dev/null 2>&1; then run firewall-cmd --reload; else say 'firewalld is not running: the zones and policies take effect when it starts'; fi
+	if firewalld_up; then run firewall-cmd --reload; else say 'firewalld is not running: the zones and policies take effect when it starts'; fi
 fi
 
 # Define, autostart and start libvirt network vmnet (custom-nat).

@@ -28,6 +28,22 @@ run() {
 	fi
 }
 
+# firewalld_up: whether firewalld runs. systemd counts firewalld as started before it has loaded
+# its configuration, and firewall-cmd fails while it loads (on a slow machine, e.g. just after
+# boot, that takes minutes): while its unit is active, wait up to 300 s for it to answer.
+firewalld_up() {
+	local i state=""
+	for i in $(seq 100); do
+		state=$(firewall-cmd --state 2>&1) && return 0
+		if [ "$state" = failed ]; then die "firewalld runs but failed to load its configuration (see journalctl -u firewalld)"; fi
+		case $(systemctl is-active firewalld.service 2>/dev/null) in
+		active | activating | reloading) sleep 3 ;;
+		*) return 1 ;;
+		esac
+	done
+	die "firewalld runs but did not answer within 300 s (after $i tries; firewall-cmd --state: $state)"
+}
+
 # restore_file PATH: put back what install_file replaced (or remove what it created).
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
@@ -121,7 +137,7 @@ run nmcli connection reload
 run systemctl daemon-reload
 
 # Reload firewalld with the restored configuration.
-if firewall-cmd --state >/dev/null 2>&1; then run firewall-cmd --reload; else say 'firewalld is not running: the zones and policies take effect when it starts'; fi
+if firewalld_up; then run firewall-cmd --reload; else say 'firewalld is not running: the zones and policies take effect when it starts'; fi
 
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"
