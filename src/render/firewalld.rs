@@ -187,26 +187,24 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         plan.track(&zone_file);
         plan.track(&old);
         let tracked = format!("{} {}", sh_quote(&zone_file), sh_quote(&old));
-        let mut lines = vec![
-            format!("track {tracked}"),
-            concat!(
-                r#"if firewalld_up; then fw_permanent() { firewall-cmd --permanent "$@"; }; "#,
-                r#"else fw_permanent() { firewall-offline-cmd "$@"; }; fi"#
-            )
-            .to_string(),
-        ];
+        // In the files, with firewall-offline-cmd, even while firewalld runs: a running firewalld
+        // loads new zone and policy files one by one as they appear, and a `--permanent` change
+        // through it first checks every policy it has loaded against the zones it has loaded
+        // (here it failed with "Policy 'vnetgen-nat-out': Zone 'vnetgen-nat' does not exist").
+        // The reload below loads the files all together.
+        let mut lines = vec![format!("track {tracked}")];
         for dev in &bound {
             let dev = sh_quote(dev);
             lines.push(format!(
-                "if ! fw_permanent --zone={zone} --query-interface={dev} >/dev/null 2>&1; then run fw_permanent \
-                 --zone={zone} --add-interface={dev}; fi"
+                "if ! firewall-offline-cmd --zone={zone} --query-interface={dev} >/dev/null 2>&1; then run \
+                 firewall-offline-cmd --zone={zone} --add-interface={dev}; fi"
             ));
         }
         lines.push(format!("settle {tracked}"));
         plan.step(
             &format!(
                 "Put the uplinks into firewalld zone {uplink_zone}, so the forwards' policy applies ({} tells \
-                 firewalld nothing about interfaces).",
+                 firewalld nothing about interfaces); in the files, which the reload below loads together.",
                 p.host.stack.as_str()
             ),
             &[],

@@ -397,10 +397,9 @@ if changed etc/systemd/network/10-vnetgen-virbr20.netdev etc/systemd/network/10-
 	wait_link virbr20
 fi
 
-# Put the uplinks into firewalld zone public, so the forwards' policy applies (networkd tells firewalld nothing about interfaces).
+# Put the uplinks into firewalld zone public, so the forwards' policy applies (networkd tells firewalld nothing about interfaces); in the files, which the reload below loads together.
 track etc/firewalld/zones/public.xml etc/firewalld/zones/public.xml.old
-if firewalld_up; then fw_permanent() { firewall-cmd --permanent "$@"; }; else fw_permanent() { firewall-offline-cmd "$@"; }; fi
-if ! fw_permanent --zone=public --query-interface=enp0s31f6 >/dev/null 2>&1; then run fw_permanent --zone=public --add-interface=enp0s31f6; fi
+if ! firewall-offline-cmd --zone=public --query-interface=enp0s31f6 >/dev/null 2>&1; then run firewall-offline-cmd --zone=public --add-interface=enp0s31f6; fi
 settle etc/firewalld/zones/public.xml etc/firewalld/zones/public.xml.old
 
 # Check firewalld's configuration with the new zones and policies, then have firewalld load them.
