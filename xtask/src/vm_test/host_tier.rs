@@ -324,7 +324,10 @@ ip link set eth0 up
             seen = lines.len();
             if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
                 let install: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("VT install: ")).collect();
-                let tail = install[install.len().saturating_sub(8)..].join("\n  ");
+                // The lines up to the failed step's report: after it come only the rollback's.
+                let end =
+                    install.iter().position(|l| l.contains(": a step failed (exit ")).map_or(install.len(), |i| i + 1);
+                let tail = install[end.saturating_sub(8)..end].join("\n  ");
                 bail!("the host reported `{f}`; install.sh's last lines:\n  {tail}");
             }
             Ok(lines.iter().any(|l| l.starts_with(line)))
