@@ -98,6 +98,15 @@ compare() {
 	fi
 }
 
+# reboot_now: sync and reboot without stopping the services one by one (10-20 s under TCG): what
+# install.sh wrote is on disk, and what a service would save only when stopped does not count as
+# persisted.
+reboot_now() {
+	say rebooting
+	sync
+	systemctl reboot --force
+}
+
 # serve: answer the harness's commands on ttyS2 until `poweroff` or `reboot`.
 serve() {
 	exec 4</dev/ttyS2
@@ -127,8 +136,7 @@ serve() {
 			say "compare $a $(compare)"
 			;;
 		reboot)
-			say rebooting
-			systemctl --no-block reboot
+			reboot_now
 			exit 0
 			;;
 		poweroff)
@@ -166,8 +174,7 @@ case $n in
 		say "fatal install.sh failed (exit $rc)"
 		exit 0
 	fi
-	say rebooting
-	systemctl --no-block reboot
+	reboot_now
 	exit 0
 	;;
 2) ;;
