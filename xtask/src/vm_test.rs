@@ -48,6 +48,7 @@ pub const TOOLS: &[(&str, &str)] = &[
 
 /// The uplink's segment as the harness builds it: the profile's static addressing when it has
 /// one, otherwise a documentation range standing in for the DHCP-served LAN.
+#[derive(Clone)]
 struct Segment {
     /// The host's uplink address.
     uplink: std::net::Ipv4Addr,
@@ -62,11 +63,17 @@ struct Segment {
     guests6: Vec<(String, String)>,
 }
 
-/// The uplink segment's IPv6 (documentation prefix), set up when a network of the profile has
-/// IPv6: the upstream router, the host's uplink and the LAN client.
-const ROUTER6: &str = "2001:db8:ffff::1";
-const UPLINK6: &str = "2001:db8:ffff::2";
-const LAN6: &str = "2001:db8:ffff::50";
+/// The segments' default addressing (documentation ranges), for an uplink that learns its
+/// address: (uplink, router, LAN client) for IPv4 and for IPv6, by the segment's place (a host
+/// tier run with two uplinks has two segments; the netns tier has one).
+const DEFAULT_V4: [[[u8; 4]; 3]; 2] =
+    [[[203, 0, 113, 2], [203, 0, 113, 1], [203, 0, 113, 50]], [[192, 0, 2, 2], [192, 0, 2, 1], [192, 0, 2, 50]]];
+const DEFAULT_V6: [[&str; 3]; 2] = [
+    ["2001:db8:ffff::2", "2001:db8:ffff::1", "2001:db8:ffff::50"],
+    ["2001:db8:fffe::2", "2001:db8:fffe::1", "2001:db8:fffe::50"],
+];
+/// How many segments a run can have.
+const MAX_SEGMENTS: usize = DEFAULT_V4.len();
 
 /// The uplink segment's IPv6: the profile's static uplink address and gateway (a link-local
 /// gateway becomes the router's link-local address), or the netns tier's documentation
@@ -80,7 +87,8 @@ pub(crate) struct Segment6 {
 }
 
 impl Segment6 {
-    fn of(up: &vnetgen::model::Uplink) -> Segment6 {
+    /// The IPv6 of the `nth` segment (`nth < MAX_SEGMENTS`).
+    fn of(up: &vnetgen::model::Uplink, nth: usize) -> Segment6 {
         use std::net::Ipv6Addr;
         match &up.ipv6 {
             vnetgen::model::UplinkV6::Static { address, subnet, gateway } => {
@@ -91,25 +99,25 @@ impl Segment6 {
                 Segment6 { uplink: *address, prefix: subnet.prefix, gateway: gateway.unwrap_or(router), router, lan }
             }
             _ => {
-                let parse = |a: &str| a.parse::<Ipv6Addr>().expect("a constant address");
-                let router = parse(ROUTER6);
-                Segment6 { uplink: parse(UPLINK6), prefix: 64, gateway: router, router, lan: parse(LAN6) }
+                let [uplink, router, lan] = DEFAULT_V6[nth].map(|a| a.parse::<Ipv6Addr>().expect("a constant address"));
+                Segment6 { uplink, prefix: 64, gateway: router, router, lan }
             }
         }
     }
 
-    /// The upstream router's addresses (its link-local one too, if that is the gateway) and the
-    /// static routes to the routed networks' IPv6 subnets the bundle's README asks for.
-    fn router_script(&self, model: &vnetgen::model::Profile) -> String {
+    /// The upstream router's addresses on its device `dev` (its link-local one too, if that is
+    /// the gateway) and the static routes to the IPv6 subnets of the routed `networks` (those
+    /// behind this segment's uplink) the bundle's README asks for.
+    fn router_script(&self, networks: &[&vnetgen::model::Network], dev: &str) -> String {
         let mut script = format!(
-            "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add {}/{} dev upbr nodad\n",
+            "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add {}/{} dev {dev} nodad\n",
             self.router, self.prefix
         );
         if self.gateway != self.router {
             let len = if self.gateway.is_unicast_link_local() { 64 } else { self.prefix };
-            script.push_str(&format!("ip -6 addr add {}/{len} dev upbr nodad\n", self.gateway));
+            script.push_str(&format!("ip -6 addr add {}/{len} dev {dev} nodad\n", self.gateway));
         }
-        for n in &model.networks {
+        for n in networks {
             if let (Some(v6), vnetgen::model::Mode::Routed | vnetgen::model::Mode::CustomRouted) = (&n.ipv6, n.mode) {
                 script.push_str(&format!("ip -6 route add {} via {}\n", v6.subnet, self.uplink));
             }
@@ -132,7 +140,9 @@ impl Segment6 {
 }
 
 impl Segment {
-    fn of(up: &vnetgen::model::Uplink) -> Segment {
+    /// The `nth` segment (`nth < MAX_SEGMENTS`): the uplink's static addressing, or the
+    /// segment's default range.
+    fn of(up: &vnetgen::model::Uplink, nth: usize) -> Segment {
         use std::net::Ipv4Addr;
         match &up.ipv4 {
             vnetgen::model::UplinkV4::Static { address, subnet, gateway, .. } => {
@@ -149,14 +159,10 @@ impl Segment {
                     guests6: Vec::new(),
                 }
             }
-            _ => Segment {
-                uplink: Ipv4Addr::new(203, 0, 113, 2),
-                prefix: 24,
-                router: Ipv4Addr::new(203, 0, 113, 1),
-                lan: Ipv4Addr::new(203, 0, 113, 50),
-                guests: Vec::new(),
-                guests6: Vec::new(),
-            },
+            _ => {
+                let [uplink, router, lan] = DEFAULT_V4[nth].map(Ipv4Addr::from);
+                Segment { uplink, prefix: 24, router, lan, guests: Vec::new(), guests6: Vec::new() }
+            }
         }
     }
 
@@ -175,15 +181,15 @@ impl Segment {
     }
 
     /// The LAN client's IPv4 setup on its `eth0` (address, default route via the router, and a
-    /// route to each guest subnet through the host: refused for NAT networks, allowed for routed
-    /// ones), and the router's static routes to routed networks, which the bundle's README asks
-    /// the LAN router for.
-    fn lan_v4(&self, model: &vnetgen::model::Profile) -> (String, String) {
+    /// route to the subnet of each of `networks` — those behind this segment's uplink — through
+    /// the host: refused for NAT networks, allowed for routed ones), and the router's static
+    /// routes to routed networks, which the bundle's README asks the LAN router for.
+    fn lan_v4(&self, networks: &[&vnetgen::model::Network]) -> (String, String) {
         let (router, uplink, lan, prefix) = (self.router, self.uplink, self.lan, self.prefix);
         let mut lan_script =
             format!("ip addr add {lan}/{prefix} dev eth0\nip link set eth0 up\nip route add default via {router}\n");
         let mut router_script = String::new();
-        for n in &model.networks {
+        for n in networks {
             if let Some(v4) = &n.ipv4 {
                 lan_script.push_str(&format!("ip route add {} via {uplink}\n", v4.subnet));
                 if matches!(n.mode, vnetgen::model::Mode::CustomRouted | vnetgen::model::Mode::Routed) {
@@ -239,6 +245,40 @@ impl Segment {
             out = out.replace(&format!("{{guest6:{name}}}"), addr);
         }
         out
+    }
+}
+
+/// A run's segments, one per uplink its networks use, each with its LAN client's namespace:
+/// a check means the addresses of its `uplink`'s segment (the netns tier builds one segment, for
+/// every uplink).
+struct Segments(Vec<(String, Segment, String)>);
+
+impl Segments {
+    /// The segment of check `c` and its LAN client's namespace.
+    fn of(&self, c: &Check) -> Result<(&Segment, &str)> {
+        let found = match (&c.uplink, &self.0[..]) {
+            (_, [only]) => Some(only),
+            (None, list) => list.first(),
+            (Some(up), list) => list.iter().find(|(name, _, _)| name == up),
+        };
+        let (_, seg, lan) = found.with_context(|| format!("no segment for the uplink of check {:?}", c.describe()))?;
+        Ok((seg, lan))
+    }
+
+    /// The segment of uplink `name`.
+    fn uplink(&self, name: &str) -> Result<&Segment> {
+        let found = match &self.0[..] {
+            [only] => Some(only),
+            list => list.iter().find(|(n, _, _)| n == name),
+        };
+        Ok(&found.with_context(|| format!("no segment for uplink {name}"))?.1)
+    }
+
+    /// Notes guest `run`'s addresses in every segment.
+    fn learn(&mut self, run: &qemu::GuestRun) {
+        for (_, seg, _) in &mut self.0 {
+            seg.learn(run);
+        }
     }
 }
 
@@ -609,20 +649,21 @@ fn verdict(
 /// client's address, so NAT shows) and DNS for `upstream.test`, plus `dhcp`'s dnsmasq options.
 fn start_upstream(
     topo: &mut Topology,
+    name: &str,
     ns: &str,
     dir: &Path,
     busybox: &Path,
     router: std::net::Ipv4Addr,
     dhcp: Vec<String>,
 ) -> Result<()> {
-    let www = dir.join("www");
+    let www = dir.join(format!("{name}-www"));
     std::fs::create_dir_all(www.join("cgi-bin"))?;
     std::fs::write(www.join("index.html"), "upstream\n")?;
     let cgi = www.join("cgi-bin/whoami");
     std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n")?;
     std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
     let (busybox, www_s) = (busybox.display().to_string(), www.display().to_string());
-    topo.spawn("upstream-httpd", ns, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
+    topo.spawn(&format!("{name}-httpd"), ns, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
     let mut dns_args: Vec<String> = [
         "dnsmasq",
         "-k",
@@ -642,7 +683,7 @@ fn start_upstream(
     // drop, leaving the guest's resolver to time out.
     dns_args.push("--local=/test/".to_string());
     dns_args.extend(dhcp);
-    topo.spawn("upstream-dns", ns, &dns_args.iter().map(String::as_str).collect::<Vec<_>>())
+    topo.spawn(&format!("{name}-dns"), ns, &dns_args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The checked model of `profile`: a built-in profile's name, or a path relative to the repository.
@@ -716,7 +757,8 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     // segment (for a WiFi laptop the WiFi network is the LAN).
     let uplink_model = model.uplink(&model.networks[0]);
     let uplink = uplink_model.name.to_string();
-    let mut seg = Segment::of(uplink_model);
+    // One segment: the netns tier puts every uplink's networks on it.
+    let seg = Segment::of(uplink_model, 0);
     let (router, uplink_addr, prefix) = (seg.router, seg.uplink, seg.prefix);
     topo.run(
         &up,
@@ -729,13 +771,14 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     }
     topo.run(&lan, &format!("ip link add eth0 type veth peer name lup netns {up}"))?;
     topo.run(&up, "ip link set hup master upbr up\nip link set lup master upbr up")?;
-    let (mut lan_script, router_routes) = seg.lan_v4(&model);
+    let networks: Vec<&vnetgen::model::Network> = model.networks.iter().collect();
+    let (mut lan_script, router_routes) = seg.lan_v4(&networks);
     if !router_routes.is_empty() {
         topo.run(&up, &router_routes)?;
     }
-    let seg6 = model.networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(uplink_model));
+    let seg6 = model.networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(uplink_model, 0));
     if let Some(s6) = &seg6 {
-        topo.run(&up, &s6.router_script(&model))?;
+        topo.run(&up, &s6.router_script(&networks, "upbr"))?;
         lan_script.push_str(&s6.lan_script());
     }
     topo.run(&lan, &lan_script)?;
@@ -746,7 +789,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     } else {
         Vec::new()
     };
-    start_upstream(&mut topo, &up, dir, &saved.image.busybox, router, lan_dhcp)?;
+    start_upstream(&mut topo, "upstream", &up, dir, &saved.image.busybox, router, lan_dhcp)?;
 
     // The host: the user's existing uplink configuration (given here as a networkd file), then
     // the bundle's own files.
@@ -955,7 +998,8 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         let nic = qemu::Nic { tap: &tap, mac: &g.mac };
         guests.push(qemu::restore(&mut topo, &host, saved, &g.name, nic, &words, &files)?);
     }
-    hand_out_checks(&mut topo, s, &mut seg, &mut guests, saved.accel.ready_timeout(), start_guests)?;
+    let mut segs = Segments(vec![(uplink.clone(), seg, lan.clone())]);
+    hand_out_checks(&mut topo, s, &mut segs, &mut guests, saved.accel.ready_timeout(), start_guests)?;
     wait_for("the guests to report VT ready", saved.accel.ready_timeout(), || {
         topo.check_alive()?;
         guests.iter().try_fold(true, |all, g| Ok(g.has("VT ready")? && all))
@@ -963,7 +1007,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     eprintln!("vm-test: [{}] guests ready after {:.1}s", s.name, start_guests.elapsed().as_secs_f64());
 
     let host_side = HostNs { topo: &topo, ns: &host };
-    results.extend(check_all(s, &seg, &guests, &topo, &host_side, &lan)?);
+    results.extend(check_all(s, &segs, &guests, &topo, &host_side)?);
     if results.iter().any(|r| !r.ok) {
         // Keep evidence for the failure.
         let ruleset = topo.output(&host, "nft list ruleset; ip -d addr; ip route", Duration::from_secs(5))?;
@@ -1039,15 +1083,22 @@ impl HostSide for HostNs<'_> {
 /// the LAN and the host are independent (a refusal waits for nothing, a drop for its timeout).
 fn check_all(
     s: &Scenario,
-    seg: &Segment,
+    segs: &Segments,
     guests: &[qemu::GuestRun],
     topo: &Topology,
     host: &dyn HostSide,
-    lan: &str,
 ) -> Result<Vec<CheckResult>> {
     let evaluated: Vec<Result<(bool, String)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            s.checks.iter().map(|c| scope.spawn(move || evaluate(c, seg, guests, topo, host, lan))).collect();
+        let handles: Vec<_> = s
+            .checks
+            .iter()
+            .map(|c| {
+                scope.spawn(move || {
+                    let (seg, lan) = segs.of(c)?;
+                    evaluate(c, seg, guests, topo, host, lan)
+                })
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a check panicked")))).collect()
     });
     let mut results = Vec::new();
@@ -1058,7 +1109,7 @@ fn check_all(
                 detail.push_str(&format!(" (guest console: {})", g.console.display()));
             }
         }
-        results.push(CheckResult { desc: seg.expand(&c.describe()), ok, detail });
+        results.push(CheckResult { desc: segs.of(c)?.0.expand(&c.describe()), ok, detail });
     }
     Ok(results)
 }
@@ -1068,7 +1119,7 @@ fn check_all(
 fn hand_out_checks(
     topo: &mut Topology,
     s: &Scenario,
-    seg: &mut Segment,
+    segs: &mut Segments,
     guests: &mut [qemu::GuestRun],
     timeout: Duration,
     start_guests: Instant,
@@ -1087,7 +1138,7 @@ fn hand_out_checks(
         for (gi, run) in guests.iter().enumerate() {
             if !sent[gi] && run.has("VT wants checks")? {
                 wanting.push(gi);
-                seg.learn(run);
+                segs.learn(run);
             }
         }
         // Per guest: it has its lease and serves (or already had its checks).
@@ -1096,12 +1147,10 @@ fn hand_out_checks(
         for &gi in &wanting {
             let g = &s.guests[gi];
             if (0..guests.len()).all(|o| o == gi || !refers(g, &s.guests[o].name) || up[o]) {
-                let specs: Vec<String> = s
-                    .checks
-                    .iter()
-                    .filter(|c| c.guest.as_deref() == Some(g.name.as_str()))
-                    .filter_map(|c| guest_check_spec(c, seg))
-                    .collect();
+                let mut specs = Vec::new();
+                for c in s.checks.iter().filter(|c| c.guest.as_deref() == Some(g.name.as_str())) {
+                    specs.extend(guest_check_spec(c, segs.of(c)?.0));
+                }
                 guests[gi].send_checks(&specs)?;
                 sent[gi] = true;
                 progressed = true;
@@ -1349,7 +1398,7 @@ mod tests {
 
     fn segment(profile: &str) -> Segment {
         let model = load_model(profile).unwrap();
-        Segment::of(model.uplink(&model.networks[0]))
+        Segment::of(model.uplink(&model.networks[0]), 0)
     }
 
     #[test]
@@ -1377,12 +1426,12 @@ mod tests {
     #[test]
     fn the_segments_ipv6_is_the_profiles_static_uplink_with_a_link_local_gateway_on_the_router() {
         let model = load_model("server-routed").unwrap();
-        let s6 = Segment6::of(model.uplink(&model.networks[0]));
+        let s6 = Segment6::of(model.uplink(&model.networks[0]), 0);
         let ip = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap();
         assert_eq!((s6.uplink, s6.prefix, s6.gateway), (ip("2001:db8::1"), 64, ip("fe80::1")));
         assert_eq!((s6.router, s6.lan), (ip("2001:db8::fffe"), ip("2001:db8::50")));
         assert_eq!(
-            s6.router_script(&model),
+            s6.router_script(&model.networks.iter().collect::<Vec<_>>(), "upbr"),
             "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add 2001:db8::fffe/64 dev upbr nodad\n\
              ip -6 addr add fe80::1/64 dev upbr nodad\nip -6 route add 2001:db8:aa::/64 via 2001:db8::1\n"
         );
@@ -1390,5 +1439,35 @@ mod tests {
             s6.lan_script(),
             "ip -6 addr add 2001:db8::50/64 dev eth0 nodad\nip -6 route add default via 2001:db8::fffe\n"
         );
+    }
+
+    #[test]
+    fn a_second_uplink_has_a_segment_of_its_own_and_its_networks_checks_use_it() {
+        // homelab-multi: wired enp3s0 (bridged br0), WiFi wlp2s0 (routed virbr1).
+        let model = load_model("homelab-multi").unwrap();
+        let up = |i: usize| model.uplink(&model.networks[i]);
+        let (wired, wifi) = (Segment::of(up(0), 0), Segment::of(up(1), 1));
+        assert_eq!((wired.router, wired.uplink), ("203.0.113.1".parse().unwrap(), "203.0.113.2".parse().unwrap()));
+        assert_eq!(
+            (wifi.router, wifi.uplink, wifi.lan),
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap(), "192.0.2.50".parse().unwrap())
+        );
+        let wireless: Vec<&vnetgen::model::Network> = model.networks[1..].iter().collect();
+        assert_eq!(wifi.lan_v4(&wireless).1, "ip route add 192.168.150.0/24 via 192.0.2.2\n");
+        let s6 = Segment6::of(up(1), 1);
+        assert_eq!(
+            s6.router_script(&wireless, "eth0"),
+            "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add 2001:db8:fffe::1/64 dev eth0 nodad\n\
+             ip -6 route add 2001:db8:150::/64 via 2001:db8:fffe::2\n"
+        );
+        let segs = Segments(vec![("enp3s0".into(), wired, "lan".into()), ("wlp2s0".into(), wifi, "lan1".into())]);
+        let s = scenario::generic("homelab-multi", &model);
+        let whoami = |g: &str| {
+            let c = s.checks.iter().find(|c| c.guest.as_deref() == Some(g) && c.kind == CheckKind::GuestHttp).unwrap();
+            let (seg, lan) = segs.of(c).unwrap();
+            (guest_check_spec(c, seg).unwrap(), lan.to_string())
+        };
+        assert_eq!(whoami("g0"), ("http:203.0.113.1:80:/cgi-bin/whoami".to_string(), "lan".to_string()));
+        assert_eq!(whoami("g1"), ("http:192.0.2.1:80:/cgi-bin/whoami".to_string(), "lan1".to_string()));
     }
 }

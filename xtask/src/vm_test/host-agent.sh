@@ -2,7 +2,7 @@
 # vnetgen vm-test, host tier: the host VM's agent, a oneshot unit run once per boot after
 # multi-user.target. It reports `VT ...` lines on ttyS1 and takes commands on ttyS2.
 #
-# Boot 1 (the fresh host): wait for the uplink's address, unpack the bundle from the scenario
+# Boot 1 (the fresh host): wait for the uplinks' addresses, unpack the bundle from the scenario
 # disk, run the bundle's own install.sh non-interactively, reboot. With APPLY=ssh the harness
 # runs install.sh over SSH instead and then sends `reboot`.
 # Boot 2 (after the reboot: what persists): cable the sibling guests' NICs into the bundle's
@@ -16,7 +16,7 @@ say() { printf 'VT %s\n' "$*" >&3; }
 
 STATE=/var/lib/vt
 mkdir -p "$STATE/logs"
-UPLINK="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1
+UPLINKS="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1
 # shellcheck source=/dev/null
 [ -r "$STATE/scenario.conf" ] && . "$STATE/scenario.conf"
 n=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
@@ -72,20 +72,24 @@ probe() {
 	esac
 }
 
-# uplink_dev: the device with the uplink's addresses: the uplink, or the bridge it is a port of.
+# uplink_dev UPLINK: the device with the uplink's addresses: the uplink, or the bridge it is a
+# port of.
 uplink_dev() {
 	local m
-	m=$(readlink "/sys/class/net/$UPLINK/master" 2>/dev/null) && echo "${m##*/}" || echo "$UPLINK"
+	m=$(readlink "/sys/class/net/$1/master" 2>/dev/null) && echo "${m##*/}" || echo "$1"
 }
 
-# wait_uplink: until the uplink has its IPv4 address (a WiFi uplink first associates), then
-# report it.
+# wait_uplink: until each uplink has its IPv4 address (a WiFi uplink first associates), then
+# report them.
 wait_uplink() {
-	for _ in $(seq 240); do
-		if ip -4 -o addr show dev "$(uplink_dev)" 2>/dev/null | grep -q ' inet '; then break; fi
-		sleep 0.5
+	local up
+	for up in $UPLINKS; do
+		for _ in $(seq 240); do
+			if ip -4 -o addr show dev "$(uplink_dev "$up")" 2>/dev/null | grep -q ' inet '; then break; fi
+			sleep 0.5
+		done
+		say "uplink $(uplink_dev "$up") $(ip -4 -o addr show dev "$(uplink_dev "$up")" 2>/dev/null | awk '{print $4}' | head -n 1)"
 	done
-	say "uplink $(uplink_dev) $(ip -4 -o addr show dev "$(uplink_dev)" 2>/dev/null | awk '{print $4}' | head -n 1)"
 }
 
 # compare: print `ok` or what differs in /etc from its state before install.sh.

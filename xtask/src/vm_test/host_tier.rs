@@ -144,6 +144,17 @@ pub fn run(opts: &Options) -> Result<(usize, usize)> {
     )
 }
 
+/// An uplink of the host and its segment: the profile's networks behind it, the host's NIC, the
+/// tap in `sim` that backs the NIC (or a WiFi access point's backhaul).
+struct Site<'m> {
+    uplink: &'m vnetgen::model::Uplink,
+    networks: Vec<&'m vnetgen::model::Network>,
+    seg: Segment,
+    seg6: Option<Segment6>,
+    nic: HostNic,
+    tap: String,
+}
+
 /// A host NIC: its MAC, its name inside the host (the profile's for the uplink), the tap that
 /// backs it (none for a WiFi radio), and for a guest's cable the bridge the agent puts it in
 /// after the reboot.
@@ -166,28 +177,58 @@ fn execute(
     let (model, bundle_dir) = super::render(&hs.profile, mutation, dir)?;
     let s = scenario::generic(&hs.profile, &model);
     anyhow::ensure!(!s.guests.is_empty(), "{}: no network with DHCP to boot a guest on", hs.profile);
-    let uplink_model = model.uplink(&model.networks[0]);
-    let mut seg = Segment::of(uplink_model);
-    let (router, uplink_addr, prefix) = (seg.router, seg.uplink, seg.prefix);
-
-    // The host's NICs: the uplink (on the upstream segment's tap `hup`, or for WiFi a radio
-    // whose access point's backhaul is on it), then one cable per guest.
-    let wifi = uplink_model.kind == UplinkKind::Wifi;
-    let uplink = HostNic {
-        mac: match (&uplink_model.mac, wifi) {
-            (Some(m), _) => m.to_string(),
-            (None, true) => WIFI_MAC.to_string(),
-            (None, false) => UPLINK_MAC.to_string(),
-        },
-        name: uplink_model.name.to_string(),
-        tap: (!wifi).then(|| "hup".into()),
-        bridge: None,
-    };
-    if wifi {
-        anyhow::ensure!(uplink.mac == WIFI_MAC, "a WiFi uplink's MAC is its radio's ({WIFI_MAC}) in the host tier");
+    // One segment per uplink the networks use, in the order of the networks.
+    let mut uplinks: Vec<&vnetgen::model::Uplink> = Vec::new();
+    for n in &model.networks {
+        let up = model.uplink(n);
+        if !uplinks.iter().any(|u| u.name == up.name) {
+            uplinks.push(up);
+        }
     }
-    let backhaul =
-        wifi.then(|| HostNic { mac: BACKHAUL_MAC.into(), name: "vtap0".into(), tap: Some("hup".into()), bridge: None });
+    anyhow::ensure!(uplinks.len() <= super::MAX_SEGMENTS, "more than {} uplinks", super::MAX_SEGMENTS);
+    let wifis = uplinks.iter().filter(|u| u.kind == UplinkKind::Wifi).count();
+    anyhow::ensure!(wifis <= 1, "more than one WiFi uplink (the host VM has one radio for the host)");
+    let mut sites = Vec::new();
+    for (i, up) in uplinks.iter().enumerate() {
+        let networks: Vec<&vnetgen::model::Network> =
+            model.networks.iter().filter(|n| model.uplink(n).name == up.name).collect();
+        // The uplink: on the segment's tap, or for WiFi a radio whose access point's backhaul
+        // is on it.
+        let wifi = up.kind == UplinkKind::Wifi;
+        let tap = if i == 0 { "hup".to_string() } else { format!("hup{i}") };
+        let nic = HostNic {
+            mac: match (&up.mac, wifi) {
+                (Some(m), _) => m.to_string(),
+                (None, true) => WIFI_MAC.to_string(),
+                (None, false) if i == 0 => UPLINK_MAC.to_string(),
+                (None, false) => format!("52:54:00:a0:00:{:02x}", 0x10 + i),
+            },
+            name: up.name.to_string(),
+            tap: (!wifi).then(|| tap.clone()),
+            bridge: None,
+        };
+        if wifi {
+            anyhow::ensure!(nic.mac == WIFI_MAC, "a WiFi uplink's MAC is its radio's ({WIFI_MAC}) in the host tier");
+        }
+        sites.push(Site {
+            uplink: up,
+            seg: Segment::of(up, i),
+            // The segment's IPv6, when a network behind its uplink has IPv6.
+            seg6: networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(up, i)),
+            networks,
+            nic,
+            tap,
+        });
+    }
+    let (router, uplink_addr) = (sites[0].seg.router, sites[0].seg.uplink);
+
+    // The host's NICs: the uplinks, a WiFi access point's backhaul, one cable per guest.
+    let backhaul = sites.iter().find(|s| s.uplink.kind == UplinkKind::Wifi).map(|s| HostNic {
+        mac: BACKHAUL_MAC.into(),
+        name: "vtap0".into(),
+        tap: Some(s.tap.clone()),
+        bridge: None,
+    });
     let mut cables = Vec::new();
     for (gi, g) in s.guests.iter().enumerate() {
         let net = model.networks.iter().find(|n| n.name.as_str() == g.network).context("guest's network")?;
@@ -209,10 +250,8 @@ fn execute(
         // The report says so: this host is Debian, the profile's distribution is not.
         install_args.push("--skip-host-check");
     }
-    let nics: Vec<&HostNic> = std::iter::once(&uplink).chain(&backhaul).chain(&cables).collect();
-    // The segment's IPv6, when a network of the profile has IPv6.
-    let seg6 = model.networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(uplink_model));
-    write_prep(&prep, &model, image, &nics, &install_args, router, &seg, seg6.as_ref(), hs.apply)?;
+    let nics: Vec<&HostNic> = sites.iter().map(|s| &s.nic).chain(&backhaul).chain(&cables).collect();
+    write_prep(&prep, &model, image, &nics, &install_args, &sites, hs.apply)?;
     let key = dir.join("ssh-key");
     if hs.apply == Apply::Ssh {
         // The admin's key, authorized for root as on a server one administers over SSH.
@@ -240,15 +279,46 @@ fn execute(
     let logs = dir.join("host-logs.tar");
     std::fs::File::create(&logs)?.set_len(64 << 20)?;
 
+    // The segments. The first: bridge `upbr` in `sim` with the upstream router's address, a
+    // LAN client in `lan`. A second: an L2 bridge `upbrN` in `sim` (where the host VM's taps
+    // are), its router in a namespace of its own (`rtN`, so that neither router answers for the
+    // other's segment), its LAN client in `lanN`.
     let mut topo = Topology::new(&format!("h{index}"), dir, keep)?;
     topo.set_deadline(READY_TIMEOUT + Duration::from_secs(300));
     let sim = topo.add_ns("sim")?;
-    let lan = topo.add_ns("lan")?;
-    let mut script = format!(
-        "ip link add upbr type bridge\nip addr add {router}/{prefix} dev upbr\nip link set upbr up\n\
-         ip tuntap add dev hup mode tap\nip link set hup master upbr up\n\
-         ip link add lup type veth peer name eth0 netns {lan}\nip link set lup master upbr up\n"
-    );
+    let mut script = String::new();
+    let mut segs = Vec::new();
+    let mut routers = Vec::new();
+    // A second segment's router, once `sim` has its cable.
+    let mut router_setup = Vec::new();
+    for (i, site) in sites.iter().enumerate() {
+        let (r, prefix, tap) = (site.seg.router, site.seg.prefix, &site.tap);
+        let lan = topo.add_ns(&if i == 0 { "lan".to_string() } else { format!("lan{i}") })?;
+        let (br, router_ns, dev) = if i == 0 {
+            script.push_str(&format!(
+                "ip link add upbr type bridge\nip addr add {r}/{prefix} dev upbr\nip link set upbr up\n"
+            ));
+            ("upbr".to_string(), sim.clone(), "upbr")
+        } else {
+            let rt = topo.add_ns(&format!("rt{i}"))?;
+            script.push_str(&format!(
+                "ip link add upbr{i} type bridge\nip link set upbr{i} up\n\
+                 ip link add rup{i} type veth peer name eth0 netns {rt}\nip link set rup{i} master upbr{i} up\n"
+            ));
+            router_setup.push((
+                rt.clone(),
+                format!("ip link set lo up\nip addr add {r}/{prefix} dev eth0\nip link set eth0 up\n"),
+            ));
+            (format!("upbr{i}"), rt, "eth0")
+        };
+        let lup = if i == 0 { "lup".to_string() } else { format!("lup{i}") };
+        script.push_str(&format!(
+            "ip tuntap add dev {tap} mode tap\nip link set {tap} master {br} up\n\
+             ip link add {lup} type veth peer name eth0 netns {lan}\nip link set {lup} master {br} up\n"
+        ));
+        routers.push((router_ns, dev));
+        segs.push((site.uplink.name.to_string(), site.seg.clone(), lan));
+    }
     for (gi, c) in cables.iter().enumerate() {
         // The cable: the host's NIC and the guest's, on one L2 bridge.
         script.push_str(&format!(
@@ -259,6 +329,9 @@ fn execute(
         ));
     }
     topo.run(&sim, &script)?;
+    for (ns, setup) in &router_setup {
+        topo.run(ns, setup)?;
+    }
     let admin = if hs.apply == Apply::Ssh {
         // The admin's network, one hop behind the upstream router (so the host's default route,
         // the thing a wrong gateway breaks, carries the SSH session).
@@ -266,47 +339,46 @@ fn execute(
         topo.run(
             &sim,
             &format!(
-                "sysctl -qw net.ipv4.ip_forward=1
-ip link add adm type veth peer name eth0 netns {adm}
-                 ip addr add {ADMIN_ROUTER}/24 dev adm
-ip link set adm up
-"
+                "sysctl -qw net.ipv4.ip_forward=1\nip link add adm type veth peer name eth0 netns {adm}\n\
+                 ip addr add {ADMIN_ROUTER}/24 dev adm\nip link set adm up\n"
             ),
         )?;
         topo.run(
             &adm,
             &format!(
-                "ip link set lo up
-ip addr add {ADMIN}/24 dev eth0
-ip link set eth0 up
-                 ip route add default via {ADMIN_ROUTER}
-"
+                "ip link set lo up\nip addr add {ADMIN}/24 dev eth0\nip link set eth0 up\n\
+                 ip route add default via {ADMIN_ROUTER}\n"
             ),
         )?;
         Some(adm)
     } else {
         None
     };
-    let (mut lan_script, mut router_routes) = seg.lan_v4(&model);
-    if let Some(s6) = &seg6 {
-        lan_script.push_str(&s6.lan_script());
-        router_routes.push_str(&s6.router_script(&model));
+    for (i, (site, (router_ns, dev))) in sites.iter().zip(&routers).enumerate() {
+        let (mut lan_script, mut router_routes) = site.seg.lan_v4(&site.networks);
+        if let Some(s6) = &site.seg6 {
+            lan_script.push_str(&s6.lan_script());
+            router_routes.push_str(&s6.router_script(&site.networks, dev));
+        }
+        topo.run(&segs[i].2, &lan_script)?;
+        if !router_routes.is_empty() {
+            topo.run(router_ns, &router_routes)?;
+        }
+        let mut dhcp = Vec::new();
+        let dhcp_uplink = site.uplink.ipv4 == UplinkV4::Dhcp;
+        if dhcp_uplink || site.networks.iter().any(|n| n.mode == vnetgen::model::Mode::Bridged) {
+            // The LAN's DHCP server: the uplink's lease (always the harness's `{uplink}` address)
+            // and the bridged guests'.
+            let name = if i == 0 { "upstream".to_string() } else { format!("upstream{i}") };
+            dhcp = site.seg.dhcp_args(&dir.join(format!("{name}.leases")));
+        }
+        if dhcp_uplink {
+            dhcp.push(format!("--dhcp-host={},{}", site.nic.mac, site.seg.uplink));
+        }
+        let name = if i == 0 { "upstream".to_string() } else { format!("upstream{i}") };
+        super::start_upstream(&mut topo, &name, router_ns, dir, &saved.image.busybox, site.seg.router, dhcp)?;
     }
-    topo.run(&lan, &lan_script)?;
-    if !router_routes.is_empty() {
-        topo.run(&sim, &router_routes)?;
-    }
-    let mut dhcp = Vec::new();
-    let bridged = model.networks.iter().any(|n| n.mode == vnetgen::model::Mode::Bridged);
-    if uplink_model.ipv4 == UplinkV4::Dhcp || bridged {
-        // The LAN's DHCP server: the uplink's lease (always the harness's `{uplink}` address)
-        // and the bridged guests'.
-        dhcp = seg.dhcp_args(&dir.join("upstream.leases"));
-    }
-    if uplink_model.ipv4 == UplinkV4::Dhcp {
-        dhcp.push(format!("--dhcp-host={},{uplink_addr}", uplink.mac));
-    }
-    super::start_upstream(&mut topo, &sim, dir, &saved.image.busybox, router, dhcp)?;
+    let mut segs = super::Segments(segs);
 
     // The host VM: install, reboot, cable the guests in.
     let start_host = Instant::now();
@@ -360,17 +432,18 @@ ip link set eth0 up
     let mut guests = Vec::new();
     for (gi, g) in s.guests.iter().enumerate() {
         let net = model.networks.iter().find(|n| n.name.as_str() == g.network).context("guest's network")?;
-        let (words, files) = super::guest_instructions(g, net, &seg, &bundle_dir)?;
+        let (words, files) =
+            super::guest_instructions(g, net, segs.uplink(model.uplink(net).name.as_str())?, &bundle_dir)?;
         let tap = format!("vtg{gi}");
         let nic = qemu::Nic { tap: &tap, mac: &g.mac };
         guests.push(qemu::restore(&mut topo, &sim, saved, &g.name, nic, &words, &files)?);
     }
-    super::hand_out_checks(&mut topo, &s, &mut seg, &mut guests, saved.accel.ready_timeout(), start_guests)?;
+    super::hand_out_checks(&mut topo, &s, &mut segs, &mut guests, saved.accel.ready_timeout(), start_guests)?;
     wait_for("the guests to report VT ready", saved.accel.ready_timeout(), || {
         topo.check_alive()?;
         guests.iter().try_fold(true, |all, g| Ok(g.has("VT ready")? && all))
     })?;
-    results.extend(super::check_all(&s, &seg, &guests, &topo, &vm, &lan)?);
+    results.extend(super::check_all(&s, &segs, &guests, &topo, &vm)?);
     // The logs of failed checks show the host as the checks found it, before uninstall.sh.
     let dumped = results.iter().any(|r| !r.ok);
     if dumped {
@@ -564,14 +637,11 @@ fn write_prep(
     image: &HostImage,
     nics: &[&HostNic],
     install_args: &[&str],
-    router: std::net::Ipv4Addr,
-    seg: &Segment,
-    seg6: Option<&Segment6>,
+    sites: &[Site<'_>],
     apply: Apply,
 ) -> Result<()> {
     let write = |rel: &str, text: &str, mode: u32| host_image::write_file(prep, rel, text, mode);
     let link = host_image::link_file;
-    let uplink = nics[0];
     // The NICs' names: udev applies these at boot, before any stack sees the links. Matched by
     // the NIC's permanent address: `MACAddress=` would also match a bridge that takes over the
     // uplink's MAC, and udev would try to rename the bridge too (networkd then never
@@ -583,162 +653,176 @@ fn write_prep(
             0o644,
         )?;
     }
-    let name = &uplink.name;
-    let (addr, len) = (seg.uplink, seg.prefix);
-    let up = model.host.uplinks.iter().find(|u| u.name.as_str() == name).context("the uplink is the profile's")?;
-    let dhcp = up.ipv4 == UplinkV4::Dhcp;
-    let wifi = up.kind == UplinkKind::Wifi;
-    if wifi {
-        // The access point the WiFi uplink joins (host-ap.sh), started on every boot.
-        write("usr/local/sbin/vt-ap", AP, 0o755)?;
-        write(
-            "etc/vt/hostapd.conf",
-            &format!(
-                "interface=wlan\nbridge=apbr\ndriver=nl80211\nssid={SSID}\nhw_mode=g\nchannel=6\n\
-                 wpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase={PSK}\n"
-            ),
-            0o600,
-        )?;
-        write(
-            "etc/systemd/system/vt-ap.service",
-            "[Unit]\nDescription=vnetgen vm-test: the WiFi access point in front of the upstream\n\
-             DefaultDependencies=no\nAfter=systemd-udevd.service local-fs.target\n\
-             Before=network-pre.target\nWants=network-pre.target\n\n\
-             [Service]\nExecStart=/usr/local/sbin/vt-ap\n\n[Install]\nWantedBy=multi-user.target\n",
-            0o644,
-        )?;
-        link(prep, "etc/systemd/system/multi-user.target.wants/vt-ap.service", "/etc/systemd/system/vt-ap.service")?;
-    }
-    // The uplink's own configuration, as the distribution's installer (or the user) left it.
-    match model.host.stack {
-        Stack::Ifupdown if wifi => {
-            bail!("a WiFi uplink on {:?} is not run by the host tier yet", model.host.stack)
-        }
-        Stack::Ifupdown => {
-            // As Debian's installer writes it.
-            let iface = if dhcp {
-                format!("allow-hotplug {name}\niface {name} inet dhcp\n")
-            } else {
-                format!("auto {name}\niface {name} inet static\n\taddress {addr}/{len}\n\tgateway {router}\n")
-            };
-            let iface = match seg6 {
-                Some(s6) => format!(
-                    "{iface}iface {name} inet6 static\n\taddress {}/{}\n\tgateway {}\n",
-                    s6.uplink, s6.prefix, s6.gateway
-                ),
-                None => iface,
-            };
+    let mut interfaces = String::new();
+    for (i, site) in sites.iter().enumerate() {
+        let (name, seg, seg6) = (&site.nic.name, &site.seg, site.seg6.as_ref());
+        let (addr, len, router) = (seg.uplink, seg.prefix, seg.router);
+        let dhcp = site.uplink.ipv4 == UplinkV4::Dhcp;
+        let wifi = site.uplink.kind == UplinkKind::Wifi;
+        // A second uplink's files beside the first's.
+        let nth = if i == 0 { String::new() } else { i.to_string() };
+        if wifi {
+            // The access point the WiFi uplink joins (host-ap.sh), started on every boot.
+            write("usr/local/sbin/vt-ap", AP, 0o755)?;
             write(
-                "etc/network/interfaces",
+                "etc/vt/hostapd.conf",
                 &format!(
-                    "# This file describes the network interfaces available on your system\n\
-                     # and how to activate them. For more information, see interfaces(5).\n\n\
-                     source /etc/network/interfaces.d/*\n\n\
-                     # The loopback network interface\nauto lo\niface lo inet loopback\n\n\
-                     # The primary network interface\n{iface}"
+                    "interface=wlan\nbridge=apbr\ndriver=nl80211\nssid={SSID}\nhw_mode=g\nchannel=6\n\
+                     wpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase={PSK}\n"
                 ),
+                0o600,
+            )?;
+            write(
+                "etc/systemd/system/vt-ap.service",
+                "[Unit]\nDescription=vnetgen vm-test: the WiFi access point in front of the upstream\n\
+                 DefaultDependencies=no\nAfter=systemd-udevd.service local-fs.target\n\
+                 Before=network-pre.target\nWants=network-pre.target\n\n\
+                 [Service]\nExecStart=/usr/local/sbin/vt-ap\n\n[Install]\nWantedBy=multi-user.target\n",
                 0o644,
             )?;
+            link(
+                prep,
+                "etc/systemd/system/multi-user.target.wants/vt-ap.service",
+                "/etc/systemd/system/vt-ap.service",
+            )?;
         }
-        Stack::Networkd => {
-            let mut net = if dhcp {
-                "DHCP=ipv4\n".to_string()
-            } else {
-                format!("Address={addr}/{len}\nGateway={router}\nDNS={router}\n")
-            };
-            if let Some(s6) = seg6 {
-                net.push_str(&s6.networkd());
+        // The uplink's own configuration, as the distribution's installer (or the user) left it.
+        match model.host.stack {
+            Stack::Ifupdown if wifi => {
+                bail!("a WiFi uplink on {:?} is not run by the host tier yet", model.host.stack)
             }
-            if wifi {
-                // What a networkd host joins WiFi with: wpa_supplicant@IF.service.
+            Stack::Ifupdown => {
+                // As Debian's installer writes it.
+                let iface = if dhcp {
+                    format!("allow-hotplug {name}\niface {name} inet dhcp\n")
+                } else {
+                    format!("auto {name}\niface {name} inet static\n\taddress {addr}/{len}\n\tgateway {router}\n")
+                };
+                let iface = match seg6 {
+                    Some(s6) => format!(
+                        "{iface}iface {name} inet6 static\n\taddress {}/{}\n\tgateway {}\n",
+                        s6.uplink, s6.prefix, s6.gateway
+                    ),
+                    None => iface,
+                };
+                if !interfaces.is_empty() {
+                    interfaces.push('\n');
+                }
+                interfaces.push_str(&iface);
+            }
+            Stack::Networkd => {
+                let mut net = if dhcp {
+                    "DHCP=ipv4\n".to_string()
+                } else {
+                    format!("Address={addr}/{len}\nGateway={router}\nDNS={router}\n")
+                };
+                if let Some(s6) = seg6 {
+                    net.push_str(&s6.networkd());
+                }
+                if wifi {
+                    // What a networkd host joins WiFi with: wpa_supplicant@IF.service.
+                    write(
+                        &format!("etc/wpa_supplicant/wpa_supplicant-{name}.conf"),
+                        &format!("ctrl_interface=/run/wpa_supplicant\nnetwork={{\n\tssid=\"{SSID}\"\n\tpsk=\"{PSK}\"\n\tkey_mgmt=WPA-PSK\n}}\n"),
+                        0o600,
+                    )?;
+                    link(
+                        prep,
+                        &format!("etc/systemd/system/multi-user.target.wants/wpa_supplicant@{name}.service"),
+                        "/usr/lib/systemd/system/wpa_supplicant@.service",
+                    )?;
+                }
                 write(
-                    &format!("etc/wpa_supplicant/wpa_supplicant-{name}.conf"),
-                    &format!("ctrl_interface=/run/wpa_supplicant\nnetwork={{\n\tssid=\"{SSID}\"\n\tpsk=\"{PSK}\"\n\tkey_mgmt=WPA-PSK\n}}\n"),
+                    &format!("etc/systemd/network/50-uplink{nth}.network"),
+                    &format!("[Match]\nName={name}\n\n[Network]\n{net}"),
+                    0o644,
+                )?;
+            }
+            Stack::Networkmanager | Stack::Ifcfg => {
+                let v4 = if dhcp {
+                    "method=auto\n".to_string()
+                } else {
+                    format!("method=manual\naddress1={addr}/{len},{router}\ndns={router};\n")
+                };
+                let kind = if wifi {
+                    format!(
+                        "wifi\n\n[wifi]\nmode=infrastructure\nssid={SSID}\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk={PSK}"
+                    )
+                } else {
+                    "ethernet".to_string()
+                };
+                write(
+                    &format!("etc/NetworkManager/system-connections/uplink{nth}.nmconnection"),
+                    &format!(
+                        "[connection]\nid=uplink{nth}\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\n{}",
+                        seg6.map_or("method=ignore\n".to_string(), |s6| format!(
+                            "method=manual\naddress1={}/{},{}\n",
+                            s6.uplink, s6.prefix, s6.gateway
+                        ))
+                    ),
                     0o600,
                 )?;
-                link(
-                    prep,
-                    &format!("etc/systemd/system/multi-user.target.wants/wpa_supplicant@{name}.service"),
-                    "/usr/lib/systemd/system/wpa_supplicant@.service",
+                // The cables stand for libvirt's taps, which NetworkManager leaves alone.
+                write(
+                    "etc/NetworkManager/conf.d/50-vt-cables.conf",
+                    "[keyfile]\nunmanaged-devices=interface-name:vtc*\n",
+                    0o644,
                 )?;
             }
-            write(
-                "etc/systemd/network/50-uplink.network",
-                &format!("[Match]\nName={name}\n\n[Network]\n{net}"),
-                0o644,
-            )?;
-        }
-        Stack::Networkmanager | Stack::Ifcfg => {
-            let v4 = if dhcp {
-                "method=auto\n".to_string()
-            } else {
-                format!("method=manual\naddress1={addr}/{len},{router}\ndns={router};\n")
-            };
-            let kind = if wifi {
-                format!(
-                    "wifi\n\n[wifi]\nmode=infrastructure\nssid={SSID}\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk={PSK}"
-                )
-            } else {
-                "ethernet".to_string()
-            };
-            write(
-                "etc/NetworkManager/system-connections/uplink.nmconnection",
-                &format!(
-                    "[connection]\nid=uplink\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\n{}",
-                    seg6.map_or("method=ignore\n".to_string(), |s6| format!(
-                        "method=manual\naddress1={}/{},{}\n",
-                        s6.uplink, s6.prefix, s6.gateway
-                    ))
-                ),
-                0o600,
-            )?;
-            // The cables stand for libvirt's taps, which NetworkManager leaves alone.
-            write(
-                "etc/NetworkManager/conf.d/50-vt-cables.conf",
-                "[keyfile]\nunmanaged-devices=interface-name:vtc*\n",
-                0o644,
-            )?;
-        }
-        Stack::Netplan => {
-            let renderer = match model.host.netplan_renderer {
-                Some(vnetgen::profile::NetplanRenderer::NetworkManager) => "NetworkManager",
-                _ => "networkd",
-            };
-            let (mut addresses, mut routes) = (Vec::new(), Vec::new());
-            let mut conf = String::new();
-            if dhcp {
-                conf.push_str("      dhcp4: true\n");
-            } else {
-                addresses.push(format!("\"{addr}/{len}\""));
-                routes.push(format!("{{to: default, via: \"{router}\"}}"));
-                conf.push_str(&format!("      nameservers: {{addresses: [\"{router}\"]}}\n"));
+            Stack::Netplan => {
+                let renderer = match model.host.netplan_renderer {
+                    Some(vnetgen::profile::NetplanRenderer::NetworkManager) => "NetworkManager",
+                    _ => "networkd",
+                };
+                let (mut addresses, mut routes) = (Vec::new(), Vec::new());
+                let mut conf = String::new();
+                if dhcp {
+                    conf.push_str("      dhcp4: true\n");
+                } else {
+                    addresses.push(format!("\"{addr}/{len}\""));
+                    routes.push(format!("{{to: default, via: \"{router}\"}}"));
+                    conf.push_str(&format!("      nameservers: {{addresses: [\"{router}\"]}}\n"));
+                }
+                if let Some(s6) = seg6 {
+                    addresses.push(format!("\"{}/{}\"", s6.uplink, s6.prefix));
+                    routes.push(format!("{{to: \"::/0\", via: \"{}\", on-link: true}}", s6.gateway));
+                    conf.push_str("      accept-ra: false\n");
+                }
+                if !addresses.is_empty() {
+                    conf.push_str(&format!(
+                        "      addresses: [{}]\n      routes: [{}]\n",
+                        addresses.join(", "),
+                        routes.join(", ")
+                    ));
+                }
+                // A WiFi uplink joins the access point (netplan runs wpa_supplicant for it).
+                let (kind, join) = if wifi {
+                    ("wifis", format!("      access-points:\n        \"{SSID}\": {{password: \"{PSK}\"}}\n"))
+                } else {
+                    ("ethernets", String::new())
+                };
+                write(
+                    &format!("etc/netplan/01-uplink{nth}.yaml"),
+                    &format!("network:\n  version: 2\n  renderer: {renderer}\n  {kind}:\n    {name}:\n{conf}{join}"),
+                    0o600,
+                )?;
             }
-            if let Some(s6) = seg6 {
-                addresses.push(format!("\"{}/{}\"", s6.uplink, s6.prefix));
-                routes.push(format!("{{to: \"::/0\", via: \"{}\", on-link: true}}", s6.gateway));
-                conf.push_str("      accept-ra: false\n");
-            }
-            if !addresses.is_empty() {
-                conf.push_str(&format!(
-                    "      addresses: [{}]\n      routes: [{}]\n",
-                    addresses.join(", "),
-                    routes.join(", ")
-                ));
-            }
-            // A WiFi uplink joins the access point (netplan runs wpa_supplicant for it).
-            let (kind, join) = if wifi {
-                ("wifis", format!("      access-points:\n        \"{SSID}\": {{password: \"{PSK}\"}}\n"))
-            } else {
-                ("ethernets", String::new())
-            };
-            write(
-                "etc/netplan/01-uplink.yaml",
-                &format!("network:\n  version: 2\n  renderer: {renderer}\n  {kind}:\n    {name}:\n{conf}{join}"),
-                0o600,
-            )?;
         }
     }
-    write("etc/resolv.conf", &format!("nameserver {router}\n"), 0o644)?;
+    if !interfaces.is_empty() {
+        write(
+            "etc/network/interfaces",
+            &format!(
+                "# This file describes the network interfaces available on your system\n\
+                 # and how to activate them. For more information, see interfaces(5).\n\n\
+                 source /etc/network/interfaces.d/*\n\n\
+                 # The loopback network interface\nauto lo\niface lo inet loopback\n\n\
+                 # The primary network interface\n{interfaces}"
+            ),
+            0o644,
+        )?;
+    }
+    write("etc/resolv.conf", &format!("nameserver {}\n", sites[0].seg.router), 0o644)?;
     // Where the profile's distribution keeps a system tool the bundle's units name (Arch: in
     // /usr/bin), the tool is there too, as on that distribution.
     for tool in DEBIAN_SBIN_ONLY {
@@ -762,8 +846,8 @@ fn write_prep(
     write(
         "var/lib/vt/scenario.conf",
         &format!(
-            "UPLINK={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\n",
-            sh_quote(name),
+            "UPLINKS={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\n",
+            sh_quote(&sites.iter().map(|s| s.nic.name.as_str()).collect::<Vec<_>>().join(" ")),
             sh_quote(&cabling.join(" ")),
             sh_quote(&install_args.join(" ")),
             if apply == Apply::Ssh { "ssh" } else { "agent" },

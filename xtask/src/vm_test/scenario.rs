@@ -99,6 +99,11 @@ pub struct Check {
     /// Why this check matters, printed with its result.
     #[serde(default)]
     pub why: Option<String>,
+    /// The uplink (of a host with two) whose segment `{uplink}`, `{upstream}`, `{lan}` and
+    /// `{lan-dhcp}` mean, and whose LAN client runs a `lan-tcp` check. Default: the first
+    /// network's uplink.
+    #[serde(default)]
+    pub uplink: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -216,20 +221,24 @@ pub fn load_all<T: Named>(dir: &Path) -> Result<Vec<T>> {
 /// positive control from the host, and every declared forward; for routed modes, the guest's own
 /// address on the wire and the LAN reaching it; for isolated networks, no way out; for bridged
 /// networks, a lease from the LAN's DHCP server, the guest's own address seen outside and from the
-/// LAN, and the bridge keeping the uplink's MAC.
+/// LAN, and the bridge keeping the uplink's MAC. Each check names its network's uplink: on a host
+/// with two uplinks it runs on that uplink's segment.
 pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
     use vnetgen::model::Mode;
     let mut guests = Vec::new();
     let mut checks = Vec::new();
-    let check = |kind, guest: Option<&str>, target: Option<String>, expect: String, why: &str| Check {
-        kind,
-        guest: guest.map(str::to_string),
-        target,
-        name: None,
-        expect,
-        why: Some(why.to_string()),
-    };
     for (i, n) in model.networks.iter().enumerate() {
+        // On the segment of the network's uplink.
+        let uplink = model.uplink(n).name.to_string();
+        let check = |kind, guest: Option<&str>, target: Option<String>, expect: String, why: &str| Check {
+            kind,
+            guest: guest.map(str::to_string),
+            target,
+            name: None,
+            expect,
+            why: Some(why.to_string()),
+            uplink: Some(uplink.clone()),
+        };
         if n.mode == Mode::Bridged {
             // The guest is a machine on the uplink's LAN: the LAN's DHCP server, the LAN's
             // clients and the outside see its own address; the bridge keeps the uplink's MAC
