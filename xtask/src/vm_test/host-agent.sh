@@ -40,10 +40,15 @@ dump() {
 }
 
 # etc_state: what uninstall.sh must restore — every path under /etc with its type, mode,
-# owner and link target, and every file's content hash.
+# owner and link target, and every file's content hash (resolv.conf: its lines).
 etc_state() {
 	find /etc -xdev -printf '%y %m %u:%g %p -> %l\n' | sort
-	find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum
+	find /etc -xdev -type f ! -path /etc/resolv.conf -print0 | sort -z | xargs -0 sha256sum
+	# NetworkManager writes /etc/resolv.conf from the active connections, in the order they came
+	# up (uninstall.sh brings a wired uplink back after the WiFi one): its lines, in any order.
+	if [ -f /etc/resolv.conf ]; then
+		printf 'resolv.conf lines: %s\n' "$(sort /etc/resolv.conf | tr '\n' ' ')"
+	fi
 }
 
 # uninstall: run the bundle's uninstall.sh; print `ok` or what differs from before install.sh.
