@@ -61,6 +61,8 @@ struct Segment {
     guests: Vec<(String, String)>,
     /// Guests' SLAAC IPv6 addresses, by guest name (`{guest6:NAME}`).
     guests6: Vec<(String, String)>,
+    /// The router's IPv6 address, when the segment has IPv6 (`{upstream6}`).
+    router6: Option<std::net::Ipv6Addr>,
 }
 
 /// The segments' default addressing (documentation ranges), for an uplink that learns its
@@ -157,11 +159,12 @@ impl Segment {
                     lan,
                     guests: Vec::new(),
                     guests6: Vec::new(),
+                    router6: None,
                 }
             }
             _ => {
                 let [uplink, router, lan] = DEFAULT_V4[nth].map(Ipv4Addr::from);
-                Segment { uplink, prefix: 24, router, lan, guests: Vec::new(), guests6: Vec::new() }
+                Segment { uplink, prefix: 24, router, lan, guests: Vec::new(), guests6: Vec::new(), router6: None }
             }
         }
     }
@@ -227,10 +230,15 @@ impl Segment {
         (std::net::Ipv4Addr::from(first), std::net::Ipv4Addr::from(last))
     }
 
-    /// Replaces `{uplink}`, `{upstream}`, `{lan}`, `{lan-dhcp}` (the LAN's DHCP range) and
-    /// `{guest:NAME}` (the guest's leased address, once known) in a scenario string.
+    /// Replaces `{uplink}`, `{upstream}`, `{upstream6}` (once the segment has IPv6), `{lan}`,
+    /// `{lan-dhcp}` (the LAN's DHCP range) and `{guest:NAME}` (the guest's leased address, once
+    /// known) in a scenario string.
     fn expand(&self, s: &str) -> String {
-        let mut out = s
+        let mut out = s.to_string();
+        if let Some(r6) = self.router6 {
+            out = out.replace("{upstream6}", &r6.to_string());
+        }
+        let mut out = out
             .replace("{lan-dhcp}", &{
                 let (first, last) = self.dhcp_range();
                 format!("{first}-{last}")
@@ -646,14 +654,15 @@ fn verdict(
 }
 
 /// The upstream router's services on `router`: HTTP (`/cgi-bin/whoami` answers with the
-/// client's address, so NAT shows) and DNS for `upstream.test`, plus `dhcp`'s dnsmasq options.
+/// client's address, so NAT shows; also on the router's IPv6 address, if it has one) and DNS for
+/// `upstream.test`, plus `dhcp`'s dnsmasq options.
 fn start_upstream(
     topo: &mut Topology,
     name: &str,
     ns: &str,
     dir: &Path,
     busybox: &Path,
-    router: std::net::Ipv4Addr,
+    (router, router6): (std::net::Ipv4Addr, Option<std::net::Ipv6Addr>),
     dhcp: Vec<String>,
 ) -> Result<()> {
     let www = dir.join(format!("{name}-www"));
@@ -664,6 +673,13 @@ fn start_upstream(
     std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
     let (busybox, www_s) = (busybox.display().to_string(), www.display().to_string());
     topo.spawn(&format!("{name}-httpd"), ns, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
+    if let Some(r6) = router6 {
+        topo.spawn(
+            &format!("{name}-httpd6"),
+            ns,
+            &[&busybox, "httpd", "-f", "-p", &format!("[{r6}]:80"), "-h", &www_s],
+        )?;
+    }
     let mut dns_args: Vec<String> = [
         "dnsmasq",
         "-k",
@@ -758,7 +774,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     let uplink_model = model.uplink(&model.networks[0]);
     let uplink = uplink_model.name.to_string();
     // One segment: the netns tier puts every uplink's networks on it.
-    let seg = Segment::of(uplink_model, 0);
+    let mut seg = Segment::of(uplink_model, 0);
     let (router, uplink_addr, prefix) = (seg.router, seg.uplink, seg.prefix);
     topo.run(
         &up,
@@ -777,6 +793,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
         topo.run(&up, &router_routes)?;
     }
     let seg6 = model.networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(uplink_model, 0));
+    seg.router6 = seg6.as_ref().map(|s6| s6.router);
     if let Some(s6) = &seg6 {
         topo.run(&up, &s6.router_script(&networks, "upbr"))?;
         lan_script.push_str(&s6.lan_script());
@@ -789,7 +806,7 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     } else {
         Vec::new()
     };
-    start_upstream(&mut topo, "upstream", &up, dir, &saved.image.busybox, router, lan_dhcp)?;
+    start_upstream(&mut topo, "upstream", &up, dir, &saved.image.busybox, (router, seg.router6), lan_dhcp)?;
 
     // The host: the user's existing uplink configuration (given here as a networkd file), then
     // the bundle's own files.
@@ -1326,6 +1343,8 @@ fn evaluate(
         CheckKind::LanTcp | CheckKind::HostTcp => {
             let target = seg.expand(c.target.as_deref().unwrap_or(""));
             let (ip, port) = target.rsplit_once(':').context("target needs ip:port")?;
+            // `[2001:db8::1]:80`
+            let ip = ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(ip);
             let port: u16 = port.parse().context("target port")?;
             let p = if c.kind == CheckKind::LanTcp { probe(topo, lan, ip, port)? } else { host.probe(ip, port)? };
             match (expect.as_str(), &p) {
@@ -1469,5 +1488,17 @@ mod tests {
         };
         assert_eq!(whoami("g0"), ("http:203.0.113.1:80:/cgi-bin/whoami".to_string(), "lan".to_string()));
         assert_eq!(whoami("g1"), ("http:192.0.2.1:80:/cgi-bin/whoami".to_string(), "lan1".to_string()));
+    }
+
+    #[test]
+    fn a_bridged_uplinks_static_ipv6_is_checked_from_the_host_on_the_segments_router() {
+        let model = load_model("rhel9-bridge").unwrap();
+        let s = scenario::generic("rhel9-bridge", &model);
+        let c = s.checks.iter().find(|c| c.target.as_deref() == Some("[{upstream6}]:80")).expect("an IPv6 check");
+        assert_eq!((c.kind, c.expect.as_str()), (CheckKind::HostTcp, "open"));
+        let mut seg = segment("rhel9-bridge");
+        assert_eq!(seg.expand("[{upstream6}]:80"), "[{upstream6}]:80", "no IPv6 on the segment: left as is");
+        seg.router6 = Some(Segment6::of(model.uplink(&model.networks[0]), 0).router);
+        assert_eq!(seg.expand("[{upstream6}]:80"), "[2001:db8::fffe]:80");
     }
 }

@@ -210,15 +210,13 @@ fn execute(
         if wifi {
             anyhow::ensure!(nic.mac == WIFI_MAC, "a WiFi uplink's MAC is its radio's ({WIFI_MAC}) in the host tier");
         }
-        sites.push(Site {
-            uplink: up,
-            seg: Segment::of(up, i),
-            // The segment's IPv6, when a network behind its uplink has IPv6.
-            seg6: networks.iter().any(|n| n.ipv6.is_some()).then(|| Segment6::of(up, i)),
-            networks,
-            nic,
-            tap,
-        });
+        // The segment's IPv6, when a network behind its uplink has IPv6 or the uplink a static
+        // IPv6 address (which a bridge must take over).
+        let static6 = matches!(up.ipv6, vnetgen::model::UplinkV6::Static { .. });
+        let seg6 = (static6 || networks.iter().any(|n| n.ipv6.is_some())).then(|| Segment6::of(up, i));
+        let mut seg = Segment::of(up, i);
+        seg.router6 = seg6.as_ref().map(|s6| s6.router);
+        sites.push(Site { uplink: up, seg, seg6, networks, nic, tap });
     }
     let (router, uplink_addr) = (sites[0].seg.router, sites[0].seg.uplink);
 
@@ -376,7 +374,8 @@ fn execute(
             dhcp.push(format!("--dhcp-host={},{}", site.nic.mac, site.seg.uplink));
         }
         let name = if i == 0 { "upstream".to_string() } else { format!("upstream{i}") };
-        super::start_upstream(&mut topo, &name, router_ns, dir, &saved.image.busybox, site.seg.router, dhcp)?;
+        let routers = (site.seg.router, site.seg.router6);
+        super::start_upstream(&mut topo, &name, router_ns, dir, &saved.image.busybox, routers, dhcp)?;
     }
     let mut segs = super::Segments(segs);
 

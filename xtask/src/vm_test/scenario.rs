@@ -86,8 +86,9 @@ pub struct Check {
     /// The guest a guest-side check runs in (or whose lease it reads).
     #[serde(default)]
     pub guest: Option<String>,
-    /// `ip:port/path` for guest-http; `ip:port` for guest-tcp, lan-tcp and host-tcp. `{uplink}`,
-    /// `{upstream}` and `{lan}` stand for the harness's addresses (also in `expect`).
+    /// `ip:port/path` for guest-http; `ip:port` (`[ip6]:port`) for guest-tcp, lan-tcp and
+    /// host-tcp. `{uplink}`, `{upstream}`, `{upstream6}` and `{lan}` stand for the harness's
+    /// addresses (also in `expect`).
     #[serde(default)]
     pub target: Option<String>,
     /// guest-dns: the name to resolve.
@@ -282,6 +283,15 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
                 "open".into(),
                 "bridged: the host's own traffic leaves over the bridge",
             ));
+            if let vnetgen::model::UplinkV6::Static { .. } = model.uplink(n).ipv6 {
+                checks.push(check(
+                    CheckKind::HostTcp,
+                    None,
+                    Some("[{upstream6}]:80".into()),
+                    "open".into(),
+                    "bridged: the bridge carries the uplink's static IPv6 address and route",
+                ));
+            }
             if let Some(mac) = model.uplink(n).mac.as_ref() {
                 checks.push(check(
                     CheckKind::HostMac,
