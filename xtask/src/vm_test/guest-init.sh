@@ -220,7 +220,14 @@ elif [ -n "$ifc" ]; then
     ip link set "$ifc" up || fatal "ip link set $ifc up"
     start_dhcpv6
     log "dhcp on $ifc"
-    udhcpc -i "$ifc" -n -q -t 14 -T 1 -s /udhcpc.script >/dev/console 2>&1
+    # DISCOVER every second (a bridge with STP holds a new port for 4 s); a REQUEST that goes
+    # unanswered three times starts over, for up to 30 s: dnsmasq answers no one while it pings
+    # an address it is about to offer another guest that started at the same moment (up to 3 s).
+    t_dhcp=$(now)
+    while ! udhcpc -i "$ifc" -n -q -t 14 -T 1 -s /udhcpc.script >/dev/console 2>&1 &&
+        [ $(($(now) - t_dhcp)) -lt 30 ]; do
+        log "no lease yet: DHCP again"
+    done
 else
     log "no network interface"
 fi
