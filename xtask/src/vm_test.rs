@@ -653,18 +653,26 @@ fn verdict(
     ScenarioResult { name: label, broken: mutation.is_some(), checks, expect_fail, error, elapsed: start.elapsed() }
 }
 
-/// The upstream router's services on `router`: HTTP (`/cgi-bin/whoami` answers with the
-/// client's address, so NAT shows; also on the router's IPv6 address, if it has one) and DNS for
-/// `upstream.test`, plus `dhcp`'s dnsmasq options.
-fn start_upstream(
-    topo: &mut Topology,
-    name: &str,
-    ns: &str,
-    dir: &Path,
-    busybox: &Path,
-    (router, router6): (std::net::Ipv4Addr, Option<std::net::Ipv6Addr>),
+/// An upstream router's services (`start_upstream`).
+struct Upstream<'a> {
+    /// Names the services' logs (`NAME-httpd.log`, `NAME-dns.log`) and web root.
+    name: &'a str,
+    /// The router's namespace.
+    ns: &'a str,
+    router: std::net::Ipv4Addr,
+    /// Its IPv6 address, if the segment has IPv6.
+    router6: Option<std::net::Ipv6Addr>,
+    /// What `upstream.test` resolves to: on a host with two uplinks the first segment's router,
+    /// whichever router the host asks.
+    upstream_test: std::net::Ipv4Addr,
+    /// dnsmasq's DHCP options.
     dhcp: Vec<String>,
-) -> Result<()> {
+}
+
+/// The upstream router's services: HTTP on its addresses (`/cgi-bin/whoami` answers with the
+/// client's address, so NAT shows), DNS for `upstream.test` and DHCP.
+fn start_upstream(topo: &mut Topology, dir: &Path, busybox: &Path, up: Upstream<'_>) -> Result<()> {
+    let Upstream { name, ns, router, router6, upstream_test, dhcp } = up;
     let www = dir.join(format!("{name}-www"));
     std::fs::create_dir_all(www.join("cgi-bin"))?;
     std::fs::write(www.join("index.html"), "upstream\n")?;
@@ -693,7 +701,7 @@ fn start_upstream(
     .map(str::to_string)
     .to_vec();
     dns_args.push(format!("--listen-address={router}"));
-    dns_args.push(format!("--address=/upstream.test/{router}"));
+    dns_args.push(format!("--address=/upstream.test/{upstream_test}"));
     // Authoritative for `.test`: a query it has no record for (upstream.test's AAAA) gets an
     // answer at once instead of REFUSED, which resolvers in front of it (libvirt's dnsmasq)
     // drop, leaving the guest's resolver to time out.
@@ -806,7 +814,9 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     } else {
         Vec::new()
     };
-    start_upstream(&mut topo, "upstream", &up, dir, &saved.image.busybox, (router, seg.router6), lan_dhcp)?;
+    let upstream =
+        Upstream { name: "upstream", ns: &up, router, router6: seg.router6, upstream_test: router, dhcp: lan_dhcp };
+    start_upstream(&mut topo, dir, &saved.image.busybox, upstream)?;
 
     // The host: the user's existing uplink configuration (given here as a networkd file), then
     // the bundle's own files.
@@ -1500,5 +1510,29 @@ mod tests {
         assert_eq!(seg.expand("[{upstream6}]:80"), "[{upstream6}]:80", "no IPv6 on the segment: left as is");
         seg.router6 = Some(Segment6::of(model.uplink(&model.networks[0]), 0).router);
         assert_eq!(seg.expand("[{upstream6}]:80"), "[2001:db8::fffe]:80");
+    }
+
+    #[test]
+    fn every_network_gets_a_peer_guest_and_a_dns_check_unless_isolated() {
+        let model = load_model("server-routed").unwrap();
+        let s = scenario::generic("server-routed", &model);
+        let names: Vec<(&str, &str)> = s.guests.iter().map(|g| (g.name.as_str(), g.network.as_str())).collect();
+        assert_eq!(names, [("g0", "routed1"), ("g0p", "routed1")]);
+        let peer = s.checks.iter().find(|c| c.guest.as_deref() == Some("g0p")).unwrap();
+        assert_eq!(
+            (peer.kind, peer.target.as_deref(), peer.expect.as_str()),
+            (CheckKind::GuestTcp, Some("{guest:g0}:80"), "open")
+        );
+        let dns = s.checks.iter().find(|c| c.kind == CheckKind::GuestDns).unwrap();
+        assert_eq!(
+            (dns.guest.as_deref(), dns.name.as_deref(), dns.expect.as_str()),
+            (Some("g0"), Some("upstream.test"), "{upstream}")
+        );
+        // homelab-multi: the wireless network's guest resolves through the first segment's router.
+        let model = load_model("homelab-multi").unwrap();
+        let s = scenario::generic("homelab-multi", &model);
+        let dns: Vec<_> = s.checks.iter().filter(|c| c.kind == CheckKind::GuestDns).collect();
+        assert_eq!(dns.len(), 1, "the bridged network's guest asks the LAN's DNS, not the bundle's");
+        assert_eq!((dns[0].guest.as_deref(), dns[0].uplink.as_deref()), (Some("g1"), None));
     }
 }

@@ -362,20 +362,26 @@ fn execute(
         if !router_routes.is_empty() {
             topo.run(router_ns, &router_routes)?;
         }
+        let name = if i == 0 { "upstream".to_string() } else { format!("upstream{i}") };
         let mut dhcp = Vec::new();
         let dhcp_uplink = site.uplink.ipv4 == UplinkV4::Dhcp;
         if dhcp_uplink || site.networks.iter().any(|n| n.mode == vnetgen::model::Mode::Bridged) {
             // The LAN's DHCP server: the uplink's lease (always the harness's `{uplink}` address)
             // and the bridged guests'.
-            let name = if i == 0 { "upstream".to_string() } else { format!("upstream{i}") };
             dhcp = site.seg.dhcp_args(&dir.join(format!("{name}.leases")));
         }
         if dhcp_uplink {
             dhcp.push(format!("--dhcp-host={},{}", site.nic.mac, site.seg.uplink));
         }
-        let name = if i == 0 { "upstream".to_string() } else { format!("upstream{i}") };
-        let routers = (site.seg.router, site.seg.router6);
-        super::start_upstream(&mut topo, &name, router_ns, dir, &saved.image.busybox, routers, dhcp)?;
+        let upstream = super::Upstream {
+            name: &name,
+            ns: router_ns,
+            router: site.seg.router,
+            router6: site.seg.router6,
+            upstream_test: router,
+            dhcp,
+        };
+        super::start_upstream(&mut topo, dir, &saved.image.busybox, upstream)?;
     }
     let mut segs = super::Segments(segs);
 

@@ -222,8 +222,10 @@ pub fn load_all<T: Named>(dir: &Path) -> Result<Vec<T>> {
 /// positive control from the host, and every declared forward; for routed modes, the guest's own
 /// address on the wire and the LAN reaching it; for isolated networks, no way out; for bridged
 /// networks, a lease from the LAN's DHCP server, the guest's own address seen outside and from the
-/// LAN, and the bridge keeping the uplink's MAC. Each check names its network's uplink: on a host
-/// with two uplinks it runs on that uplink's segment.
+/// LAN, and the bridge keeping the uplink's MAC. On every network a second guest must reach the
+/// first; a guest resolves `upstream.test` where the network hands out no DNS servers of its own
+/// and is not isolated. Each check names its network's uplink: on a host with two uplinks it runs
+/// on that uplink's segment.
 pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
     use vnetgen::model::Mode;
     let mut guests = Vec::new();
@@ -301,6 +303,7 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
                     "the bridge keeps the uplink's MAC (and so the host its lease)",
                 ));
             }
+            peer(&mut guests, &mut checks, i, n, &uplink);
             continue;
         }
         let Some(dhcp) = n.ipv4.as_ref().and_then(|v| v.dhcp.as_ref()) else { continue };
@@ -409,6 +412,21 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
             }
             Mode::Bridged => {}
         }
+        if n.mode != Mode::Isolated && n.dns.is_empty() {
+            // The network's DNS server (or the servers it hands out) answers through the host.
+            // Every segment's router resolves upstream.test to the first segment's router.
+            let mut dns = check(
+                CheckKind::GuestDns,
+                Some(&g),
+                None,
+                "{upstream}".into(),
+                "DNS: the name resolves through the host's resolvers",
+            );
+            dns.name = Some("upstream.test".into());
+            dns.uplink = None;
+            checks.push(dns);
+        }
+        peer(&mut guests, &mut checks, i, n, &uplink);
     }
     let name = std::path::Path::new(profile).file_stem().map_or("profile".into(), |s| s.to_string_lossy().into_owned());
     Scenario {
@@ -420,4 +438,29 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         mutations: Vec::new(),
         name,
     }
+}
+
+/// A second guest on network `n` (the `i`th), which must reach the first (`g{i}`) on the
+/// network's bridge.
+fn peer(guests: &mut Vec<Guest>, checks: &mut Vec<Check>, i: usize, n: &vnetgen::model::Network, uplink: &str) {
+    let g = format!("g{i}");
+    let p = format!("{g}p");
+    guests.push(Guest {
+        name: p.clone(),
+        network: n.name.to_string(),
+        mac: format!("52:54:00:fe:01:{i:02x}"),
+        serve: Vec::new(),
+        v6: false,
+        duid: None,
+        setup: false,
+    });
+    checks.push(Check {
+        kind: CheckKind::GuestTcp,
+        guest: Some(p),
+        target: Some(format!("{{guest:{g}}}:80")),
+        name: None,
+        expect: "open".into(),
+        why: Some("guest to guest on the network's bridge".into()),
+        uplink: Some(uplink.to_string()),
+    });
 }
