@@ -155,6 +155,16 @@ struct Site<'m> {
     tap: String,
 }
 
+/// The name of the `i`th segment's `base` thing: `base` for the first (the names a single-uplink
+/// run has always had), `base1` for a second.
+fn nth(base: &str, i: usize) -> String {
+    if i == 0 {
+        base.to_string()
+    } else {
+        format!("{base}{i}")
+    }
+}
+
 /// A host NIC: its MAC, its name inside the host (the profile's for the uplink), the tap that
 /// backs it (none for a WiFi radio), and for a guest's cable the bridge the agent puts it in
 /// after the reboot.
@@ -195,7 +205,7 @@ fn execute(
         // The uplink: on the segment's tap, or for WiFi a radio whose access point's backhaul
         // is on it.
         let wifi = up.kind == UplinkKind::Wifi;
-        let tap = if i == 0 { "hup".to_string() } else { format!("hup{i}") };
+        let tap = nth("hup", i);
         let nic = HostNic {
             mac: match (&up.mac, wifi) {
                 (Some(m), _) => m.to_string(),
@@ -291,7 +301,7 @@ fn execute(
     let mut router_setup = Vec::new();
     for (i, site) in sites.iter().enumerate() {
         let (r, prefix, tap) = (site.seg.router, site.seg.prefix, &site.tap);
-        let lan = topo.add_ns(&if i == 0 { "lan".to_string() } else { format!("lan{i}") })?;
+        let lan = topo.add_ns(&nth("lan", i))?;
         let (br, router_ns, dev) = if i == 0 {
             script.push_str(&format!(
                 "ip link add upbr type bridge\nip addr add {r}/{prefix} dev upbr\nip link set upbr up\n"
@@ -309,7 +319,7 @@ fn execute(
             ));
             (format!("upbr{i}"), rt, "eth0")
         };
-        let lup = if i == 0 { "lup".to_string() } else { format!("lup{i}") };
+        let lup = nth("lup", i);
         script.push_str(&format!(
             "ip tuntap add dev {tap} mode tap\nip link set {tap} master {br} up\n\
              ip link add {lup} type veth peer name eth0 netns {lan}\nip link set {lup} master {br} up\n"
@@ -362,7 +372,7 @@ fn execute(
         if !router_routes.is_empty() {
             topo.run(router_ns, &router_routes)?;
         }
-        let name = if i == 0 { "upstream".to_string() } else { format!("upstream{i}") };
+        let name = nth("upstream", i);
         let mut dhcp = Vec::new();
         let dhcp_uplink = site.uplink.ipv4 == UplinkV4::Dhcp;
         if dhcp_uplink || site.networks.iter().any(|n| n.mode == vnetgen::model::Mode::Bridged) {
@@ -665,7 +675,7 @@ fn write_prep(
         let dhcp = site.uplink.ipv4 == UplinkV4::Dhcp;
         let wifi = site.uplink.kind == UplinkKind::Wifi;
         // A second uplink's files beside the first's.
-        let nth = if i == 0 { String::new() } else { i.to_string() };
+        let suffix = nth("", i);
         if wifi {
             // The access point the WiFi uplink joins (host-ap.sh), started on every boot.
             write("usr/local/sbin/vt-ap", AP, 0o755)?;
@@ -738,7 +748,7 @@ fn write_prep(
                     )?;
                 }
                 write(
-                    &format!("etc/systemd/network/50-uplink{nth}.network"),
+                    &format!("etc/systemd/network/50-uplink{suffix}.network"),
                     &format!("[Match]\nName={name}\n\n[Network]\n{net}"),
                     0o644,
                 )?;
@@ -757,9 +767,9 @@ fn write_prep(
                     "ethernet".to_string()
                 };
                 write(
-                    &format!("etc/NetworkManager/system-connections/uplink{nth}.nmconnection"),
+                    &format!("etc/NetworkManager/system-connections/uplink{suffix}.nmconnection"),
                     &format!(
-                        "[connection]\nid=uplink{nth}\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\n{}",
+                        "[connection]\nid=uplink{suffix}\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\n{}",
                         seg6.map_or("method=ignore\n".to_string(), |s6| format!(
                             "method=manual\naddress1={}/{},{}\n",
                             s6.uplink, s6.prefix, s6.gateway
@@ -807,7 +817,7 @@ fn write_prep(
                     ("ethernets", String::new())
                 };
                 write(
-                    &format!("etc/netplan/01-uplink{nth}.yaml"),
+                    &format!("etc/netplan/01-uplink{suffix}.yaml"),
                     &format!("network:\n  version: 2\n  renderer: {renderer}\n  {kind}:\n    {name}:\n{conf}{join}"),
                     0o600,
                 )?;
