@@ -74,6 +74,9 @@ const DEFAULT_V6: [[&str; 3]; 2] = [
     ["2001:db8:ffff::2", "2001:db8:ffff::1", "2001:db8:ffff::50"],
     ["2001:db8:fffe::2", "2001:db8:fffe::1", "2001:db8:fffe::50"],
 ];
+/// Per segment, an address beyond it that its router serves HTTP on (host tier, an uplink that
+/// learns its IPv6): reaching it takes the default route the router advertises.
+const OUTSIDE6: [&str; 2] = ["2001:db8:0:fff0::1", "2001:db8:0:fff1::1"];
 /// How many segments a run can have.
 const MAX_SEGMENTS: usize = DEFAULT_V4.len();
 
@@ -86,23 +89,37 @@ pub(crate) struct Segment6 {
     gateway: std::net::Ipv6Addr,
     router: std::net::Ipv6Addr,
     lan: std::net::Ipv6Addr,
+    /// The host tier's uplink that learns its IPv6 from the router's advertisements (SLAAC or
+    /// DHCPv6, as the profile says): `uplink` is then unknown until the host reports it.
+    learned: bool,
+    /// `OUTSIDE6` of the segment.
+    outside: std::net::Ipv6Addr,
 }
 
 impl Segment6 {
     /// The IPv6 of the `nth` segment (`nth < MAX_SEGMENTS`).
     fn of(up: &vnetgen::model::Uplink, nth: usize) -> Segment6 {
         use std::net::Ipv6Addr;
+        let outside = OUTSIDE6[nth].parse::<Ipv6Addr>().expect("a constant address");
         match &up.ipv6 {
             vnetgen::model::UplinkV6::Static { address, subnet, gateway } => {
                 let net = u128::from(subnet.network);
                 let free = |hosts: [u128; 2]| hosts.map(|h| Ipv6Addr::from(net + h)).into_iter().find(|a| a != address);
                 let router = free([0xfffe, 0xfffd]).expect("two candidates, one free");
                 let lan = free([0x50, 0x51]).expect("two candidates, one free");
-                Segment6 { uplink: *address, prefix: subnet.prefix, gateway: gateway.unwrap_or(router), router, lan }
+                Segment6 {
+                    uplink: *address,
+                    prefix: subnet.prefix,
+                    gateway: gateway.unwrap_or(router),
+                    router,
+                    lan,
+                    learned: false,
+                    outside,
+                }
             }
             _ => {
                 let [uplink, router, lan] = DEFAULT_V6[nth].map(|a| a.parse::<Ipv6Addr>().expect("a constant address"));
-                Segment6 { uplink, prefix: 64, gateway: router, router, lan }
+                Segment6 { uplink, prefix: 64, gateway: router, router, lan, learned: false, outside }
             }
         }
     }
@@ -119,12 +136,39 @@ impl Segment6 {
             let len = if self.gateway.is_unicast_link_local() { 64 } else { self.prefix };
             script.push_str(&format!("ip -6 addr add {}/{len} dev {dev} nodad\n", self.gateway));
         }
+        if self.learned {
+            // The routes to routed networks come once the host reports its address.
+            script.push_str(&format!("ip -6 addr add {}/128 dev lo\n", self.outside));
+        } else {
+            script.push_str(&Segment6::routes(networks, self.uplink));
+        }
+        script
+    }
+
+    /// The static routes to the IPv6 subnets of the routed `networks` through the host's uplink
+    /// address `via`.
+    fn routes(networks: &[&vnetgen::model::Network], via: std::net::Ipv6Addr) -> String {
+        let mut script = String::new();
         for n in networks {
             if let (Some(v6), vnetgen::model::Mode::Routed | vnetgen::model::Mode::CustomRouted) = (&n.ipv6, n.mode) {
-                script.push_str(&format!("ip -6 route add {} via {}\n", v6.subnet, self.uplink));
+                script.push_str(&format!("ip -6 route replace {} via {via}\n", v6.subnet));
             }
         }
         script
+    }
+
+    /// dnsmasq's options for router advertisements on `dev` (the host tier's uplink that learns
+    /// its IPv6): the prefix for SLAAC, or (`dhcp`) a DHCPv6 range the advertisements point to.
+    fn ra_args(&self, dev: &str, dhcp: bool) -> Vec<String> {
+        let len = u32::from(self.prefix);
+        let net = u128::from(self.router) & (u128::MAX << (128 - len));
+        let at = |host: u128| std::net::Ipv6Addr::from(net + host);
+        let range = if dhcp {
+            format!("--dhcp-range={},{},{len}", at(0x1000), at(0x1fff))
+        } else {
+            format!("--dhcp-range={},ra-only,{len}", at(0))
+        };
+        vec![format!("--interface={dev}"), "--enable-ra".into(), range]
     }
 
     /// The uplink's IPv6 in a systemd-networkd `[Network]` section.
@@ -662,6 +706,8 @@ struct Upstream<'a> {
     router: std::net::Ipv4Addr,
     /// Its IPv6 address, if the segment has IPv6.
     router6: Option<std::net::Ipv6Addr>,
+    /// An address beyond the segment it also serves HTTP on (`Segment6::outside`), if any.
+    outside6: Option<std::net::Ipv6Addr>,
     /// What `upstream.test` resolves to: on a host with two uplinks the first segment's router,
     /// whichever router the host asks.
     upstream_test: std::net::Ipv4Addr,
@@ -672,7 +718,7 @@ struct Upstream<'a> {
 /// The upstream router's services: HTTP on its addresses (`/cgi-bin/whoami` answers with the
 /// client's address, so NAT shows), DNS for `upstream.test` and DHCP.
 fn start_upstream(topo: &mut Topology, dir: &Path, busybox: &Path, up: Upstream<'_>) -> Result<()> {
-    let Upstream { name, ns, router, router6, upstream_test, dhcp } = up;
+    let Upstream { name, ns, router, router6, outside6, upstream_test, dhcp } = up;
     let www = dir.join(format!("{name}-www"));
     std::fs::create_dir_all(www.join("cgi-bin"))?;
     std::fs::write(www.join("index.html"), "upstream\n")?;
@@ -681,12 +727,14 @@ fn start_upstream(topo: &mut Topology, dir: &Path, busybox: &Path, up: Upstream<
     std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
     let (busybox, www_s) = (busybox.display().to_string(), www.display().to_string());
     topo.spawn(&format!("{name}-httpd"), ns, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
-    if let Some(r6) = router6 {
-        topo.spawn(
-            &format!("{name}-httpd6"),
-            ns,
-            &[&busybox, "httpd", "-f", "-p", &format!("[{r6}]:80"), "-h", &www_s],
-        )?;
+    for (suffix, a6) in [("6", router6), ("-outside6", outside6)] {
+        if let Some(a6) = a6 {
+            topo.spawn(
+                &format!("{name}-httpd{suffix}"),
+                ns,
+                &[&busybox, "httpd", "-f", "-p", &format!("[{a6}]:80"), "-h", &www_s],
+            )?;
+        }
     }
     let mut dns_args: Vec<String> = [
         "dnsmasq",
@@ -814,8 +862,15 @@ fn execute(run: &Run, results: &mut Vec<CheckResult>) -> Result<()> {
     } else {
         Vec::new()
     };
-    let upstream =
-        Upstream { name: "upstream", ns: &up, router, router6: seg.router6, upstream_test: router, dhcp: lan_dhcp };
+    let upstream = Upstream {
+        name: "upstream",
+        ns: &up,
+        router,
+        router6: seg.router6,
+        outside6: None,
+        upstream_test: router,
+        dhcp: lan_dhcp,
+    };
     start_upstream(&mut topo, dir, &saved.image.busybox, upstream)?;
 
     // The host: the user's existing uplink configuration (given here as a networkd file), then
@@ -1462,7 +1517,7 @@ mod tests {
         assert_eq!(
             s6.router_script(&model.networks.iter().collect::<Vec<_>>(), "upbr"),
             "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add 2001:db8::fffe/64 dev upbr nodad\n\
-             ip -6 addr add fe80::1/64 dev upbr nodad\nip -6 route add 2001:db8:aa::/64 via 2001:db8::1\n"
+             ip -6 addr add fe80::1/64 dev upbr nodad\nip -6 route replace 2001:db8:aa::/64 via 2001:db8::1\n"
         );
         assert_eq!(
             s6.lan_script(),
@@ -1487,7 +1542,29 @@ mod tests {
         assert_eq!(
             s6.router_script(&wireless, "eth0"),
             "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add 2001:db8:fffe::1/64 dev eth0 nodad\n\
-             ip -6 route add 2001:db8:150::/64 via 2001:db8:fffe::2\n"
+             ip -6 route replace 2001:db8:150::/64 via 2001:db8:fffe::2\n"
+        );
+        // In the host tier the WiFi uplink learns its IPv6 (SLAAC, the default) from the
+        // router's advertisements; the route to the routed network waits for its address.
+        let mut learned = Segment6::of(up(1), 1);
+        learned.learned = true;
+        assert_eq!(
+            learned.router_script(&wireless, "eth0"),
+            "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add 2001:db8:fffe::1/64 dev eth0 nodad\n\
+             ip -6 addr add 2001:db8:0:fff1::1/128 dev lo\n"
+        );
+        assert_eq!(
+            learned.ra_args("eth0", false),
+            ["--interface=eth0", "--enable-ra", "--dhcp-range=2001:db8:fffe::,ra-only,64"]
+        );
+        assert_eq!(
+            learned.ra_args("eth0", true),
+            ["--interface=eth0", "--enable-ra", "--dhcp-range=2001:db8:fffe::1000,2001:db8:fffe::1fff,64"]
+        );
+        let via = "2001:db8:fffe::ff:fe00:0".parse().unwrap();
+        assert_eq!(
+            Segment6::routes(&wireless, via),
+            "ip -6 route replace 2001:db8:150::/64 via 2001:db8:fffe::ff:fe00:0\n"
         );
         let segs = Segments(vec![("enp3s0".into(), wired, "lan".into()), ("wlp2s0".into(), wifi, "lan1".into())]);
         let s = scenario::generic("homelab-multi", &model);

@@ -16,7 +16,7 @@ say() { printf 'VT %s\n' "$*" >&3; }
 
 STATE=/var/lib/vt
 mkdir -p "$STATE/logs"
-UPLINKS="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1
+UPLINKS="" UPLINKS6="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1
 # shellcheck source=/dev/null
 [ -r "$STATE/scenario.conf" ] && . "$STATE/scenario.conf"
 n=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
@@ -94,6 +94,17 @@ wait_uplink() {
 			sleep 0.5
 		done
 		say "uplink $(uplink_dev "$up") $(ip -4 -o addr show dev "$(uplink_dev "$up")" 2>/dev/null | awk '{print $4}' | head -n 1)"
+	done
+	# The uplinks that learn IPv6 from the router's advertisements: until one has a global
+	# address (not a temporary one), reported as `uplink6 UPLINK ADDRESS` (or `none`).
+	for up in $UPLINKS6; do
+		local a=""
+		for _ in $(seq 120); do
+			a=$(ip -6 -o addr show dev "$(uplink_dev "$up")" scope global -tentative -temporary 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
+			if [ -n "$a" ]; then break; fi
+			sleep 0.5
+		done
+		say "uplink6 $up ${a:-none}"
 	done
 }
 

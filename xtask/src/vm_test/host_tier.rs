@@ -185,7 +185,7 @@ fn execute(
 ) -> Result<()> {
     let (mutation, index, dir, label) = (job.mutation, job.index, job.dir.as_path(), &job.label);
     let (model, bundle_dir) = super::render(&hs.profile, mutation, dir)?;
-    let s = scenario::generic(&hs.profile, &model);
+    let mut s = scenario::generic(&hs.profile, &model);
     anyhow::ensure!(!s.guests.is_empty(), "{}: no network with DHCP to boot a guest on", hs.profile);
     // One segment per uplink the networks use, in the order of the networks.
     let mut uplinks: Vec<&vnetgen::model::Uplink> = Vec::new();
@@ -222,13 +222,41 @@ fn execute(
         }
         // The segment's IPv6, when a network behind its uplink has IPv6 or the uplink a static
         // IPv6 address (which a bridge must take over).
+        // An uplink that learns its IPv6 (SLAAC, the default, or DHCPv6) does so from the
+        // segment's router advertisements: the promise of `accept_ra=2` is that it still does
+        // once the bundle turns forwarding on.
         let static6 = matches!(up.ipv6, vnetgen::model::UplinkV6::Static { .. });
-        let seg6 = (static6 || networks.iter().any(|n| n.ipv6.is_some())).then(|| Segment6::of(up, i));
+        let learns = up.learns_v6_from_ra();
+        let seg6 = (static6 || learns || networks.iter().any(|n| n.ipv6.is_some())).then(|| {
+            let mut s6 = Segment6::of(up, i);
+            s6.learned = learns;
+            s6
+        });
         let mut seg = Segment::of(up, i);
         seg.router6 = seg6.as_ref().map(|s6| s6.router);
         sites.push(Site { uplink: up, seg, seg6, networks, nic, tap });
     }
     let (router, uplink_addr) = (sites[0].seg.router, sites[0].seg.uplink);
+    // An uplink that learns its IPv6 still does after the install and the reboot: the
+    // address it forms from the router's advertised prefix and the default route through the
+    // router (the address beyond the segment is reached only through it). Forwarding, which the
+    // bundle or libvirt may turn on, makes the kernel and systemd-networkd ignore the
+    // advertisements unless told otherwise (`accept_ra=2`, `IPv6AcceptRA=yes`).
+    for site in &sites {
+        let Some(s6) = site.seg6.as_ref().filter(|s6| s6.learned) else { continue };
+        s.checks.push(scenario::Check {
+            kind: scenario::CheckKind::HostTcp,
+            guest: None,
+            target: Some(format!("[{}]:80", s6.outside)),
+            name: None,
+            expect: "open".into(),
+            why: Some(format!(
+                "{} keeps the IPv6 address and default route it learns from router advertisements",
+                site.uplink.name
+            )),
+            uplink: Some(site.uplink.name.to_string()),
+        });
+    }
 
     // The host's NICs: the uplinks, a WiFi access point's backhaul, one cable per guest.
     let backhaul = sites.iter().find(|s| s.uplink.kind == UplinkKind::Wifi).map(|s| HostNic {
@@ -383,11 +411,15 @@ fn execute(
         if dhcp_uplink {
             dhcp.push(format!("--dhcp-host={},{}", site.nic.mac, site.seg.uplink));
         }
+        if let Some(s6) = site.seg6.as_ref().filter(|s6| s6.learned) {
+            dhcp.extend(s6.ra_args(dev, matches!(site.uplink.ipv6, vnetgen::model::UplinkV6::Dhcp)));
+        }
         let upstream = super::Upstream {
             name: &name,
             ns: router_ns,
             router: site.seg.router,
             router6: site.seg.router6,
+            outside6: site.seg6.as_ref().filter(|s6| s6.learned).map(|s6| s6.outside),
             upstream_test: router,
             dhcp,
         };
@@ -410,12 +442,7 @@ fn execute(
             }
             seen = lines.len();
             if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
-                let install: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("VT install: ")).collect();
-                // The lines up to the failed step's report: after it come only the rollback's.
-                let end =
-                    install.iter().position(|l| l.contains(": a step failed (exit ")).map_or(install.len(), |i| i + 1);
-                let tail = install[end.saturating_sub(8)..end].join("\n  ");
-                bail!("the host reported `{f}`; install.sh's last lines:\n  {tail}");
+                bail!("the host reported `{f}`; install.sh's last lines:\n  {}", install_tail(&lines));
             }
             Ok(lines.iter().any(|l| l.starts_with(line)))
         });
@@ -437,9 +464,40 @@ fn execute(
         }
         vm.send("reboot")?;
     }
-    report(&mut topo, "the host to install the bundle, reboot and report VT ready", "VT ready ")?;
+    let ready = report(&mut topo, "the host to install the bundle, reboot and report VT ready", "VT ready ");
+    let lines = vm.lines();
+    if let Some(rc) = lines.iter().find_map(|l| l.strip_prefix("VT install rc=")) {
+        // install.sh run by the agent: a failure (and its rollback) ends the run, as a check a
+        // broken bundle can name.
+        let ok = rc == "0";
+        results.push(CheckResult {
+            desc: "install.sh installs the bundle (exit 0)".into(),
+            ok,
+            detail: if ok { String::new() } else { format!("exit {rc}: {}", install_tail(&lines)) },
+        });
+        if !ok {
+            vm.dump(&mut topo, dir)?;
+            return Ok(());
+        }
+    }
+    ready?;
     for l in vm.lines().iter().filter(|l| l.starts_with("VT cable ") && l.contains("missing")) {
         eprintln!("vm-test: [{label}] {l}");
+    }
+    // The routes to routed networks' IPv6 subnets through an uplink address the host learned
+    // (as the bundle's README asks of the router): through the one it reported after the reboot.
+    for (site, (router_ns, _)) in sites.iter().zip(&routers) {
+        if !site.seg6.as_ref().is_some_and(|s6| s6.learned) {
+            continue;
+        }
+        let prefix = format!("VT uplink6 {} ", site.uplink.name);
+        let learned = vm.lines().iter().rev().find_map(|l| l.strip_prefix(&prefix)?.parse::<std::net::Ipv6Addr>().ok());
+        if let Some(via) = learned {
+            let routes = Segment6::routes(&site.networks, via);
+            if !routes.is_empty() {
+                topo.run(router_ns, &routes)?;
+            }
+        }
     }
 
     // The guests, on their cables.
@@ -483,6 +541,14 @@ fn execute(
         vm.dump(&mut topo, dir)?;
     }
     Ok(())
+}
+
+/// install.sh's last lines up to its failed step's report (after it come only the rollback's),
+/// from the agent's `VT install: ` lines.
+fn install_tail(lines: &[String]) -> String {
+    let install: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("VT install: ")).collect();
+    let end = install.iter().position(|l| l.contains(": a step failed (exit ")).map_or(install.len(), |i| i + 1);
+    install[end.saturating_sub(8)..end].join("\n  ")
 }
 
 /// An SSH client in the admin's namespace, logging in to the host as root with the run's key.
@@ -673,6 +739,7 @@ fn write_prep(
         let (name, seg, seg6) = (&site.nic.name, &site.seg, site.seg6.as_ref());
         let (addr, len, router) = (seg.uplink, seg.prefix, seg.router);
         let dhcp = site.uplink.ipv4 == UplinkV4::Dhcp;
+        let dhcp6 = matches!(site.uplink.ipv6, vnetgen::model::UplinkV6::Dhcp);
         let wifi = site.uplink.kind == UplinkKind::Wifi;
         // A second uplink's files beside the first's.
         let suffix = nth("", i);
@@ -713,7 +780,11 @@ fn write_prep(
                 } else {
                     format!("auto {name}\niface {name} inet static\n\taddress {addr}/{len}\n\tgateway {router}\n")
                 };
+                // A Debian host learns IPv6 from router advertisements without a stanza for it
+                // (the kernel's SLAAC); DHCPv6 has one.
                 let iface = match seg6 {
+                    Some(s6) if s6.learned && dhcp6 => format!("{iface}iface {name} inet6 dhcp\n"),
+                    Some(s6) if s6.learned => iface,
                     Some(s6) => format!(
                         "{iface}iface {name} inet6 static\n\taddress {}/{}\n\tgateway {}\n",
                         s6.uplink, s6.prefix, s6.gateway
@@ -726,13 +797,18 @@ fn write_prep(
                 interfaces.push_str(&iface);
             }
             Stack::Networkd => {
-                let mut net = if dhcp {
-                    "DHCP=ipv4\n".to_string()
-                } else {
-                    format!("Address={addr}/{len}\nGateway={router}\nDNS={router}\n")
+                // networkd accepts router advertisements by default (forwarding is off before
+                // the bundle).
+                let mut net = match (dhcp, dhcp6) {
+                    (true, true) => "DHCP=yes\n".to_string(),
+                    (true, false) => "DHCP=ipv4\n".to_string(),
+                    (false, _) => format!("Address={addr}/{len}\nGateway={router}\nDNS={router}\n"),
                 };
-                if let Some(s6) = seg6 {
-                    net.push_str(&s6.networkd());
+                match seg6 {
+                    Some(s6) if s6.learned && dhcp6 && !dhcp => net.push_str("DHCP=ipv6\n"),
+                    Some(s6) if s6.learned => {}
+                    Some(s6) => net.push_str(&s6.networkd()),
+                    None => {}
                 }
                 if wifi {
                     // What a networkd host joins WiFi with: wpa_supplicant@IF.service.
@@ -770,10 +846,15 @@ fn write_prep(
                     &format!("etc/NetworkManager/system-connections/uplink{suffix}.nmconnection"),
                     &format!(
                         "[connection]\nid=uplink{suffix}\ntype={kind}\ninterface-name={name}\n\n[ipv4]\n{v4}\n[ipv6]\n{}",
-                        seg6.map_or("method=ignore\n".to_string(), |s6| format!(
-                            "method=manual\naddress1={}/{},{}\n",
-                            s6.uplink, s6.prefix, s6.gateway
-                        ))
+                        match seg6 {
+                            None => "method=ignore\n".to_string(),
+                            // Router advertisements, and DHCPv6 where they say so.
+                            Some(s6) if s6.learned => "method=auto\n".to_string(),
+                            Some(s6) => format!(
+                                "method=manual\naddress1={}/{},{}\n",
+                                s6.uplink, s6.prefix, s6.gateway
+                            ),
+                        }
                     ),
                     0o600,
                 )?;
@@ -798,10 +879,17 @@ fn write_prep(
                     routes.push(format!("{{to: default, via: \"{router}\"}}"));
                     conf.push_str(&format!("      nameservers: {{addresses: [\"{router}\"]}}\n"));
                 }
-                if let Some(s6) = seg6 {
-                    addresses.push(format!("\"{}/{}\"", s6.uplink, s6.prefix));
-                    routes.push(format!("{{to: \"::/0\", via: \"{}\", on-link: true}}", s6.gateway));
-                    conf.push_str("      accept-ra: false\n");
+                match seg6 {
+                    // As Ubuntu's installer leaves it: router advertisements by the renderer's
+                    // default; DHCPv6 asked for.
+                    Some(s6) if s6.learned && dhcp6 => conf.push_str("      dhcp6: true\n"),
+                    Some(s6) if s6.learned => {}
+                    Some(s6) => {
+                        addresses.push(format!("\"{}/{}\"", s6.uplink, s6.prefix));
+                        routes.push(format!("{{to: \"::/0\", via: \"{}\", on-link: true}}", s6.gateway));
+                        conf.push_str("      accept-ra: false\n");
+                    }
+                    None => {}
                 }
                 if !addresses.is_empty() {
                     conf.push_str(&format!(
@@ -861,8 +949,17 @@ fn write_prep(
     write(
         "var/lib/vt/scenario.conf",
         &format!(
-            "UPLINKS={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\n",
+            "UPLINKS={}\nUPLINKS6={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\n",
             sh_quote(&sites.iter().map(|s| s.nic.name.as_str()).collect::<Vec<_>>().join(" ")),
+            // The uplinks the agent waits for to learn IPv6 and reports (`uplink6 NAME ADDRESS`).
+            sh_quote(
+                &sites
+                    .iter()
+                    .filter(|s| s.seg6.as_ref().is_some_and(|s6| s6.learned))
+                    .map(|s| s.nic.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
             sh_quote(&cabling.join(" ")),
             sh_quote(&install_args.join(" ")),
             if apply == Apply::Ssh { "ssh" } else { "agent" },
