@@ -155,6 +155,13 @@ struct Site<'m> {
     tap: String,
 }
 
+impl Site<'_> {
+    /// The segment's IPv6 when the uplink learns its own from the router's advertisements.
+    fn learned6(&self) -> Option<&Segment6> {
+        self.seg6.as_ref().filter(|s6| s6.learned)
+    }
+}
+
 /// The name of the `i`th segment's `base` thing: `base` for the first (the names a single-uplink
 /// run has always had), `base1` for a second.
 fn nth(base: &str, i: usize) -> String {
@@ -220,11 +227,10 @@ fn execute(
         if wifi {
             anyhow::ensure!(nic.mac == WIFI_MAC, "a WiFi uplink's MAC is its radio's ({WIFI_MAC}) in the host tier");
         }
-        // The segment's IPv6, when a network behind its uplink has IPv6 or the uplink a static
-        // IPv6 address (which a bridge must take over).
-        // An uplink that learns its IPv6 (SLAAC, the default, or DHCPv6) does so from the
-        // segment's router advertisements: the promise of `accept_ra=2` is that it still does
-        // once the bundle turns forwarding on.
+        // The segment's IPv6, unless the uplink has none: an uplink that learns its IPv6
+        // (SLAAC, the default, or DHCPv6) learns it from the router's advertisements, and must
+        // still once forwarding is on (`accept_ra=2`); a static IPv6 address a bridge must take
+        // over; a network behind the uplink with IPv6.
         let static6 = matches!(up.ipv6, vnetgen::model::UplinkV6::Static { .. });
         let learns = up.learns_v6_from_ra();
         let seg6 = (static6 || learns || networks.iter().any(|n| n.ipv6.is_some())).then(|| {
@@ -243,7 +249,7 @@ fn execute(
     // bundle or libvirt may turn on, makes the kernel and systemd-networkd ignore the
     // advertisements unless told otherwise (`accept_ra=2`, `IPv6AcceptRA=yes`).
     for site in &sites {
-        let Some(s6) = site.seg6.as_ref().filter(|s6| s6.learned) else { continue };
+        let Some(s6) = site.learned6() else { continue };
         s.checks.push(scenario::Check {
             kind: scenario::CheckKind::HostTcp,
             guest: None,
@@ -411,7 +417,7 @@ fn execute(
         if dhcp_uplink {
             dhcp.push(format!("--dhcp-host={},{}", site.nic.mac, site.seg.uplink));
         }
-        if let Some(s6) = site.seg6.as_ref().filter(|s6| s6.learned) {
+        if let Some(s6) = site.learned6() {
             dhcp.extend(s6.ra_args(dev, matches!(site.uplink.ipv6, vnetgen::model::UplinkV6::Dhcp)));
         }
         let upstream = super::Upstream {
@@ -419,7 +425,7 @@ fn execute(
             ns: router_ns,
             router: site.seg.router,
             router6: site.seg.router6,
-            outside6: site.seg6.as_ref().filter(|s6| s6.learned).map(|s6| s6.outside),
+            outside6: site.learned6().map(|s6| s6.outside),
             upstream_test: router,
             dhcp,
         };
@@ -487,7 +493,7 @@ fn execute(
     // The routes to routed networks' IPv6 subnets through an uplink address the host learned
     // (as the bundle's README asks of the router): through the one it reported after the reboot.
     for (site, (router_ns, _)) in sites.iter().zip(&routers) {
-        if !site.seg6.as_ref().is_some_and(|s6| s6.learned) {
+        if site.learned6().is_none() {
             continue;
         }
         let prefix = format!("VT uplink6 {} ", site.uplink.name);
@@ -955,7 +961,7 @@ fn write_prep(
             sh_quote(
                 &sites
                     .iter()
-                    .filter(|s| s.seg6.as_ref().is_some_and(|s6| s6.learned))
+                    .filter(|s| s.learned6().is_some())
                     .map(|s| s.nic.name.as_str())
                     .collect::<Vec<_>>()
                     .join(" ")
