@@ -404,6 +404,11 @@ pub fn run_suite(args: &[String]) -> Result<(usize, usize)> {
             // A scenario thread may have been creating a namespace just then.
             std::thread::sleep(Duration::from_millis(300));
             topology::sweep_own();
+            // A build step bounded by `timeout` (mmdebstrap, apt-get) runs in a process group of
+            // its own, which the terminal's Ctrl-C misses: `timeout` passes a SIGTERM on to it.
+            let _ = std::process::Command::new("pkill")
+                .args(["-TERM", "-x", "-P", &std::process::id().to_string(), "timeout"])
+                .status();
             std::process::exit(130);
         });
     });
