@@ -119,6 +119,24 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             ));
         }
     }
+    // A bridge that takes its uplink's MAC over also matches a .link file written to name or
+    // set up the uplink by that MAC (`MACAddress=`, not `PermanentMACAddress=`): udev applies it
+    // to the bridge when the bridge is created.
+    for n in p.networks.iter().filter(|n| n.mode == Mode::Bridged) {
+        if let Some(mac) = n.bridge_mac.or(p.uplink(n).mac) {
+            checks.push(check(
+                format!("grep -qisE '^[[:space:]]*MACAddress=.*{mac}' /etc/systemd/network/*.link"),
+                false,
+                format!(
+                    "a .link file in /etc/systemd/network matches {mac} with MACAddress= (grep -il \
+                     'MACAddress=.*{mac}' /etc/systemd/network/*.link): bridge {br} takes that MAC over and udev \
+                     applies the file to the bridge too (its Name= renames the bridge, whose configuration then \
+                     never applies); match the uplink with PermanentMACAddress= instead",
+                    br = n.bridge
+                ),
+            ));
+        }
+    }
     let others: &[(&str, &str)] = match p.host.firewall {
         Firewall::Nftables | Firewall::Iptables => &[("firewalld", "firewalld"), ("ufw", "ufw")],
         Firewall::Ufw => &[("firewalld", "firewalld")],

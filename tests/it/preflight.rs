@@ -97,3 +97,48 @@ fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
         assert_eq!(got_code, *code, "{tag}: exit status");
     }
 }
+
+#[test]
+fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
+    if !root() {
+        assert!(std::env::var("VNETGEN_REQUIRE_TOOLS").is_err(), "the preflight test needs root in CI");
+        eprintln!("SKIP: the .link file is staged in a mount namespace, which needs root");
+        return;
+    }
+    if tool("unshare", "util-linux").is_none() {
+        return;
+    }
+    let tmp = TempDir::new("preflight-link");
+    // ubuntu-netplan-bridge: br0 takes over enp3s0's MAC 52:54:00:3c:0a:11.
+    let model = vnetgen::check(vnetgen::builtin::get("ubuntu-netplan-bridge").unwrap().as_bytes()).model.unwrap();
+    let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
+    bundle.write_to(&tmp.path().join("b"), false).unwrap();
+    let script = tmp.path().join("b/preflight.sh").display().to_string();
+    // The .link file on a tmpfs over /etc/systemd in a mount namespace of its own (the host's
+    // /etc stays as it is).
+    let run = |link: &str| {
+        let out = Command::new("unshare")
+            .args([
+                "-m",
+                "bash",
+                "-c",
+                "mount -t tmpfs vnetgen-test /etc/systemd && mkdir /etc/systemd/network && \
+                 printf '%s' \"$1\" >/etc/systemd/network/10-uplink.link && bash \"$0\"",
+                &script,
+                link,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout.lines().filter(|l| l.contains(".link file")).map(str::to_string).collect::<Vec<_>>())
+    };
+    let (code, found) = run("[Match]\nMACAddress=52:54:00:3C:0A:11\n\n[Link]\nName=lan0\n");
+    assert_eq!(code, Some(0), "a warning does not stop install.sh");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("preflight: warning: a .link file in /etc/systemd/network matches 52:54:00:3c:0a:11"),
+        "{found:?}"
+    );
+    let (_, found) = run("[Match]\nPermanentMACAddress=52:54:00:3c:0a:11\n\n[Link]\nName=lan0\n");
+    assert!(found.is_empty(), "PermanentMACAddress= does not match the bridge: {found:?}");
+}

@@ -3,7 +3,8 @@
 #
 # Looks for what silently breaks guest networking on this host: Docker's FORWARD DROP, legacy
 # iptables rules next to nftables, other NAT tables, a DNS server on all addresses, a subnet that
-# collides with a route, a wireless uplink declared as Ethernet, a competing or stopped firewall.
+# collides with a route, a wireless uplink declared as Ethernet, a competing or stopped firewall,
+# a .link file that would match a bridge by the MAC it takes over.
 # Prints one line per finding (what it breaks, what to do) and nothing on a clean host.
 # Exit status: 1 if a finding is fatal (install.sh stops), else 0. Changes nothing.
 set -uo pipefail

@@ -3,7 +3,8 @@
 #
 # Looks for what silently breaks guest networking on this host: Docker's FORWARD DROP, legacy
 # iptables rules next to nftables, other NAT tables, a DNS server on all addresses, a subnet that
-# collides with a route, a wireless uplink declared as Ethernet, a competing or stopped firewall.
+# collides with a route, a wireless uplink declared as Ethernet, a competing or stopped firewall,
+# a .link file that would match a bridge by the MAC it takes over.
 # Prints one line per finding (what it breaks, what to do) and nothing on a clean host.
 # Exit status: 1 if a finding is fatal (install.sh stops), else 0. Changes nothing.
 set -uo pipefail
@@ -14,6 +15,9 @@ finding() {
 }
 if [ -d /sys/class/net/eth0/wireless ] || [ -L /sys/class/net/eth0/phy80211 ]; then
 	finding fatal 'uplink eth0 is wireless but the profile says ethernet: a WiFi uplink cannot be bridged (access points drop frames from guests'\'' MACs); set kind: wifi'
+fi
+if grep -qisE '^[[:space:]]*MACAddress=.*52:54:00:92:ec:ee' /etc/systemd/network/*.link; then
+	finding warning 'a .link file in /etc/systemd/network matches 52:54:00:92:ec:ee with MACAddress= (grep -il '\''MACAddress=.*52:54:00:92:ec:ee'\'' /etc/systemd/network/*.link): bridge br0 takes that MAC over and udev applies the file to the bridge too (its Name= renames the bridge, whose configuration then never applies); match the uplink with PermanentMACAddress= instead'
 fi
 if systemctl is-active --quiet ufw.service 2>/dev/null; then
 	finding warning 'ufw is running although the profile'\''s firewall is firewalld: its rules apply too and may drop guest traffic'

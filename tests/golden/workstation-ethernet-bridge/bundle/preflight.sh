@@ -3,7 +3,8 @@
 #
 # Looks for what silently breaks guest networking on this host: Docker's FORWARD DROP, legacy
 # iptables rules next to nftables, other NAT tables, a DNS server on all addresses, a subnet that
-# collides with a route, a wireless uplink declared as Ethernet, a competing or stopped firewall.
+# collides with a route, a wireless uplink declared as Ethernet, a competing or stopped firewall,
+# a .link file that would match a bridge by the MAC it takes over.
 # Prints one line per finding (what it breaks, what to do) and nothing on a clean host.
 # Exit status: 1 if a finding is fatal (install.sh stops), else 0. Changes nothing.
 set -uo pipefail
@@ -26,6 +27,9 @@ if { ip -4 -o route show root 192.168.122.0/24; ip -4 -o route show match 192.16
 fi
 if [ -d /sys/class/net/enp0s31f6/wireless ] || [ -L /sys/class/net/enp0s31f6/phy80211 ]; then
 	finding fatal 'uplink enp0s31f6 is wireless but the profile says ethernet: a WiFi uplink cannot be bridged (access points drop frames from guests'\'' MACs); set kind: wifi'
+fi
+if grep -qisE '^[[:space:]]*MACAddress=.*52:54:00:5e:21:07' /etc/systemd/network/*.link; then
+	finding warning 'a .link file in /etc/systemd/network matches 52:54:00:5e:21:07 with MACAddress= (grep -il '\''MACAddress=.*52:54:00:5e:21:07'\'' /etc/systemd/network/*.link): bridge br0 takes that MAC over and udev applies the file to the bridge too (its Name= renames the bridge, whose configuration then never applies); match the uplink with PermanentMACAddress= instead'
 fi
 if systemctl is-active --quiet firewalld.service 2>/dev/null; then
 	finding warning 'firewalld is running although the profile'\''s firewall is nftables: its rules apply too and may drop guest traffic'
