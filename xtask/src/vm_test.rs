@@ -74,9 +74,10 @@ const DEFAULT_V6: [[&str; 3]; 2] = [
     ["2001:db8:ffff::2", "2001:db8:ffff::1", "2001:db8:ffff::50"],
     ["2001:db8:fffe::2", "2001:db8:fffe::1", "2001:db8:fffe::50"],
 ];
-/// Per segment, an address beyond it that its router serves HTTP on (host tier, an uplink that
-/// learns its IPv6): reaching it takes the default route the router advertises.
-const OUTSIDE6: [&str; 2] = ["2001:db8:0:fff0::1", "2001:db8:0:fff1::1"];
+/// An address beyond the segments that every router whose segment's uplink learns its IPv6 from
+/// its advertisements serves HTTP on (host tier): the host reaches it only through a default
+/// route from those advertisements, whichever uplink's it prefers.
+const OUTSIDE6: &str = "2001:db8:0:fff0::1";
 /// How many segments a run can have.
 const MAX_SEGMENTS: usize = DEFAULT_V4.len();
 
@@ -92,7 +93,7 @@ pub(crate) struct Segment6 {
     /// The host tier's uplink that learns its IPv6 from the router's advertisements (SLAAC or
     /// DHCPv6, as the profile says): `uplink` is then unknown until the host reports it.
     learned: bool,
-    /// `OUTSIDE6` of the segment.
+    /// `OUTSIDE6`.
     outside: std::net::Ipv6Addr,
 }
 
@@ -100,7 +101,7 @@ impl Segment6 {
     /// The IPv6 of the `nth` segment (`nth < MAX_SEGMENTS`).
     fn of(up: &vnetgen::model::Uplink, nth: usize) -> Segment6 {
         use std::net::Ipv6Addr;
-        let outside = OUTSIDE6[nth].parse::<Ipv6Addr>().expect("a constant address");
+        let outside = OUTSIDE6.parse::<Ipv6Addr>().expect("a constant address");
         match &up.ipv6 {
             vnetgen::model::UplinkV6::Static { address, subnet, gateway } => {
                 let net = u128::from(subnet.network);
@@ -1556,7 +1557,7 @@ mod tests {
         assert_eq!(
             learned.router_script(&wireless, "eth0"),
             "sysctl -qw net.ipv6.conf.all.forwarding=1\nip -6 addr add 2001:db8:fffe::1/64 dev eth0 nodad\n\
-             ip -6 addr add 2001:db8:0:fff1::1/128 dev lo\n"
+             ip -6 addr add 2001:db8:0:fff0::1/128 dev lo\n"
         );
         assert_eq!(
             learned.ra_args("eth0", false),

@@ -96,15 +96,17 @@ wait_uplink() {
 		say "uplink $(uplink_dev "$up") $(ip -4 -o addr show dev "$(uplink_dev "$up")" 2>/dev/null | awk '{print $4}' | head -n 1)"
 	done
 	# The uplinks that learn IPv6 from the router's advertisements: until one has a global
-	# address (not a temporary one), reported as `uplink6 UPLINK ADDRESS` (or `none`).
+	# address (not a temporary one) and a default route, reported as `uplink6 UPLINK ADDRESS
+	# GATEWAY` (`none` for what it lacks).
 	for up in $UPLINKS6; do
-		local a=""
+		local a="" gw=""
 		for _ in $(seq 120); do
 			a=$(ip -6 -o addr show dev "$(uplink_dev "$up")" scope global -tentative -temporary 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
-			if [ -n "$a" ]; then break; fi
+			gw=$(ip -6 route show default dev "$(uplink_dev "$up")" 2>/dev/null | awk '$2 == "via" {print $3; exit}')
+			if [ -n "$a" ] && [ -n "$gw" ]; then break; fi
 			sleep 0.5
 		done
-		say "uplink6 $up ${a:-none}"
+		say "uplink6 $up ${a:-none} ${gw:-none}"
 	done
 }
 

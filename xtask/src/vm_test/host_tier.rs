@@ -243,23 +243,21 @@ fn execute(
         sites.push(Site { uplink: up, seg, seg6, networks, nic, tap });
     }
     let (router, uplink_addr) = (sites[0].seg.router, sites[0].seg.uplink);
-    // An uplink that learns its IPv6 still does after the install and the reboot: the
-    // address it forms from the router's advertised prefix and the default route through the
-    // router (the address beyond the segment is reached only through it). Forwarding, which the
-    // bundle or libvirt may turn on, makes the kernel and systemd-networkd ignore the
-    // advertisements unless told otherwise (`accept_ra=2`, `IPv6AcceptRA=yes`).
-    for site in &sites {
-        let Some(s6) = site.learned6() else { continue };
+    // An uplink that learns its IPv6 still does after the install and the reboot (forwarding,
+    // which the bundle or libvirt may turn on, makes the kernel and systemd-networkd ignore the
+    // advertisements unless told otherwise: `accept_ra=2`, `IPv6AcceptRA=yes`): each such
+    // uplink's address and default route as the host reports them (`uplink6_checks`), and a
+    // connection through the default route the host prefers to an address beyond the segments.
+    if let Some((site, s6)) = sites.iter().find_map(|site| Some((site, site.learned6()?))) {
         s.checks.push(scenario::Check {
             kind: scenario::CheckKind::HostTcp,
             guest: None,
             target: Some(format!("[{}]:80", s6.outside)),
             name: None,
             expect: "open".into(),
-            why: Some(format!(
-                "{} keeps the IPv6 address and default route it learns from router advertisements",
-                site.uplink.name
-            )),
+            why: Some(
+                "the host reaches beyond its segment through the default route from router advertisements".into(),
+            ),
             uplink: Some(site.uplink.name.to_string()),
         });
     }
@@ -490,15 +488,24 @@ fn execute(
     for l in vm.lines().iter().filter(|l| l.starts_with("VT cable ") && l.contains("missing")) {
         eprintln!("vm-test: [{label}] {l}");
     }
-    // The routes to routed networks' IPv6 subnets through an uplink address the host learned
-    // (as the bundle's README asks of the router): through the one it reported after the reboot.
+    // What each uplink that learns its IPv6 has after the reboot; the routes to routed
+    // networks' IPv6 subnets through the address it learned (as the bundle's README asks of the
+    // router).
+    let lines = vm.lines();
     for (site, (router_ns, _)) in sites.iter().zip(&routers) {
         if site.learned6().is_none() {
             continue;
         }
-        let prefix = format!("VT uplink6 {} ", site.uplink.name);
-        let learned = vm.lines().iter().rev().find_map(|l| l.strip_prefix(&prefix)?.parse::<std::net::Ipv6Addr>().ok());
-        if let Some(via) = learned {
+        let (address, gateway) = learned6(&lines, site.uplink.name.as_str());
+        results.push(CheckResult {
+            desc: format!(
+                "{} keeps the IPv6 address and default route it learns from router advertisements",
+                site.uplink.name
+            ),
+            ok: address.is_some() && gateway.is_some(),
+            detail: format!("address {address:?}, default route via {gateway:?}"),
+        });
+        if let Some(via) = address {
             let routes = Segment6::routes(&site.networks, via);
             if !routes.is_empty() {
                 topo.run(router_ns, &routes)?;
@@ -547,6 +554,16 @@ fn execute(
         vm.dump(&mut topo, dir)?;
     }
     Ok(())
+}
+
+/// The IPv6 address and default gateway `uplink` learned from router advertisements, as the agent
+/// reported them after the reboot (`VT uplink6 UPLINK ADDRESS GATEWAY`, `none` for what it lacks).
+fn learned6(lines: &[String], uplink: &str) -> (Option<std::net::Ipv6Addr>, Option<std::net::Ipv6Addr>) {
+    let prefix = format!("VT uplink6 {uplink} ");
+    let after_reboot = lines.iter().skip_while(|l| !l.starts_with("VT boot 2 "));
+    let Some(rest) = after_reboot.filter_map(|l| l.strip_prefix(&prefix)).last() else { return (None, None) };
+    let mut words = rest.split_whitespace().map(|w| w.parse().ok());
+    (words.next().flatten(), words.next().flatten())
 }
 
 /// install.sh's last lines up to its failed step's report (after it come only the rollback's),
@@ -1137,5 +1154,28 @@ impl HostSide for HostVm {
 
     fn mac(&self, dev: &str) -> Result<String> {
         self.ask("mac", dev, Duration::from_secs(30))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::learned6;
+
+    #[test]
+    fn what_an_uplink_learned_is_read_from_the_agents_report_after_the_reboot() {
+        let lines: Vec<String> = [
+            "VT boot 1 21.5",
+            "VT uplink6 wlp2s0 2001:db8:fffe::ff:fe00:0 fe80::1",
+            "VT boot 2 30.1",
+            "VT uplink6 enp3s0 2001:db8:ffff::5054:ff:fe3c:a21 fe80::2",
+            "VT uplink6 wlp2s0 2001:db8:fffe::ff:fe00:0 none",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ip = |a: &str| Some(a.parse().unwrap());
+        assert_eq!(learned6(&lines, "enp3s0"), (ip("2001:db8:ffff::5054:ff:fe3c:a21"), ip("fe80::2")));
+        // Its default route lost after the reboot: boot 1's report does not count.
+        assert_eq!(learned6(&lines, "wlp2s0"), (ip("2001:db8:fffe::ff:fe00:0"), None));
+        assert_eq!(learned6(&lines[..2], "wlp2s0"), (None, None), "no report after a reboot");
     }
 }
