@@ -102,7 +102,13 @@ wait_uplink() {
 		local a="" gw=""
 		for _ in $(seq 120); do
 			a=$(ip -6 -o addr show dev "$(uplink_dev "$up")" scope global -tentative -temporary 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
-			gw=$(ip -6 route show default dev "$(uplink_dev "$up")" 2>/dev/null | awk '$2 == "via" {print $3; exit}')
+			# Not `ip route show dev`: it misses a route through a nexthop object (`default nhid N
+			# via … dev …`, as systemd-networkd 257 installs the advertised one).
+			gw=$(ip -6 route show default 2>/dev/null | awk -v dev="$(uplink_dev "$up")" '{
+				via = ""; on = 0
+				for (i = 1; i < NF; i++) { if ($i == "via") via = $(i + 1); if ($i == "dev" && $(i + 1) == dev) on = 1 }
+				if (on && via != "") { print via; exit }
+			}')
 			if [ -n "$a" ] && [ -n "$gw" ]; then break; fi
 			sleep 0.5
 		done
