@@ -37,6 +37,14 @@ fn root() -> bool {
     String::from_utf8_lossy(&uid.stdout).trim() == "0"
 }
 
+/// The path of built-in `profile`'s preflight.sh, its bundle written into `tmp`.
+fn preflight_of(profile: &str, tmp: &TempDir) -> String {
+    let model = vnetgen::check(vnetgen::builtin::get(profile).unwrap().as_bytes()).model.unwrap();
+    let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
+    bundle.write_to(&tmp.path().join("b"), false).unwrap();
+    tmp.path().join("b/preflight.sh").display().to_string()
+}
+
 #[test]
 fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
     if !root() {
@@ -51,10 +59,7 @@ fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
     }
     let tmp = TempDir::new("preflight");
     // server-custom-routed: forwarding, nftables, dnsmasq, routed subnet 203.0.113.88/29.
-    let model = vnetgen::check(vnetgen::builtin::get("server-custom-routed").unwrap().as_bytes()).model.unwrap();
-    let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
-    bundle.write_to(&tmp.path().join("b"), false).unwrap();
-    let script = tmp.path().join("b/preflight.sh").display().to_string();
+    let script = preflight_of("server-custom-routed", &tmp);
     let run = |ns: &Ns| {
         let out = ns.sh(&format!("bash {script}"));
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -110,10 +115,7 @@ fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
     }
     let tmp = TempDir::new("preflight-link");
     // ubuntu-netplan-bridge: br0 takes over enp3s0's MAC 52:54:00:3c:0a:11.
-    let model = vnetgen::check(vnetgen::builtin::get("ubuntu-netplan-bridge").unwrap().as_bytes()).model.unwrap();
-    let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
-    bundle.write_to(&tmp.path().join("b"), false).unwrap();
-    let script = tmp.path().join("b/preflight.sh").display().to_string();
+    let script = preflight_of("ubuntu-netplan-bridge", &tmp);
     // The .link file on a tmpfs over /etc/systemd in a mount namespace of its own (the host's
     // /etc stays as it is).
     let run = |link: &str| {
