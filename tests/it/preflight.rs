@@ -37,6 +37,17 @@ fn root() -> bool {
     String::from_utf8_lossy(&uid.stdout).trim() == "0"
 }
 
+/// Whether this test run is root and so may stage hazards (`how`); without root it says it skips,
+/// which CI (`VNETGEN_REQUIRE_TOOLS`) does not allow.
+fn may_stage(how: &str) -> bool {
+    if root() {
+        return true;
+    }
+    assert!(std::env::var("VNETGEN_REQUIRE_TOOLS").is_err(), "the preflight test needs root in CI");
+    eprintln!("SKIP: {how}, which needs root");
+    false
+}
+
 /// The path of built-in `profile`'s preflight.sh, its bundle written into `tmp`.
 fn preflight_of(profile: &str, tmp: &TempDir) -> String {
     let model = vnetgen::check(vnetgen::builtin::get(profile).unwrap().as_bytes()).model.unwrap();
@@ -47,9 +58,7 @@ fn preflight_of(profile: &str, tmp: &TempDir) -> String {
 
 #[test]
 fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
-    if !root() {
-        assert!(std::env::var("VNETGEN_REQUIRE_TOOLS").is_err(), "the preflight test needs root in CI");
-        eprintln!("SKIP: preflight hazards are staged in network namespaces, which needs root");
+    if !may_stage("preflight hazards are staged in network namespaces") {
         return;
     }
     for (name, pkg) in [("iptables", "iptables"), ("nft", "nftables"), ("ss", "iproute2"), ("python3", "python3")] {
@@ -105,9 +114,7 @@ fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
 
 #[test]
 fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
-    if !root() {
-        assert!(std::env::var("VNETGEN_REQUIRE_TOOLS").is_err(), "the preflight test needs root in CI");
-        eprintln!("SKIP: the .link file is staged in a mount namespace, which needs root");
+    if !may_stage("the .link file is staged in a mount namespace") {
         return;
     }
     if tool("unshare", "util-linux").is_none() {

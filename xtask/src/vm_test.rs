@@ -77,7 +77,7 @@ const DEFAULT_V6: [[&str; 3]; 2] = [
 /// An address beyond the segments that every router whose segment's uplink learns its IPv6 from
 /// its advertisements serves HTTP on (host tier): the host reaches it only through a default
 /// route from those advertisements, whichever uplink's it prefers.
-const OUTSIDE6: &str = "2001:db8:0:fff0::1";
+const OUTSIDE6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0xfff0, 0, 0, 0, 1);
 /// How many segments a run can have.
 const MAX_SEGMENTS: usize = DEFAULT_V4.len();
 
@@ -93,15 +93,12 @@ pub(crate) struct Segment6 {
     /// The host tier's uplink that learns its IPv6 from the router's advertisements (SLAAC or
     /// DHCPv6, as the profile says): `uplink` is then unknown until the host reports it.
     learned: bool,
-    /// `OUTSIDE6`.
-    outside: std::net::Ipv6Addr,
 }
 
 impl Segment6 {
     /// The IPv6 of the `nth` segment (`nth < MAX_SEGMENTS`).
     fn of(up: &vnetgen::model::Uplink, nth: usize) -> Segment6 {
         use std::net::Ipv6Addr;
-        let outside = OUTSIDE6.parse::<Ipv6Addr>().expect("a constant address");
         match &up.ipv6 {
             vnetgen::model::UplinkV6::Static { address, subnet, gateway } => {
                 let net = u128::from(subnet.network);
@@ -115,12 +112,11 @@ impl Segment6 {
                     router,
                     lan,
                     learned: false,
-                    outside,
                 }
             }
             _ => {
                 let [uplink, router, lan] = DEFAULT_V6[nth].map(|a| a.parse::<Ipv6Addr>().expect("a constant address"));
-                Segment6 { uplink, prefix: 64, gateway: router, router, lan, learned: false, outside }
+                Segment6 { uplink, prefix: 64, gateway: router, router, lan, learned: false }
             }
         }
     }
@@ -139,7 +135,7 @@ impl Segment6 {
         }
         if self.learned {
             // The routes to routed networks come once the host reports its address.
-            script.push_str(&format!("ip -6 addr add {}/128 dev lo\n", self.outside));
+            script.push_str(&format!("ip -6 addr add {OUTSIDE6}/128 dev lo\n"));
         } else {
             script.push_str(&Segment6::routes(networks, self.uplink));
         }
@@ -712,7 +708,7 @@ struct Upstream<'a> {
     router: std::net::Ipv4Addr,
     /// Its IPv6 address, if the segment has IPv6.
     router6: Option<std::net::Ipv6Addr>,
-    /// An address beyond the segment it also serves HTTP on (`Segment6::outside`), if any.
+    /// An address beyond the segment it also serves HTTP on (`OUTSIDE6`), if any.
     outside6: Option<std::net::Ipv6Addr>,
     /// What `upstream.test` resolves to: on a host with two uplinks the first segment's router,
     /// whichever router the host asks.

@@ -248,11 +248,11 @@ fn execute(
     // advertisements unless told otherwise: `accept_ra=2`, `IPv6AcceptRA=yes`): each such
     // uplink's address and default route as the host reports them (`uplink6_checks`), and a
     // connection through the default route the host prefers to an address beyond the segments.
-    if let Some((site, s6)) = sites.iter().find_map(|site| Some((site, site.learned6()?))) {
+    if let Some(site) = sites.iter().find(|site| site.learned6().is_some()) {
         s.checks.push(scenario::Check {
             kind: scenario::CheckKind::HostTcp,
             guest: None,
-            target: Some(format!("[{}]:80", s6.outside)),
+            target: Some(format!("[{}]:80", super::OUTSIDE6)),
             name: None,
             expect: "open".into(),
             why: Some(
@@ -423,7 +423,7 @@ fn execute(
             ns: router_ns,
             router: site.seg.router,
             router6: site.seg.router6,
-            outside6: site.learned6().map(|s6| s6.outside),
+            outside6: site.learned6().map(|_| super::OUTSIDE6),
             upstream_test: router,
             dhcp,
         };
