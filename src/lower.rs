@@ -166,7 +166,7 @@ impl Cx {
             self.err_help(
                 s.loc,
                 format!("invalid DNS name {v:?}"),
-                "use dot-separated labels of letters, digits and '-', e.g. deb.debian.org",
+                "use dot-separated labels of letters, digits and '-', e.g. www.example.org",
             );
             None
         }

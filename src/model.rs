@@ -164,7 +164,7 @@ pub struct Guest {
     pub outside: Option<Ipv4Addr>,
     /// `outside6: 2001:db8::10` — fetched over IPv6 by verify.sh; default none.
     pub outside6: Option<Ipv6Addr>,
-    /// `outside-name: deb.debian.org` — resolved by verify.sh; default none.
+    /// `outside-name: www.example.org` — resolved by verify.sh; default none.
     pub outside_name: Option<DnsName>,
     /// `replace-wired-profiles: true` — NetworkManager only; default false.
     pub replace_wired_profiles: bool,

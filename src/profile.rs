@@ -419,7 +419,7 @@ pub enum Proto {
 /// (`guest/setup.sh`) and what `guest/verify.sh` checks from inside it.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(example = serde_json::json!({"os": "ubuntu", "stack": "networkmanager", "ipv6": "disable", "apt-force-ipv4": true, "outside": "203.0.113.10", "outside6": "2001:db8::10", "outside-name": "deb.debian.org", "replace-wired-profiles": true}))]
+#[schemars(example = serde_json::json!({"os": "ubuntu", "stack": "networkmanager", "ipv6": "disable", "apt-force-ipv4": true, "outside": "203.0.113.10", "outside6": "2001:db8::10", "outside-name": "www.example.org", "replace-wired-profiles": true}))]
 pub struct Guest {
     /// Linux distribution of the guests; decides the package manager and the default stack.
     /// Default: the host's distro.
@@ -446,7 +446,7 @@ pub struct Guest {
     /// from a black hole that makes apt hang (seed 002). Default: none, and verify.sh skips it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside6: Option<S<String>>,
-    /// A DNS name `verify.sh` resolves to prove DNS works, e.g. `deb.debian.org`. Default: none,
+    /// A DNS name `verify.sh` resolves to prove DNS works, e.g. `www.example.org`. Default: none,
     /// and verify.sh skips the check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside_name: Option<S<String>>,

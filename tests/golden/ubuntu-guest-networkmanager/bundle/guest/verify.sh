@@ -26,7 +26,7 @@ PKG_CHECK=1
 NETWORK=default
 OUTSIDE=203.0.113.10
 OUTSIDE6=''
-OUTSIDE_NAME=deb.debian.org
+OUTSIDE_NAME=www.example.org
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--interface | --outside | --outside6 | --outside-name)
