@@ -166,3 +166,61 @@ fn value_type(prop: &serde_json::Value, defs: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// The hosts of every URI in this machine's apt sources (one-line `deb URI …` and deb822
+/// `URIs:`), read at run time so that this test names none itself.
+fn apt_source_hosts() -> Vec<String> {
+    let mut files = vec![std::path::PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(rd.flatten().map(|e| e.path()));
+    }
+    let mut hosts = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        for line in text.lines() {
+            let line = line.trim();
+            let uris: Vec<&str> = match line.split_once(':') {
+                Some((k, v)) if k.eq_ignore_ascii_case("uris") => v.split_whitespace().collect(),
+                _ if line.starts_with("deb") => line.split_whitespace().filter(|w| w.contains("://")).collect(),
+                _ => Vec::new(),
+            };
+            for uri in uris {
+                let rest = uri.split_once("://").map_or("", |(_, r)| r);
+                let host = rest.split(['/', ':']).next().unwrap_or("");
+                if host.contains('.') && !hosts.iter().any(|h| h == host) {
+                    hosts.push(host.to_string());
+                }
+            }
+        }
+    }
+    hosts
+}
+
+#[test]
+fn no_file_names_a_package_archive_host_of_this_machines_apt_sources() {
+    let hosts = apt_source_hosts();
+    if hosts.is_empty() {
+        assert!(
+            std::env::var("VNETGEN_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "this machine has no apt sources: no archive host to look for"
+        );
+        eprintln!("SKIP: this machine has no apt sources: no archive host to look for");
+        return;
+    }
+    let mut found = Vec::new();
+    for dir in ["src", "xtask", "tests", "templates", "profiles", "vm-tests", ".ci"] {
+        for f in files_below(&repo().join(dir)) {
+            let checked = [".rs", ".sh", ".tera", ".md", ".yaml"].iter().any(|e| f.ends_with(e))
+                || dir == "tests" && f.starts_with("golden/");
+            let Ok(text) = std::fs::read_to_string(repo().join(dir).join(&f)) else { continue };
+            for h in hosts.iter().filter(|h| checked && text.contains(h.as_str())) {
+                found.push(format!("{dir}/{f} names {h}"));
+            }
+        }
+    }
+    for f in ["README.md", "ARCHITECTURE.md"] {
+        let text = std::fs::read_to_string(repo().join(f)).unwrap();
+        found.extend(hosts.iter().filter(|h| text.contains(h.as_str())).map(|h| format!("{f} names {h}")));
+    }
+    assert!(found.is_empty(), "the project names no package archive (the machine's apt sources decide): {found:?}");
+}

@@ -135,7 +135,7 @@ fn scripts_pass_bash_n_and_shellcheck() {
     // The VM suite's own agents and the host image's generator.
     let vm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xtask/src/vm_test");
     for (name, shell) in
-        [("guest-init.sh", "sh"), ("host-agent.sh", "bash"), ("host-prep.sh", "sh"), ("host-ap.sh", "bash")]
+        [("guest/init.sh", "sh"), ("host/agent.sh", "bash"), ("host/prep.sh", "sh"), ("host/ap.sh", "bash")]
     {
         scripts.push((vm.join(name), shell));
     }

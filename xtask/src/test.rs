@@ -6,45 +6,24 @@
 //! `--allow-missing-tools` is given (the tests then skip their tool checks, loudly). The VM suite
 //! needs root; it is skipped only when `--no-vm` is given, and then says so.
 
-use anyhow::{bail, Context as _, Result};
-use xshell::{cmd, Shell};
+use crate::flags::{Test, Tier, VmTest};
+use crate::tools::{ensure_tools, TESTS, VM_SUITE};
+use anyhow::{Context as _, Result};
+use std::time::{Duration, Instant};
+use xshell::Shell;
 
-/// (command that must exist, Debian package that provides it).
-pub const TOOLS: &[(&str, &str)] = &[
-    ("nft", "nftables"),
-    ("iptables-restore", "iptables"),
-    ("dnsmasq", "dnsmasq-base"),
-    ("virt-xml-validate", "libvirt-clients"),
-    ("xmllint", "libxml2-utils"),
-    ("shellcheck", "shellcheck"),
-    ("ifup", "ifupdown"),
-    ("brctl", "bridge-utils"),
-    ("ip", "iproute2"),
-    ("unshare", "util-linux"),
-    ("ping", "iputils-ping"),
-    ("python3", "python3"),
-    ("ufw", "ufw"),
-    ("netplan", "netplan.io"),
-    ("firewalld", "firewalld"),
-    ("dbus-daemon", "dbus-daemon"),
-    ("nmcli", "network-manager"),
-    ("systemd-analyze", "systemd"),
-];
+/// A run longer than this warns, naming the slowest VM runs: CI stops a run at 90 minutes, and a
+/// slow day takes up to twice as long.
+const WARN_AFTER: Duration = Duration::from_secs(60 * 60);
 
-pub fn run(args: &[String]) -> Result<()> {
-    let mut allow_missing = false;
-    let mut vm = true;
-    for a in args {
-        match a.as_str() {
-            "--allow-missing-tools" => allow_missing = true,
-            "--no-vm" => vm = false,
-            other => bail!("unknown option {other:?} for `cargo xtask test`"),
-        }
-    }
+pub fn run(flags: &Test) -> Result<()> {
+    let allow_missing = flags.allow_missing_tools;
+    let vm = flags.vm;
+    let start = Instant::now();
     let sh = Shell::new()?;
-    ensure_tools(&sh, TOOLS, allow_missing)?;
+    ensure_tools(&sh, TESTS, allow_missing)?;
     if vm {
-        ensure_tools(&sh, crate::vm_test::TOOLS, false)?;
+        ensure_tools(&sh, VM_SUITE, false)?;
     }
     let require = if allow_missing { "0" } else { "1" };
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -69,15 +48,38 @@ pub fn run(args: &[String]) -> Result<()> {
             Ok((status, passed, failed))
         })?;
     let (status, mut passed, mut failed) = status;
+    let mut phases = vec![("cargo tests", start.elapsed())];
+    let mut runs = Vec::new();
     if vm {
         // The netns tier, then the host tier (fresh Debian host VMs).
-        for args in [&[][..], &["--tier".to_string(), "host".to_string()][..]] {
-            let (p, f) = crate::vm_test::run_suite(args)?;
-            passed += p as u64;
-            failed += f as u64;
+        for (tier, name) in [(Tier::Netns, "netns tier"), (Tier::Host, "host tier")] {
+            let began = Instant::now();
+            let summary = crate::vm_test::run_suite(&VmTest::tier(tier))?;
+            passed += summary.passed as u64;
+            failed += summary.failed as u64;
+            runs.extend(summary.runs);
+            phases.push((name, began.elapsed()));
         }
     } else {
         println!("xtask: WARNING: the VM suite was SKIPPED (--no-vm)");
+    }
+    let total = start.elapsed();
+    let line: Vec<String> = phases.iter().map(|(n, d)| format!("{n} {:.0}s", d.as_secs_f64())).collect();
+    println!(
+        "xtask: times: {}, total {:.0}s ({:.1} min)",
+        line.join(", "),
+        total.as_secs_f64(),
+        total.as_secs_f64() / 60.0
+    );
+    if total > WARN_AFTER {
+        runs.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+        let slowest: Vec<String> = runs.iter().take(5).map(|(n, d)| format!("{n} {:.0}s", d.as_secs_f64())).collect();
+        println!(
+            "xtask: WARNING: the suite took {:.0} minutes, past {} of CI's 90: the slowest runs: {}",
+            total.as_secs_f64() / 60.0,
+            WARN_AFTER.as_secs() / 60,
+            slowest.join(", ")
+        );
     }
     // The plain closing line CI reads: every cargo test binary and every VM scenario run.
     println!("total: {passed} passed, {failed} failed");
@@ -93,36 +95,4 @@ fn parse_result(line: &str) -> Option<(u64, u64)> {
         rest[..i].rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
     };
     Some((num("passed")?, num("failed")?))
-}
-
-fn have(sh: &Shell, tool: &str) -> bool {
-    cmd!(sh, "sh -c 'command -v \"$1\" >/dev/null 2>&1' sh {tool}").quiet().ignore_stderr().run().is_ok()
-        || std::path::Path::new("/usr/sbin").join(tool).exists()
-}
-
-/// Makes sure each (command, package) is installed: apt-get installs the missing packages when
-/// run as root on Debian; otherwise fails with the exact install line (or, with `allow_missing`,
-/// warns that the checks needing them will be skipped).
-pub fn ensure_tools(sh: &Shell, tools: &[(&str, &str)], allow_missing: bool) -> Result<()> {
-    let missing: Vec<&str> = tools.iter().filter(|(t, _)| !have(sh, t)).map(|(_, p)| *p).collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let is_root = cmd!(sh, "id -u").read()?.trim() == "0";
-    let has_apt = have(sh, "apt-get");
-    if is_root && has_apt {
-        eprintln!("xtask: installing {}", missing.join(" "));
-        cmd!(sh, "apt-get update -q").env("DEBIAN_FRONTEND", "noninteractive").run()?;
-        cmd!(sh, "apt-get install -y -q --no-install-recommends {missing...}")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .run()
-            .context("apt-get install failed")?;
-        return Ok(());
-    }
-    let line = format!("sudo apt-get install -y --no-install-recommends {}", missing.join(" "));
-    if allow_missing {
-        eprintln!("xtask: WARNING: missing tools, their checks will be SKIPPED; install with: {line}");
-        return Ok(());
-    }
-    bail!("the tests need tools that are not installed; install them with:\n    {line}\n(or run as root on Debian and this task installs them)")
 }

@@ -1,7 +1,7 @@
 //! A Debian 13 (trixie) root with libvirt 11, whose network driver writes its rules with the
 //! nftables backend, for scenarios that ask for `libvirt: debian-13`: built by `mmdebstrap` from
-//! Debian's packages, cached under `target/vm-image/libvirt-debian-13/` and rebuilt when its
-//! inputs change. The harness runs its `libvirtd` chrooted, in the scenario's host namespace, with
+//! Debian's packages from the machine's archive (`mirror`), cached in the image cache as
+//! `libvirt-debian-13-<inputs hash>/`; a changed input builds a new one. The harness runs its `libvirtd` chrooted, in the scenario's host namespace, with
 //! the host's kernel modules bind-mounted in.
 //!
 //! One adaptation: libvirt 11 fixes DHCP checksums with a `tc … action csum` filter, and this
@@ -10,7 +10,10 @@
 //! leases without it (virtio-net does not need the fix-up).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use super::cache::Cache;
+use super::mirror::Mirror;
 
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
@@ -19,7 +22,6 @@ use xshell::{cmd, Shell};
 /// Bump to force a rebuild when this module's output changes.
 const ROOT_VERSION: u32 = 1;
 const SUITE: &str = "trixie";
-const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str =
     "libvirt-daemon,libvirt-daemon-driver-network,libvirt-clients,dnsmasq-base,nftables,iproute2,kmod";
 
@@ -33,24 +35,25 @@ exit $rc
 "#;
 
 /// The root, built if missing or stale.
-pub fn ensure(cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join("libvirt-debian-13");
-    let root = dir.join("root");
+pub fn ensure(cache: &Cache, mirror: &Mirror) -> Result<PathBuf> {
     let stamp = format!(
         "{:x}",
-        Sha256::digest(format!("{ROOT_VERSION}\0{SUITE}\0{MIRROR}\0{PACKAGES}\0{TC_WRAPPER}").as_bytes())
+        Sha256::digest(format!("{ROOT_VERSION}\0{SUITE}\0{}\0{PACKAGES}\0{TC_WRAPPER}", mirror.cache_key()).as_bytes())
     );
+    let dir = cache.entry("libvirt-debian-13", &stamp);
+    let root = dir.join("root");
     if fs::read_to_string(dir.join("stamp")).is_ok_and(|s| s.trim() == stamp) && root.join("usr/sbin/libvirtd").exists()
     {
         return Ok(root);
     }
-    eprintln!("vm-test: building the Debian 13 libvirt root (mmdebstrap, about a minute)");
+    eprintln!("vm-test: building the Debian 13 libvirt root from {} (mmdebstrap, about a minute)", mirror.uri);
+    let uri = &mirror.uri;
     let sh = Shell::new()?;
     let tmp = dir.join("root.tmp");
     let _ = fs::remove_dir_all(&tmp);
     let _ = fs::remove_dir_all(&root);
     fs::create_dir_all(&dir)?;
-    cmd!(sh, "timeout -k 10 900 mmdebstrap --quiet --variant=essential --include={PACKAGES} {SUITE} {tmp} {MIRROR}")
+    cmd!(sh, "timeout -k 10 900 mmdebstrap --quiet --variant=essential --include={PACKAGES} {SUITE} {tmp} {uri}")
         .run()
         .context("mmdebstrap (Debian package mmdebstrap) could not build the Debian 13 root")?;
     let tc = tmp.join("usr/sbin/tc");

@@ -3,7 +3,8 @@
 //! kernel console on the first serial port, the guest agent's results on the second, and its
 //! instructions (`vt.*` words, files) written to the third.
 
-use super::image::{Image, KillOnDrop};
+use super::guest::{Image, KillOnDrop};
+use super::protocol::{self, Guest};
 use super::topology::{wait_for, Topology};
 use anyhow::{bail, Context as _, Result};
 use std::path::{Path, PathBuf};
@@ -151,11 +152,11 @@ pub fn save(image: &Image, accel: Accel, dir: &Path) -> Result<Saved> {
         if let Some(status) = child.0.try_wait()? {
             bail!("qemu exited ({status}) before the guest booted");
         }
-        let text = std::fs::read_to_string(&results).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.starts_with("VT fatal")) {
-            bail!("the guest reported `{l}`");
+        let reports = protocol::guest(&report_lines(&results));
+        if let Some(Guest::Fatal(why)) = reports.iter().find(|r| matches!(r, Guest::Fatal(_))) {
+            bail!("the guest reported `VT fatal {why}`");
         }
-        Ok(text.lines().any(|l| l == "VT waiting"))
+        Ok(reports.contains(&Guest::Waiting))
     })
     .with_context(|| format!("booting the guest to save (console: {})", dir.join("saved.console.log").display()))?;
     // HMP's `migrate` holds the monitor until the migration ends, so `quit` runs after it.
@@ -297,23 +298,24 @@ impl GuestRun {
         report_lines(&self.results)
     }
 
-    /// The agent's line starting with `VT <tag> ` (e.g. `lease`, `v6`), and the address it reports
-    /// (the first word after the tag, without a prefix length).
-    pub fn reported(&self, tag: &str) -> Option<(String, String)> {
-        let prefix = format!("VT {tag} ");
-        let line = self.lines().into_iter().find(|l| l.starts_with(&prefix))?;
-        let addr =
-            line[prefix.len()..].split_whitespace().next().unwrap_or("").split('/').next().unwrap_or("").to_string();
-        Some((line, addr))
+    /// The agent's reports so far.
+    pub fn reports(&self) -> Vec<Guest> {
+        protocol::guest(&self.lines())
     }
 
-    /// Whether the agent has reported `line` (e.g. `VT ready`); an error if it reported `VT fatal`.
-    pub fn has(&self, line: &str) -> Result<bool> {
-        let lines = self.lines();
-        if let Some(f) = lines.iter().find(|l| l.starts_with("VT fatal")) {
-            anyhow::bail!("guest {}: {f} (console: {})", self.name, self.console.display());
+    /// The agent's first report that `pick` takes, with the line it came from (for messages).
+    pub fn reported<T>(&self, pick: impl Fn(&Guest) -> Option<T>) -> Option<(String, T)> {
+        self.lines().into_iter().find_map(|l| Some((l.clone(), pick(&Guest::parse(&l)?)?)))
+    }
+
+    /// Whether the agent has reported `report` (e.g. `Guest::Ready`); an error if it reported
+    /// `VT fatal`.
+    pub fn has(&self, report: &Guest) -> Result<bool> {
+        let reports = self.reports();
+        if let Some(Guest::Fatal(why)) = reports.iter().find(|r| matches!(r, Guest::Fatal(_))) {
+            anyhow::bail!("guest {}: VT fatal {why} (console: {})", self.name, self.console.display());
         }
-        Ok(lines.iter().any(|l| l == line))
+        Ok(reports.contains(report))
     }
 }
 
@@ -342,10 +344,10 @@ pub fn choose(requested: &str, image: &Image, scratch: &Path) -> Result<Accel> {
         if child.try_wait()?.is_some() {
             return Ok(true);
         }
-        Ok(std::fs::read_to_string(&results).unwrap_or_default().contains("VT boot"))
+        Ok(protocol::guest(&report_lines(&results)).contains(&Guest::Boot))
     })
     .is_ok()
-        && std::fs::read_to_string(&results).unwrap_or_default().contains("VT boot");
+        && protocol::guest(&report_lines(&results)).contains(&Guest::Boot);
     let _ = child.kill();
     let _ = child.wait();
     let accel = if ok { Accel::Kvm } else { Accel::Tcg };

@@ -2,32 +2,34 @@
 //! use installed (systemd, the kernel and its modules, ifupdown, NetworkManager, netplan,
 //! nftables, iptables, UFW or iptables-persistent ([`Flavor`]), firewalld, dnsmasq, libvirt, WiFi
 //! tools), as an ext4 disk image that every scenario boots a throwaway copy of (`snapshot=on`).
-//! Cached under `target/vm-image/host-<distro>[-<flavor>]/` and rebuilt when its inputs change.
+//! Cached in the image cache as `host-<distro>[-<flavor>]-<inputs hash>/`, built from the
+//! machine's Debian archive (`mirror`); a changed input builds a new one.
 //!
 //! Installing a package enables its services; a fresh host of the profile's distribution would
 //! have only some of them. So the build enables every optional unit once, records the links that
 //! enabling makes (`units.map`), then disables them all: a scenario puts back the links of
-//! exactly the services the profile's distribution runs by default (`host_tier::prep`).
+//! exactly the services the profile's distribution runs by default (`host::prep`).
 //!
-//! In the image: the agent (`host-agent.sh`, a oneshot unit after multi-user.target that reports
-//! on ttyS1) and a systemd generator (`host-prep.sh`) that unpacks the scenario's `prep/` before
+//! In the image: the agent (`agent.sh`, a oneshot unit after multi-user.target that reports
+//! on ttyS1) and a systemd generator (`prep.sh`) that unpacks the scenario's `prep/` before
 //! the first boot's units load. A small initrd (`MODULES=list`) boots `root=/dev/vda`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::cache::Cache;
+use super::mirror::Mirror;
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 /// Bump to force a rebuild when this module's output changes.
 const IMAGE_VERSION: u32 = 1;
-const MIRROR: &str = "http://deb.debian.org/debian";
 /// Size of the ext4 disk image (sparse).
 const DISK_SIZE: &str = "3G";
 
-const AGENT: &str = include_str!("host-agent.sh");
-const PREP: &str = include_str!("host-prep.sh");
+const AGENT: &str = include_str!("agent.sh");
+const PREP: &str = include_str!("prep.sh");
 const AGENT_UNIT: &str = "[Unit]\nDescription=vnetgen vm-test agent\nAfter=multi-user.target\n\n\
     [Service]\nType=oneshot\nExecStart=/usr/local/sbin/vt-agent\nStandardInput=null\n\
     StandardOutput=journal+console\nTimeoutStartSec=infinity\n\n[Install]\nWantedBy=multi-user.target\n";
@@ -201,15 +203,15 @@ impl HostImage {
 }
 
 /// The image for `distro` and `flavor`, built if missing or stale.
-pub fn ensure(cache: &Path, distro: Distro, flavor: Flavor) -> Result<HostImage> {
-    let dir = cache.join(format!("host-{}{}", distro.name(), flavor.suffix()));
+pub fn ensure(cache: &Cache, mirror: &Mirror, distro: Distro, flavor: Flavor) -> Result<HostImage> {
     let packages = [PACKAGES, flavor.packages()].concat();
     let stamp = format!(
         "{:x}",
         Sha256::digest(
             format!(
-                "{IMAGE_VERSION}\0{}\0{MIRROR}\0{}\0{}\0{AGENT}\0{PREP}\0{AGENT_UNIT}\0{}\0{DISK_SIZE}\0{BOARD_BLACKLIST}",
+                "{IMAGE_VERSION}\0{}\0{}\0{}\0{}\0{AGENT}\0{PREP}\0{AGENT_UNIT}\0{}\0{DISK_SIZE}\0{BOARD_BLACKLIST}",
                 distro.suite(),
+                mirror.cache_key(),
                 packages.join(","),
                 OPTIONAL_UNITS.join(","),
                 KEEP_ENABLED.join(",")
@@ -217,6 +219,7 @@ pub fn ensure(cache: &Path, distro: Distro, flavor: Flavor) -> Result<HostImage>
             .as_bytes()
         )
     );
+    let dir = cache.entry(&format!("host-{}{}", distro.name(), flavor.suffix()), &stamp);
     let image = HostImage {
         distro,
         flavor,
@@ -227,10 +230,10 @@ pub fn ensure(cache: &Path, distro: Distro, flavor: Flavor) -> Result<HostImage>
         absent: Vec::new(),
     };
     if !fs::read_to_string(dir.join("stamp")).is_ok_and(|s| s.trim() == stamp) {
-        eprintln!("vm-test: building the {} host image (mmdebstrap, a few minutes)", image.name());
+        eprintln!("vm-test: building the {} host image from {} (mmdebstrap, a few minutes)", image.name(), mirror.uri);
         let _ = fs::remove_file(dir.join("stamp"));
         fs::create_dir_all(&dir)?;
-        build(&dir, distro, &packages)?;
+        build(&dir, &mirror.uri, distro, &packages)?;
         fs::write(dir.join("stamp"), &stamp)?;
     }
     let (mut units, mut absent) = (Vec::new(), Vec::new());
@@ -245,7 +248,7 @@ pub fn ensure(cache: &Path, distro: Distro, flavor: Flavor) -> Result<HostImage>
     Ok(HostImage { units, absent, ..image })
 }
 
-fn build(dir: &Path, distro: Distro, packages: &[&str]) -> Result<()> {
+fn build(dir: &Path, mirror: &str, distro: Distro, packages: &[&str]) -> Result<()> {
     let sh = Shell::new()?;
     let root = dir.join("root.tmp");
     let _ = fs::remove_dir_all(&root);
@@ -258,7 +261,7 @@ fn build(dir: &Path, distro: Distro, packages: &[&str]) -> Result<()> {
                 printf 'virtio_pci\\nvirtio_blk\\ncrc32c_generic\\next4\\n' > \"$1/usr/share/initramfs-tools/modules.d/vt.conf\"";
     cmd!(
         sh,
-        "timeout -k 10 1200 mmdebstrap --quiet --mode=root --variant=important --include={include} --essential-hook={hook} {suite} {root} {MIRROR}"
+        "timeout -k 10 1200 mmdebstrap --quiet --mode=root --variant=important --include={include} --essential-hook={hook} {suite} {root} {mirror}"
     )
     .run()
     .context("mmdebstrap (Debian package mmdebstrap) could not build the host root")?;
@@ -334,7 +337,7 @@ fn build(dir: &Path, distro: Distro, packages: &[&str]) -> Result<()> {
         found.pop().with_context(|| format!("no /boot/{prefix}* in the host root"))
     };
     let bz = fs::read(find("vmlinuz-")?)?;
-    let elf = super::image::extract_vmlinux(&sh, &bz, dir)?;
+    let elf = crate::vm_test::guest::image::extract_vmlinux(&sh, &bz, dir)?;
     fs::write(dir.join("vmlinux"), elf)?;
     fs::copy(find("initrd.img-")?, dir.join("initrd.img"))?;
     let disk = dir.join("disk.ext4");

@@ -1,5 +1,5 @@
 //! The VM test guest image: a kernel and a busybox initramfs whose `/init` is the guest agent
-//! (`guest-init.sh`, embedded).
+//! (`init.sh`, embedded).
 //!
 //! Built from Debian packages fetched with `apt-get download` and unpacked with `dpkg-deb -x`
 //! (never installed on the host): the versioned kernel package that `linux-image-amd64` depends
@@ -13,8 +13,8 @@
 //! written here: busybox, `/init`, and the virtio networking modules in dependency order, read
 //! from each module's `.modinfo` (built-ins are left out, `.ko.xz` is decompressed).
 //!
-//! Everything lives under `cache_dir` (the harness passes `<repo>/target/vm-image`):
-//! `image/{vmlinux|bzImage,initrd.cpio,busybox,stamp}`. The stamp holds a hash of the inputs
+//! Everything lives in the image cache (`cache`), in `guest-<hash>/{vmlinux|bzImage,initrd.cpio,
+//! busybox,stamp}`. The stamp holds a hash of the inputs
 //! ([`IMAGE_VERSION`], the guest-init text, the module list, the kernel and busybox package
 //! versions); a matching stamp means reuse, silently. A build happens in `build-<pid>/` (packages,
 //! unpacked trees), is boot-probed once under QEMU, and is renamed into place; the work directory is
@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::vm_test::protocol::Guest;
 use anyhow::{bail, ensure, Context as _, Result};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
@@ -59,7 +60,7 @@ const USERLAND: &[(&str, &[(&str, &str)])] = &[
 ];
 
 /// The guest agent, `/init` of the initramfs.
-const GUEST_INIT: &str = include_str!("guest-init.sh");
+const GUEST_INIT: &str = include_str!("init.sh");
 
 /// Modules the guest needs, in load order; their dependencies are added in front and built-ins are
 /// dropped at build time. `af_packet` (udhcpc's raw socket) and `ipv6` are built in on Debian 12.
@@ -90,19 +91,17 @@ pub struct Image {
     pub busybox: PathBuf,
 }
 
-/// Builds (or reuses from cache) the guest image under `cache_dir` (the harness passes
-/// `<repo>/target/vm-image`). Rebuilt when its inputs change: the guest-init.sh text, the
-/// kernel and busybox package versions, and a version constant in the module.
-pub fn build(cache_dir: &Path) -> Result<Image> {
+/// Builds (or reuses from the cache) the guest image, in the cache's `guest-<inputs hash>`.
+/// Rebuilt when its inputs change: the init.sh text, the kernel and busybox package
+/// versions, and a version constant in the module.
+pub fn build(cache: &crate::vm_test::cache::Cache) -> Result<Image> {
     let sh = Shell::new()?;
-    fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    let image_dir = cache_dir.join("image");
     let mut updated = false;
     let pkgs = match resolve(&sh, &mut updated) {
         Ok(p) => p,
-        Err(e) => match read_stamp(&image_dir) {
+        Err(e) => match newest_cached(&cache.dir) {
             // Offline and without apt lists, a previously built image is still good.
-            Some(stamp) => {
+            Some((image_dir, stamp)) => {
                 eprintln!("vm-test: cannot resolve the guest packages ({e:#}); reusing the cached guest image");
                 return image_from_stamp(&image_dir, &stamp);
             }
@@ -110,6 +109,7 @@ pub fn build(cache_dir: &Path) -> Result<Image> {
         },
     };
     let hash = inputs_hash(&pkgs);
+    let image_dir = cache.entry("guest", &hash);
     if let Some(stamp) = read_stamp(&image_dir) {
         if stamp.hash == hash {
             return image_from_stamp(&image_dir, &stamp);
@@ -119,8 +119,8 @@ pub fn build(cache_dir: &Path) -> Result<Image> {
         "vm-test: building guest image (kernel {} {}, busybox {})",
         pkgs.kernel_pkg, pkgs.kernel_version, pkgs.busybox_version
     );
-    remove_stale_work_dirs(cache_dir);
-    let work = WorkDir(cache_dir.join(format!("build-{}", std::process::id())));
+    remove_stale_work_dirs(&cache.dir);
+    let work = WorkDir(cache.dir.join(format!("build-{}", std::process::id())));
     if work.0.exists() {
         fs::remove_dir_all(&work.0).with_context(|| format!("removing {}", work.0.display()))?;
     }
@@ -133,6 +133,20 @@ pub fn build(cache_dir: &Path) -> Result<Image> {
     drop(work);
     let stamp = read_stamp(&image_dir).context("the new image has no stamp")?;
     image_from_stamp(&image_dir, &stamp)
+}
+
+/// The most recently built guest image in the cache, if any.
+fn newest_cached(cache_dir: &Path) -> Option<(PathBuf, Stamp)> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(cache_dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("guest-"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    found.sort();
+    let (_, dir) = found.pop()?;
+    let stamp = read_stamp(&dir)?;
+    Some((dir, stamp))
 }
 
 /// The package versions an image is built from.
@@ -162,7 +176,7 @@ impl Drop for WorkDir {
 }
 
 /// Kills and reaps a child process (QEMU) however the caller leaves.
-pub(super) struct KillOnDrop(pub(super) Child);
+pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -435,7 +449,7 @@ const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
 /// The payload is located through the boot protocol header (setup_sects, payload_offset,
 /// payload_length) or else by its magic bytes; `xz --single-stream` ignores the size word the
 /// kernel build appends, and zstd reads the one frame the payload's length covers.
-pub(super) fn extract_vmlinux(sh: &Shell, bz: &[u8], work: &Path) -> Result<Vec<u8>> {
+pub fn extract_vmlinux(sh: &Shell, bz: &[u8], work: &Path) -> Result<Vec<u8>> {
     let header = bzimage_payload(bz);
     let elf = if let Some((start, len)) = header.filter(|&(s, _)| bz[s..].starts_with(ZSTD_MAGIC)) {
         ensure!(find_tool("zstd").is_some(), "zstd not found (apt-get install zstd)");
@@ -750,11 +764,12 @@ fn probe(qemu: &Path, kernel: &Path, initrd: &Path, work: &Path) -> Result<()> {
     let mut child = KillOnDrop(child);
     loop {
         let text = fs::read_to_string(&results).unwrap_or_default();
-        if text.lines().any(|l| l.starts_with("VT boot ")) {
+        let reports: Vec<Guest> = text.lines().filter_map(Guest::parse).collect();
+        if reports.contains(&Guest::Boot) {
             return Ok(());
         }
-        if let Some(l) = text.lines().find(|l| l.starts_with("VT fatal")) {
-            bail!("the guest reported `{l}`");
+        if let Some(Guest::Fatal(why)) = reports.iter().find(|r| matches!(r, Guest::Fatal(_))) {
+            bail!("the guest reported `VT fatal {why}`");
         }
         if let Some(status) = child.0.try_wait()? {
             let mut err = String::new();
