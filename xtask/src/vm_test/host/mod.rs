@@ -258,6 +258,9 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         vm.send("reboot")?;
     }
     let ready = report(&mut topo, "the host to install the bundle, reboot and report VT ready", Host::Ready);
+    for (name, took) in host_phases(&marks, start_host) {
+        outcome.phases.add(name, took);
+    }
     let reports = vm.reports();
     if let Some(rc) = reports.iter().find_map(|r| if let Host::InstallRc(rc) = r { Some(rc) } else { None }) {
         // install.sh run by the agent: a failure (and its rollback) ends the run, as a check a
@@ -275,9 +278,6 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         }
     }
     ready?;
-    for (name, took) in host_phases(&marks, start_host) {
-        outcome.phases.add(name, took);
-    }
     for r in vm.reports() {
         if let Host::Cable { nic, bridge, missing: Some(why) } = r {
             eprintln!("vm-test: [{label}] the cable {nic} is missing from {bridge}: {why}");
