@@ -7,7 +7,7 @@ use crate::vm_test::qemu;
 use crate::vm_test::scenario::{self, Check, CheckKind, Scenario};
 use crate::vm_test::segment::{Segment, Segments};
 use crate::vm_test::suite::CheckResult;
-use crate::vm_test::topology::{probe, wait_for, Probe, Topology};
+use crate::vm_test::topology::{probe, probe_udp, wait_for, Probe, Topology};
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,6 +25,10 @@ pub fn guest_instructions(
 ) -> Result<(String, GuestFiles)> {
     let serve: Vec<String> = g.serve.iter().map(|p| p.to_string()).collect();
     let mut words = format!("vt.serve={}", serve.join(","));
+    if !g.serve_udp.is_empty() {
+        let udp: Vec<String> = g.serve_udp.iter().map(|p| p.to_string()).collect();
+        words.push_str(&format!(" vt.serve-udp={}", udp.join(",")));
+    }
     match &g.duid {
         Some(duid) if !duid.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
             bail!("guest {}: duid {duid:?} is not hex digits and colons", g.name)
@@ -54,8 +58,16 @@ pub fn guest_instructions(
 pub trait HostSide: Sync {
     /// A TCP connection from the host to `ip:port`.
     fn probe(&self, ip: &str, port: u16) -> Result<Probe>;
+    /// A datagram carrying `nonce` from the host to `ip:port`, and the one that comes back.
+    fn probe_udp(&self, ip: &str, port: u16, nonce: &str) -> Result<Probe>;
     /// The MAC address of the host's interface `dev` (a checked name).
     fn mac(&self, dev: &str) -> Result<String>;
+}
+
+/// A fresh nonce for a UDP probe: an echo that carries it answers this probe and no other.
+fn nonce() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!("vt-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
 }
 
 /// Evaluates every check of `s`, all at once: the guests' results are in, and the probes from
@@ -245,14 +257,21 @@ pub fn evaluate(
             let got = host.mac(dev)?;
             (got.eq_ignore_ascii_case(&expect), format!("got {got:?}"))
         }
-        CheckKind::LanTcp | CheckKind::HostTcp => {
+        CheckKind::LanTcp | CheckKind::HostTcp | CheckKind::LanUdp | CheckKind::HostUdp => {
             let target = seg.expand(c.target.as_deref().unwrap_or(""));
             let (ip, port) = target.rsplit_once(':').context("target needs ip:port")?;
             // `[2001:db8::1]:80`
             let ip = ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(ip);
             let port: u16 = port.parse().context("target port")?;
-            let p = if c.kind == CheckKind::LanTcp { probe(topo, lan, ip, port)? } else { host.probe(ip, port)? };
+            let p = match c.kind {
+                CheckKind::LanTcp => probe(topo, lan, ip, port)?,
+                CheckKind::LanUdp => probe_udp(topo, lan, ip, port, &nonce())?,
+                CheckKind::HostUdp => host.probe_udp(ip, port, &nonce())?,
+                _ => host.probe(ip, port)?,
+            };
             match (expect.as_str(), &p) {
+                // No echo came back: refused (ICMP) or dropped, never forwarded to a guest.
+                ("not-forwarded", Probe::Refused(_) | Probe::Timeout) => (true, format!("{p:?}")),
                 ("refused", Probe::Refused(_)) => (true, String::new()),
                 ("dropped", Probe::Timeout) => (true, String::new()),
                 ("open", Probe::Open(_)) => (true, String::new()),

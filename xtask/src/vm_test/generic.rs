@@ -2,6 +2,7 @@
 //! (`vm-test --profile`, and every host-tier scenario).
 
 use crate::vm_test::scenario::{Check, CheckKind, Guest, Libvirt, Scenario};
+use vnetgen::model::Proto;
 
 /// The generic scenario for any profile (`vm-test --profile PATH`): per network with DHCP, one
 /// guest (with the MAC of the network's first fixed lease, if any, so forwards reach it) and the
@@ -42,6 +43,7 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
                 network: n.name.to_string(),
                 mac: format!("52:54:00:fe:00:{i:02x}"),
                 serve: vec![80],
+                serve_udp: Vec::new(),
                 v6: false,
                 duid: None,
                 setup: false,
@@ -106,10 +108,22 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
         let g = format!("g{i}");
         let fixed = dhcp.hosts.first();
         let mac = fixed.map_or(format!("52:54:00:fe:00:{i:02x}"), |h| h.mac.to_string());
+        // The forwards to the fixed lease's guest, which serves their ports: TCP (HTTP) and UDP
+        // (an echo); with a UDP forward, also a spare UDP port no forward names (the LAN must not
+        // reach it through the host while the guest serves it).
+        let forwards: Vec<&vnetgen::model::Forward> =
+            n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)).collect();
+        let ports = |proto| forwards.iter().filter(move |f| f.proto == proto).map(|f| f.guest_port);
         let mut serve = vec![80];
-        serve.extend(n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)).map(|f| f.guest_port));
+        serve.extend(ports(Proto::Tcp));
         serve.sort();
         serve.dedup();
+        let spare_udp = (forwards.iter().any(|f| f.proto == Proto::Udp))
+            .then(|| (40000u16..).find(|p| !n.forwards.iter().any(|f| f.host_port == *p || f.guest_port == *p)))
+            .flatten();
+        let mut serve_udp: Vec<u16> = ports(Proto::Udp).chain(spare_udp).collect();
+        serve_udp.sort();
+        serve_udp.dedup();
         // IPv6 of a routed network: the guest's address (SLAAC from the network's router
         // advertisements, or its fixed DHCPv6 lease), which the LAN reaches through the route
         // the bundle's README asks its router for. A NAT network's IPv6 is not NATed: skipped.
@@ -122,6 +136,7 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
             network: n.name.to_string(),
             mac,
             serve,
+            serve_udp,
             v6: slaac,
             duid: lease6.map(|l| l.duid.to_string()),
             setup: false,
@@ -174,15 +189,41 @@ pub fn generic(profile: &str, model: &vnetgen::model::Profile) -> Scenario {
                     "refused".into(),
                     "NAT: the LAN cannot open connections to the guest",
                 ));
-                for f in n.forwards.iter().filter(|f| Some(f.guest) == fixed.map(|h| h.ip)) {
+                for f in &forwards {
                     let on = f.host_address.map_or("{uplink}".to_string(), |a| a.to_string());
+                    // The guest's answer names the port it came to: a TCP forward's HTTP reply
+                    // (`port 80`), a UDP forward's echo of the LAN client's nonce (`udp 51820`).
+                    let (kind, expect) = match f.proto {
+                        Proto::Tcp => (CheckKind::LanTcp, format!("port {}", f.guest_port)),
+                        Proto::Udp => (CheckKind::LanUdp, format!("udp {}", f.guest_port)),
+                    };
                     checks.push(check(
                         &format!("fwd:{}/{}", f.proto.as_str(), f.host_port),
-                        CheckKind::LanTcp,
+                        kind,
                         None,
                         Some(format!("{on}:{}", f.host_port)),
-                        format!("port {}", f.guest_port),
+                        expect,
                         "a declared forward reaches the guest",
+                    ));
+                }
+                if let Some(p) = spare_udp {
+                    // Refused or dropped, never the guest's echo; the declared UDP forward on the
+                    // same path, and the host reaching the guest on this port, are its controls.
+                    checks.push(check(
+                        "udp-not-forwarded",
+                        CheckKind::LanUdp,
+                        None,
+                        Some(format!("{{uplink}}:{p}")),
+                        "not-forwarded".into(),
+                        "an undeclared UDP port is not forwarded to the guest that serves it",
+                    ));
+                    checks.push(check(
+                        "host-to-guest-udp",
+                        CheckKind::HostUdp,
+                        None,
+                        Some(format!("{me}:{p}")),
+                        format!("udp {p}"),
+                        "positive control: the guest echoes UDP on the undeclared port",
                     ));
                 }
             }
@@ -255,6 +296,7 @@ pub fn peer(guests: &mut Vec<Guest>, checks: &mut Vec<Check>, i: usize, n: &vnet
         network: n.name.to_string(),
         mac: format!("52:54:00:fe:01:{i:02x}"),
         serve: Vec::new(),
+        serve_udp: Vec::new(),
         v6: false,
         duid: None,
         setup: false,
@@ -275,12 +317,8 @@ pub fn peer(guests: &mut Vec<Guest>, checks: &mut Vec<Check>, i: usize, n: &vnet
 mod tests {
     use super::*;
     use crate::vm_test::bundle::load_model;
-    use crate::vm_test::segment::{Segment, Segment6};
-
-    fn segment(profile: &str) -> Segment {
-        let model = load_model(profile).unwrap();
-        Segment::of(model.uplink(&model.networks[0]), 0)
-    }
+    use crate::vm_test::segment::tests::segment;
+    use crate::vm_test::segment::Segment6;
 
     #[test]
     fn a_bridged_uplinks_static_ipv6_is_checked_from_the_host_on_the_segments_router() {
@@ -316,5 +354,30 @@ mod tests {
         let dns: Vec<_> = s.checks.iter().filter(|c| c.kind == CheckKind::GuestDns).collect();
         assert_eq!(dns.len(), 1, "the bridged network's guest asks the LAN's DNS, not the bundle's");
         assert_eq!((dns[0].guest.as_deref(), dns[0].uplink.as_deref()), (Some("g1"), None));
+    }
+
+    #[test]
+    fn a_udp_forward_is_checked_with_a_datagram_and_a_spare_udp_port_must_not_be_forwarded() {
+        let profile = "vm-tests/profiles/udp-forwards-nftables.yaml";
+        let s = generic(profile, &load_model(profile).unwrap());
+        let g = &s.guests[0];
+        assert_eq!((g.serve.as_slice(), g.serve_udp.as_slice()), (&[80][..], &[11194, 40000, 51820][..]));
+        let udp: Vec<(&str, CheckKind, &str, &str)> = s
+            .checks
+            .iter()
+            .filter(|c| matches!(c.kind, CheckKind::LanUdp | CheckKind::HostUdp))
+            .map(|c| (c.id.as_str(), c.kind, c.target.as_deref().unwrap(), c.expect.as_str()))
+            .collect();
+        assert_eq!(
+            udp,
+            [
+                ("fwd:udp/51820@vpn", CheckKind::LanUdp, "{uplink}:51820", "udp 51820"),
+                ("fwd:udp/1194@vpn", CheckKind::LanUdp, "{uplink}:1194", "udp 11194"),
+                ("udp-not-forwarded@vpn", CheckKind::LanUdp, "{uplink}:40000", "not-forwarded"),
+                ("host-to-guest-udp@vpn", CheckKind::HostUdp, "{guest:g0}:40000", "udp 40000"),
+            ]
+        );
+        let tcp = s.checks.iter().find(|c| c.id == "fwd:tcp/8080@vpn").unwrap();
+        assert_eq!((tcp.kind, tcp.expect.as_str()), (CheckKind::LanTcp, "port 80"));
     }
 }

@@ -6,7 +6,8 @@
 //! - `VT boot UPTIME`; `VT waiting` (booted, waiting on its control port to be saved) and
 //!   `VT config UPTIME` (restored, configured); `VT setup RC` (the bundle's guest/setup.sh ran)
 //! - `VT lease ADDR/PREFIX router IP|none dns IP|none` or `VT lease none`; `VT v6 ADDR|none`
-//! - `VT serve PORT [failed]`; `VT wants checks`; `VT check SPEC RESULT`
+//! - `VT serve PORT [failed]` and `VT serve udp/PORT [failed]`; `VT wants checks`;
+//!   `VT check SPEC RESULT`
 //! - `VT verify LINE` and `VT verify exit RC` (the bundle's guest/verify.sh); `VT ready`
 //! - `VT fatal REASON` (then it idles)
 //!
@@ -17,7 +18,8 @@
 //!   `VT install rc=RC`, `VT rebooting`
 //! - `VT firewalld zones: …`, `VT settled STATE UPTIME`, `VT cable NIC BRIDGE [missing: …]`,
 //!   `VT ready UPTIME`
-//! - answers to the harness's commands: `VT probe ID RESULT…`, `VT mac ID MAC`,
+//! - answers to the harness's commands: `VT probe ID RESULT…`, `VT udp ID RC OUTPUT`,
+//!   `VT mac ID MAC`,
 //!   `VT uninstall ID ANSWER`, `VT compare ID ANSWER`, `VT dumped`, `VT bye`
 
 /// A guest agent's report.
@@ -111,7 +113,8 @@ pub enum Host {
         missing: Option<String>,
     },
     Ready,
-    /// The answer to the harness's command `TAG ID …` (`probe`, `mac`, `uninstall`, `compare`).
+    /// The answer to the harness's command `TAG ID …` (`probe`, `udp`, `mac`, `uninstall`,
+    /// `compare`).
     Answer {
         tag: String,
         id: String,
@@ -150,7 +153,7 @@ impl Host {
                 missing: args.split_once(" missing: ").map(|(_, why)| why.to_string()),
             },
             "ready" => Host::Ready,
-            "probe" | "mac" | "uninstall" | "compare" => {
+            "probe" | "udp" | "mac" | "uninstall" | "compare" => {
                 let (id, rest) = args.split_once(' ').unwrap_or((args, ""));
                 Host::Answer { tag: word.to_string(), id: id.to_string(), rest: rest.to_string() }
             }
@@ -194,6 +197,7 @@ mod tests {
         "cable",
         "ready",
         "probe",
+        "udp",
         "mac",
         "uninstall",
         "compare",
@@ -258,6 +262,7 @@ mod tests {
         assert_eq!(g("VT lease none"), Guest::Lease(None));
         assert_eq!(g("VT v6 2001:db8::5"), Guest::V6(Some("2001:db8::5".into())));
         assert_eq!(g("VT serve 80 failed"), Guest::Serve { port: "80".into(), failed: true });
+        assert_eq!(g("VT serve udp/51820"), Guest::Serve { port: "udp/51820".into(), failed: false });
         assert_eq!(
             g("VT check http:203.0.113.1:80:/x 203.0.113.2"),
             Guest::Check { spec: "http:203.0.113.1:80:/x".into(), result: "203.0.113.2".into() }
@@ -279,6 +284,10 @@ mod tests {
                 bridge: "br0".into(),
                 missing: Some("no bridge br0 after the reboot".into())
             }
+        );
+        assert_eq!(
+            h("VT udp 4 0 guest 10.0.0.5 udp 51820 vt-1-2"),
+            Host::Answer { tag: "udp".into(), id: "4".into(), rest: "0 guest 10.0.0.5 udp 51820 vt-1-2".into() }
         );
         assert_eq!(
             h("VT probe 3 open guest 10.0.0.5 port 80"),

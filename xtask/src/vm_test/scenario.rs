@@ -10,10 +10,14 @@ use std::path::Path;
 pub struct Scenario {
     /// Built-in profile name, or a path relative to the repository.
     pub profile: String,
+    /// The guests and checks; a file with neither runs the generic scenario of its profile
+    /// (`generic::generic`), with its own breaks.
+    #[serde(default)]
     pub guests: Vec<Guest>,
     /// TCP ports the host itself serves HTTP on (to check what guests may reach on the host).
     #[serde(default)]
     pub host_serve: Vec<u16>,
+    #[serde(default)]
     pub checks: Vec<Check>,
     /// The libvirt that runs the profile's libvirt-managed networks.
     #[serde(default)]
@@ -67,6 +71,9 @@ pub struct Guest {
     /// TCP ports the guest serves HTTP on (`guest <addr> port <port>`).
     #[serde(default)]
     pub serve: Vec<u16>,
+    /// UDP ports the guest echoes datagrams on (`guest <addr> udp <port> <datagram>`).
+    #[serde(default)]
+    pub serve_udp: Vec<u16>,
     /// Also wait for an IPv6 address by SLAAC and report it.
     #[serde(default)]
     pub v6: bool,
@@ -137,6 +144,13 @@ pub enum CheckKind {
     LanTcp,
     /// The host itself connects to `target` (positive controls).
     HostTcp,
+    /// A client on the LAN sends a datagram with a nonce to `target` (`ip:port`): the reply must
+    /// carry the nonce and contain `expect` (`udp 51820`: the guest's echo on that port), or no
+    /// echo may come back: `not-forwarded` (an ICMP port unreachable, or nothing; pair it with
+    /// a positive control).
+    LanUdp,
+    /// The host itself sends a datagram with a nonce to `target` (positive controls).
+    HostUdp,
 }
 
 impl Check {
@@ -179,6 +193,8 @@ impl Check {
             }
             CheckKind::LanTcp => format!("LAN -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
             CheckKind::HostTcp => format!("host -> {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
+            CheckKind::LanUdp => format!("LAN -> udp {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
+            CheckKind::HostUdp => format!("host -> udp {}: {}", self.target.as_deref().unwrap_or("?"), self.expect),
         };
         match &self.why {
             Some(w) => format!("{what} ({w})"),

@@ -297,11 +297,12 @@ impl Segments {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::vm_test::bundle::load_model;
 
-    fn segment(profile: &str) -> Segment {
+    /// The first segment of `profile` (a built-in name or a path), as a single-uplink run has it.
+    pub fn segment(profile: &str) -> Segment {
         let model = load_model(profile).unwrap();
         Segment::of(model.uplink(&model.networks[0]), 0)
     }

@@ -216,7 +216,7 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<boo
     }
 }
 
-/// The result of a TCP probe.
+/// The result of a TCP or UDP probe.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Probe {
     /// Connected; the reply (an HTTP response, or empty).
@@ -247,4 +247,35 @@ pub fn probe(topo: &Topology, ns: &str, ip: &str, port: u16) -> Result<Probe> {
         }
         _ => Probe::Error(stderr.trim().to_string()),
     })
+}
+
+/// Sends a datagram carrying `nonce` from namespace `ns` to `ip:port` and reads one back: `Open`
+/// with the reply if it carries the nonce, `Refused` on an ICMP unreachable, `Timeout` if
+/// nothing came back within 3 s.
+pub fn probe_udp(topo: &Topology, ns: &str, ip: &str, port: u16, nonce: &str) -> Result<Probe> {
+    anyhow::ensure!(nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "bad nonce {nonce:?}");
+    // bash's /dev/udp connects the socket: an ICMP unreachable fails the read; dd reads one
+    // datagram.
+    let script =
+        format!("exec 3<>/dev/udp/{ip}/{port}\nprintf '%s' {nonce} >&3\ntimeout 3 dd bs=2048 count=1 status=none <&3");
+    let out = topo.output(ns, &script, Duration::from_secs(5))?;
+    Ok(udp_answer(
+        out.status.code(),
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+        nonce,
+    ))
+}
+
+/// What a UDP probe's exit code and output mean (also the host agent's `udp` answer).
+pub fn udp_answer(code: Option<i32>, stdout: &str, stderr: &str, nonce: &str) -> Probe {
+    match code {
+        Some(0) if stdout.contains(nonce) => Probe::Open(stdout.trim().to_string()),
+        Some(0) => Probe::Error(format!("a reply without the nonce: {:?}", stdout.trim())),
+        Some(124) | Some(137) => Probe::Timeout,
+        _ if stderr.contains("Connection refused") || stderr.contains("unreachable") || stderr.contains("No route") => {
+            Probe::Refused(stderr.trim().to_string())
+        }
+        _ => Probe::Error(stderr.trim().to_string()),
+    }
 }

@@ -3,8 +3,8 @@
 //!
 //! Built from Debian packages fetched with `apt-get download` and unpacked with `dpkg-deb -x`
 //! (never installed on the host): the versioned kernel package that `linux-image-amd64` depends
-//! on, `busybox-static`, and [`USERLAND`]: bash, glibc's loader and `getent`, ifupdown, and dhcpcd
-//! (busybox has no DHCPv6 client), so
+//! on, `busybox-static`, and [`USERLAND`]: bash, glibc's loader and `getent`, ifupdown, dhcpcd
+//! (busybox has no DHCPv6 client) and perl (a UDP echo: busybox's nc has no UDP), so
 //! that the bundle's own `guest/setup.sh` (ifupdown stack, DHCP through busybox's udhcpc) and
 //! `guest/verify.sh` run in the guest unchanged. The kernel is the uncompressed ELF
 //! `vmlinux` cut out of the package's bzImage (QEMU boots it through PVH, about twice as fast under
@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 /// Bump to force a rebuild when this module's output changes for the same packages.
-const IMAGE_VERSION: u32 = 5;
+const IMAGE_VERSION: u32 = 6;
 
 /// Debian packages whose programs the guest carries besides busybox, and the files taken from
 /// each (regular files found by name anywhere in the unpacked package, or at a path relative to it
@@ -44,8 +44,12 @@ const USERLAND: &[(&str, &[(&str, &str)])] = &[
         &[
             ("libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"),
             ("ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+            ("libm.so.6", "lib/x86_64-linux-gnu/libm.so.6"),
         ],
     ),
+    // perl (no module) answers UDP: busybox's nc has no UDP.
+    ("perl-base", &[("usr/bin/perl", "usr/bin/perl")]),
+    ("libcrypt1", &[("libcrypt.so.1", "lib/x86_64-linux-gnu/libcrypt.so.1")]),
     ("libc-bin", &[("getent", "usr/bin/getent")]),
     // busybox-static has no DHCPv6 client.
     ("dhcpcd-base", &[("usr/sbin/dhcpcd", "sbin/dhcpcd")]),

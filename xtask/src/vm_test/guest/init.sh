@@ -11,6 +11,7 @@
 #   vt.mac=MAC            the NIC's MAC address (a restored guest still has the saved one)
 #   vt.serve=80,443       serve HTTP on these TCP ports (index.html: "guest <ADDR> port <PORT>",
 #                         /cgi-bin/whoami: the client's source address)
+#   vt.serve-udp=51820    echo UDP datagrams on these ports, prefixed: "guest <ADDR> udp <PORT> <DATA>"
 #   vt.checks=SPEC,...    run in order once networking is up; SPEC is one of
 #                         http:IP:PORT:PATH  dns:NAME  ping:IP  tcp:IP:PORT
 #   vt.v6=slaac           also wait for a global IPv6 address, up to 14 s after the link came up
@@ -26,6 +27,7 @@
 #   VT lease <ipv4>/<prefix> router <ip|none> dns <ip|none>  |  VT lease none
 #   VT v6 <addr|none>                    (only with vt.v6)
 #   VT serve <port> [failed]             (per port)
+#   VT serve udp/<port> [failed]         (per UDP port)
 #   VT wants checks                      (only with vt.ctl)
 #   VT check <spec> <result>             (per check)
 #   VT verify <line>, VT verify exit <n> (only with vt.setup: verify.sh's output and exit code)
@@ -82,11 +84,12 @@ done </lib/modules/load-order
 read -r up _ </proc/uptime
 report "boot $up"
 
-serve='' checks='' v6='' duid='' setup='' outside='' outside_name='' mac='' ctl=''
+serve='' serve_udp='' checks='' v6='' duid='' setup='' outside='' outside_name='' mac='' ctl=''
 words() {
     for w in "$@"; do
         case $w in
             vt.serve=*) serve=${w#vt.serve=} ;;
+            vt.serve-udp=*) serve_udp=${w#vt.serve-udp=} ;;
             vt.checks=*) checks=${w#vt.checks=} ;;
             vt.v6=*) v6=${w#vt.v6=} ;;
             vt.duid=*) duid=${w#vt.duid=} ;;
@@ -254,6 +257,17 @@ if [ -n "$v6" ]; then
     report "v6 ${a6:-none}"
 fi
 
+# listening NETSTAT-FLAGS PORT: nothing once a socket listens on PORT (up to 2 s), else " failed".
+listening() {
+    i=0
+    while [ $i -lt 20 ]; do
+        if netstat "$1" | grep -q ":$2 "; then return; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo " failed"
+}
+
 # One busybox httpd per port, each with its own document root.
 for p in $(echo "$serve" | tr ',' ' '); do
     root=/srv/$p
@@ -269,14 +283,18 @@ echo "${a#::ffff:}"
 EOF
     chmod 0755 "$root/cgi-bin/whoami"
     httpd -p "$p" -h "$root"
-    ok=failed
-    i=0
-    while [ $i -lt 20 ]; do
-        if netstat -ltn | grep -q ":$p "; then ok=''; break; fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    report "serve $p${ok:+ $ok}"
+    report "serve $p$(listening -ltn "$p")"
+done
+
+# One UDP echo per port (busybox's nc has no UDP): Debian's perl, with no module, answers each
+# datagram with "guest ADDR udp PORT " and the datagram, to where it came from.
+for p in $(echo "$serve_udp" | tr ',' ' '); do
+    # shellcheck disable=SC2016 # perl's own variables
+    perl -e 'socket(S, 2, 2, 17) or die "socket: $!";
+        bind(S, pack("S n a4 x8", 2, $ARGV[0], "\0\0\0\0")) or die "bind: $!";
+        while (1) { my $from = recv(S, my $d, 2048, 0); send(S, "guest $ARGV[1] udp $ARGV[0] $d", 0, $from) if defined $from }' \
+        "$p" "$addr" 2>/dev/console &
+    report "serve udp/$p$(listening -lun "$p")"
 done
 
 # check_http IP:PORT:PATH -> the response body's last line, or `none`.

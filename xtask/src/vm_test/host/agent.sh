@@ -7,8 +7,9 @@
 # runs install.sh over SSH instead and then sends `reboot`.
 # Boot 2 (after the reboot: what persists): cable the sibling guests' NICs into the bundle's
 # bridges (as libvirt enslaves a guest's tap), report `VT ready …`, then serve the harness's
-# commands: `probe ID IP PORT`, `mac ID DEV`, `uninstall ID` (runs uninstall.sh, compares /etc with
-# its state before install.sh), `compare ID` (only compares), `dump`, `reboot`, `poweroff`.
+# commands: `probe ID IP PORT`, `udp ID IP PORT NONCE`, `mac ID DEV`, `uninstall ID` (runs
+# uninstall.sh, compares /etc with its state before install.sh), `compare ID` (only compares),
+# `dump`, `reboot`, `poweroff`.
 set -u
 exec 3>/dev/ttyS1
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
@@ -77,6 +78,16 @@ probe() {
 	esac
 }
 
+# udp_probe IP PORT NONCE: a datagram carrying NONCE to IP:PORT and the one that comes back, as
+# `RC OUTPUT` (bash's /dev/udp connects the socket, so an ICMP unreachable fails the read).
+udp_probe() {
+	local out rc
+	# shellcheck disable=SC2016 # $0, $1 and $2 expand in the inner shell
+	out=$(timeout 5 bash -c 'exec 5<>"/dev/udp/$0/$1" || exit 3; printf %s "$2" >&5; timeout 3 dd bs=2048 count=1 status=none <&5' "$1" "$2" "$3" 2>&1)
+	rc=$?
+	echo "$rc $(printf '%s' "$out" | tr '\n' ' ')"
+}
+
 # uplink_dev UPLINK: the device with the uplink's addresses: the uplink, or the bridge it is a
 # port of.
 uplink_dev() {
@@ -139,13 +150,20 @@ reboot_now() {
 serve() {
 	exec 4</dev/ttyS2
 	stty -F /dev/ttyS2 raw -echo 2>/dev/null
-	while read -r cmd a b c <&4; do
+	while read -r cmd a b c d <&4; do
 		case "$cmd" in
 		probe)
 			if [[ $b =~ ^[0-9a-fA-F.:]+$ ]] && [[ $c =~ ^[0-9]+$ ]]; then
 				say "probe $a $(probe "$b" "$c")"
 			else
 				say "probe $a error bad target"
+			fi
+			;;
+		udp)
+			if [[ $b =~ ^[0-9a-fA-F.:]+$ ]] && [[ $c =~ ^[0-9]+$ ]] && [[ $d =~ ^[A-Za-z0-9-]+$ ]]; then
+				say "udp $a $(udp_probe "$b" "$c" "$d")"
+			else
+				say "udp $a 2 bad target"
 			fi
 			;;
 		mac)

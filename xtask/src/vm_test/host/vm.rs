@@ -174,6 +174,15 @@ impl HostSide for HostVm {
         })
     }
 
+    fn probe_udp(&self, ip: &str, port: u16, nonce: &str) -> Result<Probe> {
+        anyhow::ensure!(ip.parse::<std::net::IpAddr>().is_ok(), "bad address {ip:?}");
+        let answer = self.ask("udp", &format!("{ip} {port} {nonce}"), Duration::from_secs(30))?;
+        // `rc STDOUT` on success, `rc ERROR` otherwise, as the agent's `udp` command reports.
+        let (rc, rest) = answer.split_once(' ').unwrap_or((&answer, ""));
+        let code = rc.parse().ok();
+        Ok(crate::vm_test::topology::udp_answer(code, rest, rest, nonce))
+    }
+
     fn mac(&self, dev: &str) -> Result<String> {
         self.ask("mac", dev, Duration::from_secs(30))
     }

@@ -7,7 +7,7 @@ use crate::vm_test::bundle::{copy_dir, list};
 use crate::vm_test::checks::HostSide;
 use crate::vm_test::scenario::{self, Scenario};
 use crate::vm_test::segment::Segment6;
-use crate::vm_test::topology::{probe, wait_for, Probe, Topology};
+use crate::vm_test::topology::{probe, probe_udp, wait_for, Probe, Topology};
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -252,6 +252,10 @@ pub struct HostNs<'a> {
 impl HostSide for HostNs<'_> {
     fn probe(&self, ip: &str, port: u16) -> Result<Probe> {
         probe(self.topo, self.ns, ip, port)
+    }
+
+    fn probe_udp(&self, ip: &str, port: u16, nonce: &str) -> Result<Probe> {
+        probe_udp(self.topo, self.ns, ip, port, nonce)
     }
 
     fn mac(&self, dev: &str) -> Result<String> {

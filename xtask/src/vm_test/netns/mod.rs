@@ -35,7 +35,15 @@ pub fn run(flags: &VmTest) -> Result<Summary> {
             anyhow::ensure!(!s.guests.is_empty(), "{p}: no network with DHCP that the harness can boot a guest on");
             vec![s]
         }
-        None => scenario::load_all(&repo.join("vm-tests"))?,
+        None => {
+            let mut all: Vec<Scenario> = scenario::load_all(&repo.join("vm-tests"))?;
+            // A file with neither guests nor checks: the generic checks of its profile.
+            for s in all.iter_mut().filter(|s| s.guests.is_empty() && s.checks.is_empty()) {
+                let g = generic::generic(&s.profile, &bundle::load_model(&s.profile)?);
+                (s.guests, s.checks) = (g.guests, g.checks);
+            }
+            all
+        }
     };
     if !flags.scenarios.is_empty() {
         for want in &flags.scenarios {
