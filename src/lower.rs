@@ -848,6 +848,44 @@ impl Cx {
         }
     }
 
+    /// Interfaces the networks claim besides their bridges: a bridged network's uplink (a port of
+    /// one bridge only) and a custom network's dummy port (`<bridge>-dummy`, on the stacks that
+    /// pin the bridge's MAC with one), which must not be another network's bridge or an uplink.
+    fn bridge_ports(&mut self, raws: &[S<raw::Network>], nets: &[Network], host: Option<&Host>) {
+        let Some(h) = host else { return };
+        for (i, a) in nets.iter().enumerate() {
+            if a.mode == Mode::Bridged {
+                if let Some(b) = nets[..i].iter().find(|b| b.mode == Mode::Bridged && b.uplink == a.uplink) {
+                    let up = &h.uplinks[a.uplink].name;
+                    let loc = raws[i].value.uplink.as_ref().map_or(raws[i].value.mode.loc, |u| u.loc);
+                    self.err_help(
+                        loc,
+                        format!("uplink {up} is already the port of bridge {} (network {})", b.bridge, b.name),
+                        "an Ethernet device can be a port of one bridge only: put these guests on the first \
+                         bridged network, or give this network an uplink of its own",
+                    );
+                }
+            }
+            let dummy = matches!(h.stack, Stack::Ifupdown | Stack::Networkmanager | Stack::Ifcfg);
+            if a.mode.is_custom() && dummy {
+                let name = a.dummy_name();
+                let taken = nets.iter().map(|b| b.bridge.as_str()).chain(h.uplinks.iter().map(|u| u.name.as_str()));
+                if let Some(other) = taken.into_iter().find(|t| *t == name) {
+                    self.err_help(
+                        raws[i].value.bridge.loc,
+                        format!("bridge {}'s dummy interface {name} has the name of interface {other}", a.bridge),
+                        format!(
+                            "on `stack: {}` a custom network holds its bridge's MAC with a dummy port \
+                             `<bridge>{DUMMY_SUFFIX}`; rename bridge {} or interface {other}",
+                            h.stack.as_str(),
+                            a.bridge
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     /// Checks between networks (names, bridges, subnets, forwards), and against the uplinks.
     fn cross_network(&mut self, raws: &[S<raw::Network>], nets: &[Network], host: Option<&Host>) {
         let mut names: BTreeMap<&str, u32> = BTreeMap::new();
@@ -872,6 +910,7 @@ impl Cx {
         }
         // Subnet overlaps: only when every network lowered, so indices line up.
         if nets.len() == raws.len() {
+            self.bridge_ports(raws, nets, host);
             for (i, a) in nets.iter().enumerate() {
                 for b in nets.iter().take(i) {
                     if let (Some(x), Some(y)) = (&a.ipv4, &b.ipv4) {
@@ -931,6 +970,15 @@ impl Cx {
                 s.loc,
                 format!("interface name {v:?} is {} bytes long", v.len()),
                 "Linux interface names are 1 to 15 bytes",
+            );
+            return None;
+        }
+        if v.starts_with('-') {
+            self.err_help(
+                s.loc,
+                format!("interface name {v:?} starts with '-'"),
+                "ip, ifup, ifdown and networkctl would read it as an option (`ifdown -a` takes every \
+                 interface down); start it with a letter or a digit",
             );
             return None;
         }
