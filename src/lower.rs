@@ -197,20 +197,42 @@ impl Cx {
         let release = match &h.release {
             Some(r) => {
                 let v = &r.value;
-                let numeric = !v.is_empty()
-                    && v.len() <= 16
-                    && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                    && v.parse::<f64>().is_ok();
-                let ok = if distro == Distro::Arch { v == "rolling" } else { numeric };
-                if !ok {
-                    let help = if distro == Distro::Arch {
-                        "Arch is a rolling release: use `release: rolling` or leave it out".to_string()
-                    } else {
-                        format!("use the release number, e.g. `release: \"{}\"`", distro.default_release())
-                    };
-                    self.err_help(r.loc, format!("invalid release {v:?} for {}", distro.as_str()), help);
+                match release_by_name(distro, v) {
+                    // A code name is its release number.
+                    Some(Some(number)) => number.to_string(),
+                    // A development release (sid, testing, rawhide) has no number: the newest
+                    // feature set (`Host::release_number` compares it above every number).
+                    Some(None) => {
+                        self.diags.push(
+                            Diagnostic::warning(r.loc, format!("release {v} of {} has no number", distro.as_str()))
+                                .with_help(format!(
+                                    "the bundle uses the newest {} features vnetgen knows; render it again \
+                                     with the release number once there is one",
+                                    distro.as_str()
+                                )),
+                        );
+                        v.clone()
+                    }
+                    None => {
+                        let numeric = !v.is_empty()
+                            && v.len() <= 16
+                            && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                            && v.parse::<f64>().is_ok();
+                        let ok = if distro == Distro::Arch { v == "rolling" } else { numeric };
+                        if !ok {
+                            let help = if distro == Distro::Arch {
+                                "Arch is a rolling release: use `release: rolling` or leave it out".to_string()
+                            } else {
+                                format!(
+                                    "use the release number, e.g. `release: \"{}\"`, or its code name",
+                                    distro.default_release()
+                                )
+                            };
+                            self.err_help(r.loc, format!("invalid release {v:?} for {}", distro.as_str()), help);
+                        }
+                        v.clone()
+                    }
                 }
-                v.clone()
             }
             None => distro.default_release().to_string(),
         };
@@ -1363,6 +1385,33 @@ pub fn used_uplinks(p: &Profile) -> BTreeSet<&str> {
     p.networks.iter().map(|n| p.host.uplinks[n.uplink].name.as_str()).collect()
 }
 
+/// The release a code name stands for: `Some(Some("12"))` for `bookworm`, `Some(None)` for a
+/// development release without a number (`sid`, `testing`, `unstable`, `rawhide`), `None` for
+/// anything that is not a name of `distro`'s.
+fn release_by_name(distro: Distro, name: &str) -> Option<Option<&'static str>> {
+    const DEBIAN: &[(&str, &str)] =
+        &[("buster", "10"), ("bullseye", "11"), ("bookworm", "12"), ("trixie", "13"), ("forky", "14")];
+    const UBUNTU: &[(&str, &str)] = &[
+        ("focal", "20.04"),
+        ("jammy", "22.04"),
+        ("noble", "24.04"),
+        ("oracular", "24.10"),
+        ("plucky", "25.04"),
+        ("questing", "25.10"),
+    ];
+    let (named, development): (&[(&str, &str)], &[&str]) = match distro {
+        Distro::Debian => (DEBIAN, &["sid", "testing", "unstable"]),
+        Distro::Ubuntu => (UBUNTU, &["devel"]),
+        Distro::Fedora => (&[], &["rawhide"]),
+        Distro::Rhel | Distro::Arch => (&[], &[]),
+    };
+    let name = name.to_ascii_lowercase();
+    if development.contains(&name.as_str()) {
+        return Some(None);
+    }
+    named.iter().find(|(n, _)| *n == name).map(|(_, number)| Some(*number))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1374,5 +1423,22 @@ mod tests {
         assert_ne!(derived_mac("a", "bc"), derived_mac("ab", "c"));
         let m = derived_mac("server", "routed1");
         assert_eq!(&m.0[..3], &[0x52, 0x54, 0x00]);
+    }
+
+    #[test]
+    fn a_release_code_name_is_its_number_and_a_development_release_has_none() {
+        #[track_caller]
+        fn check(distro: Distro, name: &str, expect: Option<Option<&str>>) {
+            assert_eq!(release_by_name(distro, name), expect, "{name}");
+        }
+        check(Distro::Debian, "bookworm", Some(Some("12")));
+        check(Distro::Debian, "Trixie", Some(Some("13")));
+        check(Distro::Debian, "sid", Some(None));
+        check(Distro::Debian, "testing", Some(None));
+        check(Distro::Ubuntu, "noble", Some(Some("24.04")));
+        check(Distro::Fedora, "rawhide", Some(None));
+        check(Distro::Debian, "noble", None);
+        check(Distro::Debian, "12", None);
+        check(Distro::Rhel, "sid", None);
     }
 }

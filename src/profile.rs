@@ -104,8 +104,10 @@ pub struct Host {
     /// Linux distribution of the host.
     pub distro: S<Distro>,
     /// Release of the distribution, e.g. `12` (Debian), `24.04` (Ubuntu), `9` (RHEL), `41`
-    /// (Fedora), `rolling` (Arch). Decides file formats and keywords where they changed between
-    /// releases. Default: debian 12, ubuntu 24.04, fedora 41, rhel 9, arch rolling.
+    /// (Fedora), `rolling` (Arch), or a code name (`bookworm`, `noble`: read as its number).
+    /// A development release without a number (`sid`, `testing`, `unstable`, `rawhide`) gets the
+    /// newest features, with a warning. Decides file formats and keywords where they changed
+    /// between releases. Default: debian 12, ubuntu 24.04, fedora 41, rhel 9, arch rolling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<S<String>>,
     /// The program that configures the host's network links.
