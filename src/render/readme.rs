@@ -132,13 +132,23 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
 fn reasons(p: &Profile) -> Vec<Why> {
     let mut out = Vec::new();
     let modes: Vec<Mode> = p.networks.iter().map(|n| n.mode).collect();
+    // NAT translates IPv4 only: a NAT network's IPv6 guests use their own addresses.
+    let nat6 = p.networks.iter().any(|n| matches!(n.mode, Mode::Nat | Mode::CustomNat) && n.ipv6.is_some());
     if modes.contains(&Mode::Nat) {
+        let v6 = if nat6 {
+            " NAT is IPv4 only: where a NAT network has IPv6, its guests use their own IPv6 \
+             addresses, routed by the host (see the static route below)."
+        } else {
+            ""
+        };
         out.push(why(
             "Why NAT",
-            "NAT is libvirt's default because it works everywhere: the host acts as a router and \
-             guests leave with the host's own address, so the LAN needs no changes and a WiFi uplink \
-             is fine. The price: nothing on the LAN can open a connection to a guest, and libvirt \
-             inserts firewall rules of its own whenever the network starts.",
+            &format!(
+                "NAT is libvirt's default because it works everywhere: the host acts as a router and \
+                 guests leave with the host's own IPv4 address, so the LAN needs no changes and a WiFi \
+                 uplink is fine. The price: nothing on the LAN can open a connection to a guest, and \
+                 libvirt inserts firewall rules of its own whenever the network starts.{v6}"
+            ),
         ));
     }
     if modes.iter().any(|m| m.is_custom()) {
@@ -246,9 +256,11 @@ fn reasons(p: &Profile) -> Vec<Why> {
              of editing NetworkManager's files behind its back.",
         ));
     }
-    if modes.iter().any(|m| matches!(m, Mode::Routed | Mode::CustomRouted)) {
+    let routed = |n: &&Network| matches!(n.mode, Mode::Routed | Mode::CustomRouted);
+    let nat_with_v6 = |n: &&Network| matches!(n.mode, Mode::Nat | Mode::CustomNat) && n.ipv6.is_some();
+    if p.networks.iter().any(|n| routed(&n) || nat_with_v6(&n)) {
         let mut routes = Vec::new();
-        for n in p.networks.iter().filter(|n| matches!(n.mode, Mode::Routed | Mode::CustomRouted)) {
+        for n in p.networks.iter().filter(|n| routed(n) || nat_with_v6(n)) {
             let up = p.uplink(n);
             let via4 = match &up.ipv4 {
                 UplinkV4::Static { address, .. } => address.to_string(),
@@ -258,19 +270,26 @@ fn reasons(p: &Profile) -> Vec<Why> {
                 UplinkV6::Static { address, .. } => address.to_string(),
                 _ => format!("<IPv6 address of {}>", up.name),
             };
-            if let Some(v4) = &n.ipv4 {
+            // A NAT network's IPv4 leaves with the host's address: no route for it.
+            if let Some(v4) = n.ipv4.as_ref().filter(|_| routed(&n)) {
                 routes.push(format!("`ip -4 route add {} via {via4}`", v4.subnet));
             }
             if let Some(v6) = &n.ipv6 {
                 routes.push(format!("`ip -6 route add {} via {via6}`", v6.subnet));
             }
         }
+        let who = match (p.networks.iter().any(|n| routed(&n)), nat6) {
+            (true, true) => {
+                "Routed guests keep their own addresses (no NAT), and so do NAT guests over IPv6 (NAT is IPv4 only)"
+            }
+            (true, false) => "Routed guests keep their own addresses (no NAT)",
+            (false, _) => "NAT is IPv4 only: over IPv6 the guests of a NAT network keep their own addresses",
+        };
         out.push(why(
             "Why your router needs a static route",
             &format!(
-                "Routed guests keep their own addresses (no NAT), so the LAN router must know that \
-                 their subnet lives behind this host. Add on the router: {}. Without it, guests can \
-                 send but replies never find their way back.",
+                "{who}, so the LAN router must know that their subnet lives behind this host. Add on \
+                 the router: {}. Without it, guests can send but replies never find their way back.",
                 routes.join(" and ")
             ),
         ));
