@@ -259,23 +259,21 @@ pub fn probe_udp(topo: &Topology, ns: &str, ip: &str, port: u16, nonce: &str) ->
     let script =
         format!("exec 3<>/dev/udp/{ip}/{port}\nprintf '%s' {nonce} >&3\ntimeout 3 dd bs=2048 count=1 status=none <&3");
     let out = topo.output(ns, &script, Duration::from_secs(5))?;
-    Ok(udp_answer(
-        out.status.code(),
-        &String::from_utf8_lossy(&out.stdout),
-        &String::from_utf8_lossy(&out.stderr),
-        nonce,
-    ))
+    // The echo on stdout, or what failed on stderr: one output, as the host agent reports it.
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Ok(udp_answer(out.status.code(), &output, nonce))
 }
 
 /// What a UDP probe's exit code and output mean (also the host agent's `udp` answer).
-pub fn udp_answer(code: Option<i32>, stdout: &str, stderr: &str, nonce: &str) -> Probe {
+pub fn udp_answer(code: Option<i32>, output: &str, nonce: &str) -> Probe {
+    let output = output.trim();
     match code {
-        Some(0) if stdout.contains(nonce) => Probe::Open(stdout.trim().to_string()),
-        Some(0) => Probe::Error(format!("a reply without the nonce: {:?}", stdout.trim())),
+        Some(0) if output.contains(nonce) => Probe::Open(output.to_string()),
+        Some(0) => Probe::Error(format!("a reply without the nonce: {output:?}")),
         Some(124) | Some(137) => Probe::Timeout,
-        _ if stderr.contains("Connection refused") || stderr.contains("unreachable") || stderr.contains("No route") => {
-            Probe::Refused(stderr.trim().to_string())
+        _ if output.contains("Connection refused") || output.contains("unreachable") || output.contains("No route") => {
+            Probe::Refused(output.to_string())
         }
-        _ => Probe::Error(stderr.trim().to_string()),
+        _ => Probe::Error(output.to_string()),
     }
 }

@@ -17,8 +17,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::cache::Cache;
-use super::mirror::Mirror;
+use crate::vm_test::cache::Cache;
+use crate::vm_test::mirror::Mirror;
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};

@@ -2,7 +2,7 @@
 //! logs disks and the NICs; the agent's results on ttyS1 and its commands on ttyS2.
 
 use super::image::HostImage;
-use super::HostNic;
+use super::site::HostNic;
 use crate::vm_test::checks::HostSide;
 use crate::vm_test::protocol::{self, Host};
 use crate::vm_test::qemu;
@@ -27,9 +27,9 @@ pub struct Spec<'a> {
 
 /// The running host VM: its agent's results on ttyS1, its commands on ttyS2 (a pipe).
 pub struct HostVm {
-    pub results: PathBuf,
-    pub control: Mutex<std::fs::File>,
-    pub next: std::sync::atomic::AtomicUsize,
+    results: PathBuf,
+    control: Mutex<std::fs::File>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl HostVm {
@@ -177,10 +177,9 @@ impl HostSide for HostVm {
     fn probe_udp(&self, ip: &str, port: u16, nonce: &str) -> Result<Probe> {
         anyhow::ensure!(ip.parse::<std::net::IpAddr>().is_ok(), "bad address {ip:?}");
         let answer = self.ask("udp", &format!("{ip} {port} {nonce}"), Duration::from_secs(30))?;
-        // `rc STDOUT` on success, `rc ERROR` otherwise, as the agent's `udp` command reports.
-        let (rc, rest) = answer.split_once(' ').unwrap_or((&answer, ""));
-        let code = rc.parse().ok();
-        Ok(crate::vm_test::topology::udp_answer(code, rest, rest, nonce))
+        // `RC OUTPUT`, as the agent's `udp` command reports: the echo, or what failed.
+        let (rc, output) = answer.split_once(' ').unwrap_or((&answer, ""));
+        Ok(crate::vm_test::topology::udp_answer(rc.parse().ok(), output, nonce))
     }
 
     fn mac(&self, dev: &str) -> Result<String> {
