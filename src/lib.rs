@@ -23,14 +23,23 @@ pub struct Checked {
 }
 
 /// Parses and lowers a profile's bytes. Never panics on any input.
+///
+/// Every problem at once: structural errors (each key-level one set aside, see `profile::parse`)
+/// and, as long as the rest of the document still reads, every semantic error `lower` finds in
+/// it, in the order of the source.
 pub fn check(bytes: &[u8]) -> Checked {
-    match profile::parse(bytes) {
-        Err(d) => Checked { model: None, diagnostics: vec![d] },
-        Ok(raw) => {
-            let (model, diagnostics) = lower::lower(&raw);
-            Checked { model, diagnostics }
-        }
+    let parsed = profile::parse(bytes);
+    let Some(raw) = parsed.profile else {
+        return Checked { model: None, diagnostics: parsed.errors };
+    };
+    let (model, lowered) = lower::lower(&raw);
+    if parsed.errors.is_empty() {
+        return Checked { model, diagnostics: lowered };
     }
+    let mut diagnostics = parsed.errors;
+    diagnostics.extend(lowered);
+    diagnostics.sort_by_key(|d| d.loc);
+    Checked { model: None, diagnostics }
 }
 
 /// The resolved profile as YAML: every default filled in (`vnetgen show`, the bundle's

@@ -480,9 +480,62 @@ pub enum GuestIpv6 {
     Disable,
 }
 
+/// A profile's bytes read as YAML: the raw profile when the document (possibly with the keys of
+/// its structural errors set aside) still reads, and every structural error found.
+pub struct Parsed {
+    pub profile: Option<Profile>,
+    pub errors: Vec<Diagnostic>,
+}
+
+/// How many structural errors `parse` reports before it stops looking.
+const MAX_STRUCTURAL_ERRORS: usize = 20;
+
 /// Parses a profile's bytes. Never panics; bounded in time and memory by the size limit and the
 /// YAML budget (nesting depth, aliases, nodes).
-pub fn parse(bytes: &[u8]) -> Result<Profile, Diagnostic> {
+///
+/// Reports every structural error it can, not only serde's first: a key-level error (an unknown
+/// or repeated key, a value of the wrong type or an unknown variant) sets that key's entry aside —
+/// its lines blanked, so every other location stays the same — and reads the document again, so
+/// its siblings are still checked and `lower` still checks the rest. It stops at an error that is
+/// not about one key (YAML syntax, a budget, a flow collection) or at a required key it set aside
+/// itself.
+pub fn parse(bytes: &[u8]) -> Parsed {
+    let text = match read_text(bytes) {
+        Ok(t) => t,
+        Err(d) => return Parsed { profile: None, errors: vec![d] },
+    };
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut errors = Vec::new();
+    let mut set_aside: Vec<String> = Vec::new();
+    let mut blanked_rows: Vec<u32> = Vec::new();
+    loop {
+        let e = match parse_text(&lines.join("\n")) {
+            Ok(profile) => return Parsed { profile: Some(profile), errors },
+            Err(e) => e,
+        };
+        let (message, loc) = (e.to_string(), location(&e));
+        let caused_by_us = missing_field(&message).is_some_and(|f| set_aside.iter().any(|k| k == f))
+            || blanked_rows.contains(&loc.line);
+        if caused_by_us {
+            // Missing or empty only because an error above set its entry aside: already reported.
+            return Parsed { profile: None, errors };
+        }
+        errors.push(yaml_diagnostic(&message, loc));
+        if errors.len() >= MAX_STRUCTURAL_ERRORS {
+            return Parsed { profile: None, errors };
+        }
+        match set_aside_entry(&mut lines, &message, loc) {
+            Some(key) => {
+                set_aside.push(key);
+                blanked_rows.push(loc.line);
+            }
+            None => return Parsed { profile: None, errors },
+        }
+    }
+}
+
+/// The profile's text: size-capped, UTF-8, not empty.
+fn read_text(bytes: &[u8]) -> Result<&str, Diagnostic> {
     if bytes.len() > MAX_PROFILE_BYTES {
         return Err(Diagnostic::error(
             Loc::new(1, 1, 0),
@@ -501,6 +554,10 @@ pub fn parse(bytes: &[u8]) -> Result<Profile, Diagnostic> {
         return Err(Diagnostic::error(Loc::new(1, 1, 0), "profile is empty")
             .with_help("start from a built-in profile: `vnetgen show laptop-wifi > my-host.yaml`"));
     }
+    Ok(text)
+}
+
+fn parse_text(text: &str) -> Result<Profile, serde_saphyr::Error> {
     let options = serde_saphyr::options! {
         with_snippet: false,
         budget: serde_saphyr::budget! {
@@ -513,13 +570,69 @@ pub fn parse(bytes: &[u8]) -> Result<Profile, Diagnostic> {
             max_documents: 1,
         },
     };
-    serde_saphyr::from_str_with_options::<Profile>(text, options).map_err(|e| {
-        let loc = e
-            .location()
-            .map(|l| Loc::new(l.line() as u32, l.column() as u32, l.span().len() as u32))
-            .unwrap_or(Loc::new(1, 1, 0));
-        yaml_diagnostic(&e.to_string(), loc)
-    })
+    serde_saphyr::from_str_with_options::<Profile>(text, options)
+}
+
+fn location(e: &serde_saphyr::Error) -> Loc {
+    e.location()
+        .map(|l| Loc::new(l.line() as u32, l.column() as u32, l.span().len() as u32))
+        .unwrap_or(Loc::new(1, 1, 0))
+}
+
+/// `missing field `stack`` → `stack`.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+/// Blanks the block-mapping entry a key-level error is about (its key line and the more deeply
+/// indented lines below it), keeping a sequence item's `- ` so the item's other keys stay in it.
+/// Returns the key, or None when the error is not about one entry of a block mapping.
+fn set_aside_entry(lines: &mut [String], message: &str, loc: Loc) -> Option<String> {
+    if message.starts_with("missing field") || !loc.is_known() || loc.col == 0 {
+        return None;
+    }
+    let about_key = message.starts_with("unknown field") || message.starts_with("duplicate mapping key");
+    let row = loc.line as usize - 1;
+    let line = lines.get(row)?;
+    let prefix: String = line.chars().take(loc.col as usize - 1).collect();
+    // Where the key starts: after the indentation and any `- ` of sequence items.
+    let lead = prefix.len() - prefix.trim_start_matches([' ', '-']).len();
+    if !prefix[..lead].trim_end().chars().all(|c| c == ' ' || c == '-') || lead > 0 && !prefix[..lead].ends_with(' ') {
+        return None;
+    }
+    let key_part = &prefix[lead..];
+    let key: String = if about_key {
+        if !key_part.is_empty() {
+            return None;
+        }
+        line[lead..].split(':').next()?.trim().to_string()
+    } else {
+        // A value error: the line must read `KEY: ` up to the value.
+        let k = key_part.trim_end().strip_suffix(':')?;
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return None;
+        }
+        k.to_string()
+    };
+    if key.is_empty() {
+        return None;
+    }
+    let key_col = line[..lead].chars().count();
+    lines[row] = line[..lead].trim_end().to_string();
+    for l in lines.iter_mut().skip(row + 1) {
+        let indent = l.chars().take_while(|&c| c == ' ').count();
+        let body = l.trim_start();
+        let continues = body.is_empty()
+            || body.starts_with('#')
+            || indent > key_col
+            || indent == key_col && (body.starts_with("- ") || body == "-");
+        if !continues {
+            break;
+        }
+        l.clear();
+    }
+    Some(key)
 }
 
 /// Turns the YAML crate's message into ours: location suffix removed, a help line where the fix is
@@ -547,6 +660,11 @@ fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
         ("expected a whole number from 0 to 65535".to_string(), None)
     } else if message == "invalid u32" {
         ("expected a whole number".to_string(), None)
+    } else if message == "expected mapping start" {
+        (
+            "expected a mapping here".to_string(),
+            Some("this key takes indented `key: value` lines; `vnetgen schema` documents them".to_string()),
+        )
     } else if message == "expected string scalar" {
         (
             "expected a plain string here".to_string(),
