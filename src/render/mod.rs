@@ -46,7 +46,8 @@ pub enum DhcpServer {
 }
 
 /// Decides who serves DHCP for a network: libvirt for its own modes; for custom modes
-/// systemd-networkd when it is the stack and nothing needs DHCPv6, otherwise dnsmasq (always on
+/// systemd-networkd when it is the stack, nothing needs DHCPv6 and the host is not on the network
+/// address ([`host_on_network_address`]), otherwise dnsmasq (always on
 /// ifupdown, whose bridge stanza starts and stops the instance).
 pub fn dhcp_server(p: &Profile, n: &Network) -> DhcpServer {
     let wants_v4 = n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some());
@@ -58,13 +59,21 @@ pub fn dhcp_server(p: &Profile, n: &Network) -> DhcpServer {
         Mode::CustomNat | Mode::CustomRouted => {
             if !wants_v4 && !wants_v6 {
                 DhcpServer::None
-            } else if p.host.stack == Stack::Networkd && !wants_dhcpv6 {
+            } else if p.host.stack == Stack::Networkd && !wants_dhcpv6 && !host_on_network_address(n) {
                 DhcpServer::Networkd
             } else {
                 DhcpServer::Dnsmasq
             }
         }
     }
+}
+
+/// Returns true if the host's IPv4 address on the bridge is its subnet's network address (seed
+/// 004's custom routed 203.0.113.88 of 203.0.113.88/29): systemd-networkd's DHCP server cannot
+/// serve from it ("Failed to configure DHCP server: Numerical result out of range", the link
+/// fails), so dnsmasq serves such a network.
+pub fn host_on_network_address(n: &Network) -> bool {
+    n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some() && v.subnet.prefix < 31 && v.gateway == v.subnet.network)
 }
 
 /// One step of install.sh or uninstall.sh: shell lines (already quoted by the renderer), run

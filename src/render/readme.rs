@@ -72,6 +72,9 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             let dhcp = match dhcp_server(p, n) {
                 DhcpServer::Libvirt => "libvirt's dnsmasq",
                 DhcpServer::Networkd => "systemd-networkd's DHCP server",
+                DhcpServer::Dnsmasq if p.host.stack == Stack::Networkd && super::host_on_network_address(n) => {
+                    "vnetgen-dnsmasq@ (dnsmasq: systemd-networkd's DHCP server cannot serve from the subnet's network address)"
+                }
                 DhcpServer::Dnsmasq => "vnetgen-dnsmasq@ (dnsmasq)",
                 DhcpServer::None if n.mode == Mode::Bridged => "the LAN's DHCP server",
                 DhcpServer::None => "none (static addresses)",
