@@ -23,6 +23,10 @@ struct Ctx {
     guest: String,
     /// The networks verify.sh takes, first (the default) first.
     guest_networks: String,
+    /// The comment on `sudo ./setup.sh` in the guest commands.
+    guest_setup: String,
+    /// Paragraphs on which NIC is which network, what each network gets, and route metrics.
+    guest_text: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -127,9 +131,62 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             if p.guest.apt_force_ipv4 { ", apt forced to IPv4" } else { "" }
         ),
         guest_networks: p.networks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
+        guest_setup: if p.networks.len() > 1 {
+            "one configuration per network, on the guest's NICs in bus order".to_string()
+        } else {
+            "DHCP on the first Ethernet NIC in bus order, found at run time".to_string()
+        },
+        guest_text: guest_text(p),
     };
     plan.bundle.add("README.md", 0o644, t.render("bundle/README.md.tera", &ctx)?);
     Ok(())
+}
+
+/// The README's guest paragraphs: which NIC setup.sh pairs with which network, what each network
+/// gets, and (with several networks) which one carries the default route.
+fn guest_text(p: &Profile) -> Vec<String> {
+    let names: Vec<&str> = p.networks.iter().map(|n| n.name.as_str()).collect();
+    let first = names[0];
+    let (kind, pattern, metric_scope) = super::guest::stack_words(p.guest.stack);
+    let mut out = Vec::new();
+    if names.len() > 1 {
+        let virt_install: Vec<String> = names.iter().take(2).map(|n| format!("--network network={n}")).collect();
+        out.push(format!(
+            "A guest on several of these networks has one NIC per network (`virt-install {} …`, or one \
+             `<interface>` per network in the domain XML). Without options, setup.sh pairs the guest's Ethernet \
+             NICs in bus order (their PCI slots: the order of the `<interface>` elements, which is the order of \
+             virt-install's `--network` options) with the networks in profile order: the first NIC gets {first}, \
+             the second {}, and so on. With fewer NICs it configures the first networks and names the others. \
+             `--nic NETWORK=IF` or `--nic NETWORK=MAC` (once per network) pairs them explicitly and configures \
+             only the networks it names; `--interface IF` is `--nic {first}=IF`.",
+            virt_install.join(" "),
+            names[1]
+        ));
+    } else {
+        out.push(format!(
+            "setup.sh configures network {first} on the guest's first Ethernet NIC in bus order (PCI slot: the \
+             order of the `<interface>` elements in the domain XML); `--interface IF`, `--nic {first}=IF` or \
+             `--nic {first}=MAC` names another."
+        ));
+    }
+    let families: Vec<String> =
+        super::guest::nic_summaries(p).into_iter().map(|(name, what)| format!("{name}: {what}")).collect();
+    out.push(format!(
+        "Each network gets its own {kind} `{pattern}`, with the network's address families (an IPv6-only \
+         network gets no DHCPv4): {}. The single `vnetgen` configuration of older bundles goes once setup.sh \
+         configures its interface (a copy stays in /var/lib/vnetgen-guest/retired).",
+        families.join("; ")
+    ));
+    if names.len() > 1 {
+        out.push(format!(
+            "Each network's DHCP server or router may hand the guest a default route, and the guest uses the one \
+             with the lowest metric. setup.sh gives each network's routes a metric of their own ({metric_scope}): \
+             100 for {first}, 101 for {}, and so on, so the default route is that of the first network in profile \
+             order that the guest is on.",
+            names[1]
+        ));
+    }
+    out
 }
 
 fn reasons(p: &Profile) -> Vec<Why> {

@@ -211,7 +211,7 @@ if [ -n "$setup" ]; then
     mkdir -p /run/network
     [ -n "$ifc" ] && sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" 2>/dev/null
     log "running the bundle's guest/setup.sh"
-    timeout 60 bash /bundle/guest/setup.sh >/dev/console 2>&1
+    timeout 60 bash /bundle/guest/setup.sh ${ifc:+--nic "$setup=$ifc"} >/dev/console 2>&1
     report "setup $?"
     start_dhcpv6
 elif [ -n "$ifc" ]; then

@@ -6,11 +6,17 @@
 #
 # Usage (inside the guest, as a normal user): ./verify.sh [OPTIONS] [NETWORK]
 #   NETWORK               the libvirt network the guest is attached to: wired, wireless (default wired)
-#   --interface IF        check IF instead of the first Ethernet interface found
+#   --interface IF        check IF instead of the network's own NIC (below)
 #   --outside ADDR        ping and fetch this IPv4 address instead of the profile's guest.outside
 #   --outside6 ADDR       fetch this IPv6 address instead of the profile's guest.outside6
 #   --outside-name NAME   resolve this name instead of the profile's guest.outside-name
 #   --no-package-check    skip the package index update
+#
+# The network's own NIC: the guest's only Ethernet NIC; on a guest with several, the one at the
+# network's position in the profile, counting the NICs in bus order (PCI slot: the order of the
+# <interface> elements in the domain XML), as setup.sh pairs them without --nic. On a guest with
+# several NICs, the steps towards the outside follow the default route: they are skipped when it
+# leaves through another network's NIC (check that network instead).
 #
 # Prints one line per step: `PASS <step>`, `FAIL <step>: <likely root cause>` or
 # `SKIP <step>: <why>`. Exits with the number of failed steps (0: all passed; 64: usage error).
@@ -70,6 +76,7 @@ done
 # failure.
 case "$NETWORK" in
 wired)
+	INDEX=0
 	GATEWAY=''
 	SUBNET=''
 	WAY_OUT=yes
@@ -82,6 +89,7 @@ wired)
 	CAUSE_V6='the LAN'\''s IPv6 router (whose router advertisement gave the guest its address) does not route its traffic out; fix the LAN'\''s IPv6, or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 wireless)
+	INDEX=1
 	GATEWAY=192.168.150.1
 	SUBNET=192.168.150.0/24
 	WAY_OUT=yes
@@ -111,25 +119,26 @@ fail() {
 }
 skip() { echo "SKIP $1: $2"; }
 
-# find_interface: prints the first Ethernet interface (in /sys/class/net order) that is a real
-# device: not lo, not a bridge, not a virtual interface without a `device` link (veth, tun,
-# dummy, bond), not WiFi. Interface names differ per distro (eth0, enp1s0, ens3), so they are
-# discovered at run time, never assumed.
-find_interface() {
+# list_interfaces DIR: prints the guest's Ethernet NICs (DIR is /sys/class/net), one a line, in
+# a stable order: by bus path (the PCI slot behind each, resolved through its `device` link),
+# which is the order of the <interface> elements in the libvirt domain XML and of virt-install's
+# --network options. A NIC is a real device: not lo, not a bridge, not a virtual interface
+# without a `device` link (veth, tun, dummy, bond), not WiFi. Interface names differ per distro
+# (eth0, enp1s0, ens3), so they are discovered at run time, never assumed.
+list_interfaces() {
 	local dev name
-	for dev in /sys/class/net/*; do
+	for dev in "$1"/*; do
 		name=${dev##*/}
 		[ "$name" != lo ] || continue
 		[ -e "$dev/device" ] || continue
 		[ ! -d "$dev/bridge" ] || continue
 		[ ! -d "$dev/wireless" ] || continue
 		[ "$(cat "$dev/type" 2>/dev/null)" = 1 ] || continue
+		printf '%s %s\n' "$(readlink -f "$dev/device")" "$name"
+	done | LC_ALL=C sort | while read -r _ name; do
 		printf '%s\n' "$name"
-		return 0
 	done
-	return 1
 }
-
 
 # ip4_int A.B.C.D: the address as a number.
 ip4_int() {
@@ -161,11 +170,19 @@ http_ok() {
 }
 
 # 1. The interface exists and is up.
-if [ -z "$IF" ]; then
-	IF=$(find_interface) || IF=""
+# A here-string, not a process substitution: minimal guests (initramfs, rescue) lack /dev/fd.
+NICS=()
+nics=$(list_interfaces /sys/class/net)
+[ -z "$nics" ] || mapfile -t NICS <<<"$nics"
+if [ -z "$IF" ] && [ "${#NICS[@]}" = 1 ]; then
+	IF=${NICS[0]}
+elif [ -z "$IF" ] && [ "${#NICS[@]}" -gt "$INDEX" ]; then
+	IF=${NICS[INDEX]}
 fi
 UP=0
-if [ -z "$IF" ]; then
+if [ -z "$IF" ] && [ "${#NICS[@]}" -gt 1 ]; then
+	fail interface "this guest has ${#NICS[@]} Ethernet NICs, and network $NETWORK is number $((INDEX + 1)) in the profile: attach one NIC per network in profile order, or name the NIC setup.sh gave $NETWORK with --interface IF"
+elif [ -z "$IF" ]; then
 	fail interface "no Ethernet interface found: no NIC is attached to the VM (virt-manager: Add Hardware > Network, model virtio)"
 elif [ ! -e "/sys/class/net/$IF" ]; then
 	fail interface "no interface $IF: wrong interface name (names differ per distro: eth0, enp1s0, ens3); leave --interface out to discover it"
@@ -211,6 +228,15 @@ elif pings -I "$IF" "$GATEWAY"; then
 	pass "ping-gateway ($GATEWAY)"
 else
 	fail ping-gateway "$GATEWAY does not answer: $CAUSE_GATEWAY"
+fi
+
+# Several NICs: the steps towards the outside follow the default route, which may leave through
+# another network's NIC; they check this network only when it leaves through its own.
+if [ "$WAY_OUT" = yes ] && [ "${#NICS[@]}" -gt 1 ]; then
+	VIA=$(ip -4 route get "${OUTSIDE:-192.0.2.1}" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+	if [ -n "$VIA" ] && [ "$VIA" != "$IF" ]; then
+		WAY_OUT="traffic to the outside leaves through $VIA, not $IF (the default route with the lowest metric is another network's): run verify.sh for the network on $VIA"
+	fi
 fi
 
 # 4. An address outside the host answers ping.
