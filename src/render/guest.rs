@@ -676,6 +676,8 @@ fn net_ctx(p: &Profile, index: usize, n: &Network) -> NetCtx {
     let br = n.bridge.as_str();
     let name = n.name.as_str();
     let up = p.uplink(n).name.as_str();
+    // Where routed packets leave: the uplink's bridge when a bridged network made it a port.
+    let out_dev = p.uplink_device(n.uplink).as_str();
     let v4 = n.ipv4.as_ref();
     let subnet = v4.map(|v| v.subnet.to_string()).unwrap_or_default();
     let blocked_dhcp = format!("or the host firewall blocks DHCP (UDP 67/68) on bridge {br}");
@@ -748,9 +750,15 @@ fn net_ctx(p: &Profile, index: usize, n: &Network) -> NetCtx {
     };
     let cause_dns = format!("{dns_server}; check the nameserver lines of /etc/resolv.conf (resolvectl status)");
     let cause_http = match p.host.firewall {
+        _ if n.mode == Mode::Bridged => format!(
+            "TCP between the guest and the LAN is dropped although bridged, not routed: with br_netfilter \
+             loaded (Docker loads it) the host's firewall filters bridged frames too (on the host: sysctl \
+             net.bridge.bridge-nf-call-iptables; its forward chain must accept traffic on {br}), or the LAN \
+             blocks this guest"
+        ),
         Firewall::Ufw => format!(
             "the host firewall blocks routed TCP: UFW's default is deny (routed); on the host: ufw route allow in \
-             on {br} out on {up}"
+             on {br} out on {out_dev}"
         ),
         Firewall::Firewalld => format!(
             "the host firewall blocks routed TCP: firewalld's zone for {br} does not allow forwarding (on the \
@@ -758,7 +766,7 @@ fn net_ctx(p: &Profile, index: usize, n: &Network) -> NetCtx {
         ),
         Firewall::Nftables | Firewall::Iptables => format!(
             "the host firewall blocks routed TCP from {br}: a forward chain drops it (UFW: ufw route allow in on \
-             {br} out on {up}; nftables: nft list ruleset | grep -n drop)"
+             {br} out on {out_dev}; nftables: nft list ruleset | grep -n drop)"
         ),
     };
     // Why IPv6 to the outside is a black hole while the guest holds a global IPv6 address and an

@@ -324,11 +324,11 @@ fn reasons(p: &Profile) -> Vec<Why> {
             let up = p.uplink(n);
             let via4 = match &up.ipv4 {
                 UplinkV4::Static { address, .. } => address.to_string(),
-                _ => format!("<address of {}>", up.name),
+                _ => format!("<address of {}>", p.uplink_device(n.uplink)),
             };
             let via6 = match &up.ipv6 {
                 UplinkV6::Static { address, .. } => address.to_string(),
-                _ => format!("<IPv6 address of {}>", up.name),
+                _ => format!("<IPv6 address of {}>", p.uplink_device(n.uplink)),
             };
             // A NAT network's IPv4 leaves with the host's address: no route for it.
             if let Some(v4) = n.ipv4.as_ref().filter(|_| routed(&n)) {

@@ -3,7 +3,8 @@
 //!
 //! UFW's default `deny (routed)` is the seed 002 trap: libvirt's or vnetgen's bridge works, ping
 //! passes (UFW's before.rules accept forwarded ICMP echo), and TCP from the guests is dropped. So
-//! every network gets `ufw route allow in on <bridge> out on <uplink>` (and the way back for routed
+//! every network gets `ufw route allow in on <bridge> out on <uplink>` — the uplink's bridge when a
+//! bridged network has made it a port — (and the way back for routed
 //! networks, and each declared forward), plus `ufw allow in on <bridge>` for the DHCP and DNS the
 //! host serves; `DEFAULT_FORWARD_POLICY` stays DROP, so nothing else is routed. New connections
 //! from the outside to NAT guests are rejected explicitly (a REJECT answer, not a silent drop).
@@ -24,6 +25,26 @@ use anyhow::Result;
 const NAT_CHAINS: [(&str, &str); 3] =
     [("PREROUTING", "vnetgen-prerouting"), ("OUTPUT", "vnetgen-output"), ("POSTROUTING", "vnetgen-postrouting")];
 
+/// vnetgen's filter chain, jumped to first from FORWARD: the declared forwards.
+const FORWARD_CHAIN: &str = "vnetgen-forward";
+
+/// The declared forwards of the NAT networks: each DNATed connection to its guest passes (from
+/// the LAN, from other networks, and from the guests themselves through the host's address).
+fn forward_accepts(nets: &[&Network]) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in nets.iter().filter(|n| matches!(n.mode, Mode::Nat | Mode::CustomNat)) {
+        for f in &n.forwards {
+            let proto = f.proto.as_str();
+            out.push(format!("# {}: forward {}/{proto} to {}:{}.", n.name, f.host_port, f.guest, f.guest_port));
+            out.push(format!(
+                "-A {FORWARD_CHAIN} -d {}/32 -o {} -p {proto} -m {proto} --dport {} -m conntrack --ctstate DNAT -j ACCEPT",
+                f.guest, n.bridge, f.guest_port
+            ));
+        }
+    }
+    out
+}
+
 pub fn render(p: &Profile, _t: &Templates, plan: &mut Plan) -> Result<()> {
     let nets: Vec<&Network> = p.networks.iter().filter(|n| n.mode != Mode::Bridged).collect();
     if nets.is_empty() {
@@ -31,16 +52,18 @@ pub fn render(p: &Profile, _t: &Templates, plan: &mut Plan) -> Result<()> {
     }
     plan.require("ufw", "ufw");
 
-    // NAT for the custom NAT networks: before.rules and the hook that keeps its jumps unique.
+    // before.rules: NAT for the custom NAT networks, the declared forwards' accepts, and the hook
+    // that keeps the jumps into vnetgen's chains unique.
     let custom_nat: Vec<&Network> = nets.iter().copied().filter(|n| n.mode == Mode::CustomNat).collect();
     let nat = iptables::nat_rules(p, &custom_nat);
+    let forwards = forward_accepts(&nets);
+    let mut jumps: Vec<(&str, &str, &str)> = Vec::new();
+    let mut block = vec![format!("# vnetgen's rules for profile '{}', in vnetgen's own chains.", p.name)];
     if !nat.is_empty() {
-        let mut block = vec![
-            format!("# NAT for vnetgen's custom networks (profile '{}'), in vnetgen's own chains.", p.name),
-            "*nat".to_string(),
-        ];
+        block.push("*nat".to_string());
         block.extend(NAT_CHAINS.iter().map(|(_, c)| format!(":{c} - [0:0]")));
         block.extend(NAT_CHAINS.iter().map(|(b, c)| format!("-A {b} -j {c}")));
+        jumps.extend(NAT_CHAINS.iter().map(|(b, c)| ("nat", *b, *c)));
         for r in &nat {
             if let Some(c) = &r.comment {
                 block.push(format!("# {c}"));
@@ -54,16 +77,30 @@ pub fn render(p: &Profile, _t: &Templates, plan: &mut Plan) -> Result<()> {
             block.push(line);
         }
         block.push("COMMIT".to_string());
+    }
+    if !forwards.is_empty() {
+        // First in FORWARD (inserted), ahead of UFW's chains: a `ufw route allow … to GUEST port P`
+        // rule would also let the LAN open GUEST:P directly; `--ctstate DNAT` admits only what
+        // the forward's DNAT sent there.
+        block.push("*filter".to_string());
+        block.push(format!(":{FORWARD_CHAIN} - [0:0]"));
+        block.push(format!("-I FORWARD -j {FORWARD_CHAIN}"));
+        jumps.push(("filter", "FORWARD", FORWARD_CHAIN));
+        block.extend(forwards);
+        block.push("COMMIT".to_string());
+    }
+    let jumps_empty = jumps.is_empty();
+    if !jumps_empty {
         plan.edit_file("etc/ufw/before.rules", "top", None, &block.join("\n"));
-
-        let jumps: Vec<String> = NAT_CHAINS.iter().map(|(b, c)| format!("{b}:{c}")).collect();
+        let jumps: Vec<String> = jumps.iter().map(|(t, b, c)| format!("{t}:{b}:{c}")).collect();
         let hook = format!(
-            "# UFW loads before.rules with iptables-restore --noflush, which adds vnetgen's nat jumps\n\
+            "# UFW loads before.rules with iptables-restore --noflush, which adds vnetgen's jumps\n\
              # again on every start: remove them first (and on stop).\n\
              case \"${{1:-}}\" in\n\
              start | stop)\n\
              \tfor jump in {}; do\n\
-             \t\twhile iptables -w -t nat -D \"${{jump%%:*}}\" -j \"${{jump#*:}}\" 2>/dev/null; do :; done\n\
+             \t\ttable=${{jump%%:*}} rest=${{jump#*:}}\n\
+             \t\twhile iptables -w -t \"$table\" -D \"${{rest%%:*}}\" -j \"${{rest#*:}}\" 2>/dev/null; do :; done\n\
              \tdone\n\
              \t;;\n\
              esac",
@@ -85,7 +122,9 @@ pub fn render(p: &Profile, _t: &Templates, plan: &mut Plan) -> Result<()> {
     let mut lines = vec!["track etc/ufw/user.rules etc/ufw/user6.rules".to_string()];
     for n in &nets {
         let br = q(n.bridge.as_str());
-        let up = q(p.uplink(n).name.as_str());
+        // The interface routed packets use: the bridge when the uplink is a port of a bridged
+        // network's bridge (a rule naming the port never matches: seed 002's trap again).
+        let up = q(p.uplink_device(n.uplink).as_str());
         let note = |what: &str| q(&format!("vnetgen {}: {what}", n.name));
         let server = dhcp_server(p, n);
         if server != DhcpServer::None && n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some()) {
@@ -113,18 +152,8 @@ pub fn render(p: &Profile, _t: &Templates, plan: &mut Plan) -> Result<()> {
             ));
             continue;
         }
-        for f in &n.forwards {
-            let (guest, port, proto) = (f.guest.to_string(), f.guest_port.to_string(), f.proto.as_str());
-            let what = format!("forward {}/{proto} to {guest}:{port}", f.host_port);
-            for (from, why) in [(&up, what.clone()), (&br, format!("{what} (from guests)"))] {
-                lines.push(format!(
-                    "run ufw route allow in on {from} out on {br} to {} port {port} proto {proto} comment {}",
-                    q(&guest),
-                    note(&why)
-                ));
-            }
-        }
-        // Last of the network's rules (deleted and added again, so it stays after the forwards).
+        // The declared forwards pass in before.rules (only as DNATed connections); every other
+        // new connection from outside is refused. Deleted and added again, so it stays last.
         lines.push(format!("run ufw route delete reject in on {up} out on {br} >/dev/null"));
         lines.push(format!(
             "run ufw route reject in on {up} out on {br} comment {}",
@@ -137,7 +166,7 @@ pub fn render(p: &Profile, _t: &Templates, plan: &mut Plan) -> Result<()> {
     plan.step("UFW rules for the guests' networks (ufw skips the rules it already has).", &[], lines);
 
     let mut changed = vec!["etc/ufw/user.rules", "etc/ufw/user6.rules", "etc/ufw/sysctl.conf"];
-    if !nat.is_empty() {
+    if !jumps_empty {
         changed.extend(["etc/ufw/before.rules", "etc/ufw/before.init"]);
     }
     let reload =

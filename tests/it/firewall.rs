@@ -141,12 +141,20 @@ fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut
     sh(&["ip", "-n", &h, "link", "add", "vg", "type", "veth", "peer", "name", "g0", "netns", &g]);
     sh(&["ip", "-n", &h, "link", "set", "vg", "master", br]);
     sh(&["ip", "-n", &h, "link", "add", up.name.as_str(), "type", "veth", "peer", "name", "o0", "netns", &o]);
+    // A bridged network on the uplink makes it a port of its bridge, which then holds the
+    // uplink's address: routed packets enter and leave by that bridge.
+    let up_dev = p.uplink_device(n.uplink).as_str();
+    if up_dev != up.name.as_str() {
+        sh(&["ip", "-n", &h, "link", "add", up_dev, "type", "bridge"]);
+        sh(&["ip", "-n", &h, "link", "set", up.name.as_str(), "master", up_dev]);
+        sh(&["ip", "-n", &h, "link", "set", up_dev, "up"]);
+    }
     let prefix = v4.subnet.to_string();
     let len = prefix.split('/').nth(1).unwrap();
     for (ns, dev, addr) in [
         (&h, br, format!("{}/{len}", v4.gateway)),
         (&g, "g0", format!("{guest}/{len}")),
-        (&h, up.name.as_str(), uplink_addr.clone()),
+        (&h, up_dev, uplink_addr.clone()),
         (&o, "o0", format!("{outside}/24")),
     ] {
         sh(&["ip", "-n", ns, "address", "add", &addr, "dev", dev]);
@@ -197,12 +205,17 @@ fn prove(tag: &str, profile: &str, load: impl FnOnce(&Path, &str, &Profile, &mut
         ctl.clone(),
         ctl == Probe::Open(format!("guest {guest} port {undeclared}")),
     );
-    for (addr, what) in
-        [(uplink_ip.clone(), "an undeclared port is not forwarded"), (guest.to_string(), "LAN -> guest NEW")]
-    {
-        let got = probe(&o, &addr, undeclared);
+    // A forwarded guest port is reachable only through the forward's DNAT: the LAN opening it
+    // at the guest's own address is refused like any other port.
+    let forwarded = forwards[0].1;
+    for (addr, port, what) in [
+        (uplink_ip.clone(), undeclared, "an undeclared port is not forwarded"),
+        (guest.to_string(), undeclared, "LAN -> guest NEW"),
+        (guest.to_string(), forwarded, "LAN -> guest NEW on a forwarded port, not through the forward"),
+    ] {
+        let got = probe(&o, &addr, port);
         let ok = matches!(got, Probe::Refused | Probe::Silent);
-        expect(format!("LAN -> {addr}:{undeclared} refused ({what})"), got, ok);
+        expect(format!("LAN -> {addr}:{port} refused ({what})"), got, ok);
     }
     if !failures.is_empty() {
         let state = Command::new("bash")
@@ -274,6 +287,20 @@ fn ufw_rules_from_install_sh_pass_packets_as_promised() {
         let out = install_under_ufw(bundle, &["ip", "netns", "exec", h], p);
         assert!(out.contains("jumps 1\n"), "the nat jumps piled up over reloads:\n{out}");
         assert!(out.contains("forwarding 1\n"), "UFW's sysctl.conf did not switch forwarding on:\n{out}");
+    });
+}
+
+/// UFW with a bridged uplink: the uplink is a port of br0, so routed packets use br0 and every
+/// `ufw route` rule must name it (rules naming the port never match: ping passes, TCP and the
+/// forwards are dropped — seed 002's trap).
+#[test]
+fn ufw_with_a_bridged_uplink_names_the_bridge_in_route_rules() {
+    let (Some(_), Some(_)) = (tool("ufw", "ufw"), tool("iptables", "iptables")) else { return };
+    prove("b", "tests/golden/ufw-bridged-uplink-custom-nat/profile.yaml", |bundle, h, p, _| {
+        let out = install_under_ufw(bundle, &["ip", "netns", "exec", h], p);
+        let status = out.split_once("Status: active").map_or("", |(_, s)| s);
+        assert!(status.contains("Anywhere on br0            ALLOW FWD   Anywhere on virbr10"), "{out}");
+        assert!(!status.contains("enp3s0"), "a UFW rule names the bridge port enp3s0:\n{out}");
     });
 }
 

@@ -384,12 +384,6 @@ fi
 track etc/ufw/user.rules etc/ufw/user6.rules
 run ufw allow in on virbr10 to any port 67 proto udp comment 'vnetgen vmnet: DHCP'
 run ufw route allow in on virbr10 out on enp3s0 comment 'vnetgen vmnet: guests reach the outside'
-run ufw route allow in on enp3s0 out on virbr10 to 10.20.0.77 port 80 proto tcp comment 'vnetgen vmnet: forward 80/tcp to 10.20.0.77:80'
-run ufw route allow in on virbr10 out on virbr10 to 10.20.0.77 port 80 proto tcp comment 'vnetgen vmnet: forward 80/tcp to 10.20.0.77:80 (from guests)'
-run ufw route allow in on enp3s0 out on virbr10 to 10.20.0.77 port 22 proto tcp comment 'vnetgen vmnet: forward 2222/tcp to 10.20.0.77:22'
-run ufw route allow in on virbr10 out on virbr10 to 10.20.0.77 port 22 proto tcp comment 'vnetgen vmnet: forward 2222/tcp to 10.20.0.77:22 (from guests)'
-run ufw route allow in on enp3s0 out on virbr10 to 10.20.0.77 port 5353 proto udp comment 'vnetgen vmnet: forward 5353/udp to 10.20.0.77:5353'
-run ufw route allow in on virbr10 out on virbr10 to 10.20.0.77 port 5353 proto udp comment 'vnetgen vmnet: forward 5353/udp to 10.20.0.77:5353 (from guests)'
 run ufw route delete reject in on enp3s0 out on virbr10 >/dev/null
 run ufw route reject in on enp3s0 out on virbr10 comment 'vnetgen vmnet: no new connections from outside'
 settle etc/ufw/user.rules etc/ufw/user6.rules

@@ -85,7 +85,7 @@ lan)
 	CAUSE_GATEWAY='the guest is not on network lan (virsh domiflist GUEST on the host), or bridge br0 is down on the host (ip link show br0)'
 	CAUSE_FORWARD='the LAN behind enp3s0 has no way out, or blocks this guest'
 	CAUSE_DNS='the LAN'\''s DNS server is not answering; check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP from br0: a forward chain drops it (UFW: ufw route allow in on br0 out on enp3s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_HTTP='TCP between the guest and the LAN is dropped although bridged, not routed: with br_netfilter loaded (Docker loads it) the host'\''s firewall filters bridged frames too (on the host: sysctl net.bridge.bridge-nf-call-iptables; its forward chain must accept traffic on br0), or the LAN blocks this guest'
 	CAUSE_V6='the LAN'\''s IPv6 router (whose router advertisement gave the guest its address) does not route its traffic out; fix the LAN'\''s IPv6, or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 vmnet)
@@ -98,7 +98,7 @@ vmnet)
 	CAUSE_GATEWAY='the guest is not on network vmnet (virsh domiflist GUEST on the host), or bridge virbr10 is down on the host (ip link show virbr10)'
 	CAUSE_FORWARD='the host does not forward or NAT this network (on the host: sysctl net.ipv4.ip_forward must be 1, and a masquerade rule for 192.168.100.0/24 out of enp3s0 must exist), or enp3s0 has no way out'
 	CAUSE_DNS='DNS on the bridge is not answering (dnsmasq on 192.168.100.1 for network vmnet); check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP from virbr10: a forward chain drops it (UFW: ufw route allow in on virbr10 out on enp3s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_HTTP='the host firewall blocks routed TCP from virbr10: a forward chain drops it (UFW: ufw route allow in on virbr10 out on br0; nftables: nft list ruleset | grep -n drop)'
 	CAUSE_V6='network vmnet carries no IPv6 in the profile, yet the guest has an IPv6 default route (a router advertisement from somewhere else) that leads nowhere: give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 *)

@@ -85,7 +85,7 @@ lan)
 	CAUSE_GATEWAY='the guest is not on network lan (virsh domiflist GUEST on the host), or bridge br0 is down on the host (ip link show br0)'
 	CAUSE_FORWARD='the LAN behind eth0 has no way out, or blocks this guest'
 	CAUSE_DNS='the LAN'\''s DNS server is not answering; check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP: firewalld'\''s zone for br0 does not allow forwarding (on the host: firewall-cmd --get-active-zones)'
+	CAUSE_HTTP='TCP between the guest and the LAN is dropped although bridged, not routed: with br_netfilter loaded (Docker loads it) the host'\''s firewall filters bridged frames too (on the host: sysctl net.bridge.bridge-nf-call-iptables; its forward chain must accept traffic on br0), or the LAN blocks this guest'
 	CAUSE_V6='the LAN'\''s IPv6 router (whose router advertisement gave the guest its address) does not route its traffic out; fix the LAN'\''s IPv6, or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 *)

@@ -85,7 +85,7 @@ lan)
 	CAUSE_GATEWAY='the guest is not on network lan (virsh domiflist GUEST on the host), or bridge br0 is down on the host (ip link show br0)'
 	CAUSE_FORWARD='the LAN behind enp1s0 has no way out, or blocks this guest'
 	CAUSE_DNS='the LAN'\''s DNS server is not answering; check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP from br0: a forward chain drops it (UFW: ufw route allow in on br0 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_HTTP='TCP between the guest and the LAN is dropped although bridged, not routed: with br_netfilter loaded (Docker loads it) the host'\''s firewall filters bridged frames too (on the host: sysctl net.bridge.bridge-nf-call-iptables; its forward chain must accept traffic on br0), or the LAN blocks this guest'
 	CAUSE_V6='the LAN'\''s IPv6 router (whose router advertisement gave the guest its address) does not route its traffic out; fix the LAN'\''s IPv6, or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 default)
@@ -98,7 +98,7 @@ default)
 	CAUSE_GATEWAY='the guest is not on network default (virsh domiflist GUEST on the host), or bridge virbr0 is down on the host (ip link show virbr0)'
 	CAUSE_FORWARD='the host does not forward or NAT this network (on the host: sysctl net.ipv4.ip_forward must be 1; a firewall reload may have flushed libvirt'\''s masquerade rule for 192.168.122.0/24: virsh net-destroy default and virsh net-start default), or enp1s0 has no way out'
 	CAUSE_DNS='the DNS servers 198.51.100.53 are not answering; check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP from virbr0: a forward chain drops it (UFW: ufw route allow in on virbr0 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_HTTP='the host firewall blocks routed TCP from virbr0: a forward chain drops it (UFW: ufw route allow in on virbr0 out on br0; nftables: nft list ruleset | grep -n drop)'
 	CAUSE_V6='the host does not forward IPv6 for 2001:db8::/64 (on the host: sysctl net.ipv6.conf.all.forwarding must be 1, and the host firewall must accept forwarded IPv6 from virbr0), or the LAN router has no route back to 2001:db8::/64 via this host (ip -6 route add 2001:db8::/64 via <host address>); or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 routed)
@@ -124,7 +124,7 @@ isolated)
 	CAUSE_GATEWAY='the guest is not on network isolated (virsh domiflist GUEST on the host), or bridge virbr2 is down on the host (ip link show virbr2)'
 	CAUSE_FORWARD='network isolated is isolated: its guests have no way out by design'
 	CAUSE_DNS='DNS on the bridge is not answering (dnsmasq on 192.168.60.1 for network isolated); check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP from virbr2: a forward chain drops it (UFW: ufw route allow in on virbr2 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_HTTP='the host firewall blocks routed TCP from virbr2: a forward chain drops it (UFW: ufw route allow in on virbr2 out on br0; nftables: nft list ruleset | grep -n drop)'
 	CAUSE_V6='network isolated carries no IPv6 in the profile, yet the guest has an IPv6 default route (a router advertisement from somewhere else) that leads nowhere: give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 cnat)
@@ -137,7 +137,7 @@ cnat)
 	CAUSE_GATEWAY='the guest is not on network cnat (virsh domiflist GUEST on the host), or bridge virbr10 is down on the host (ip link show virbr10)'
 	CAUSE_FORWARD='the host does not forward or NAT this network (on the host: sysctl net.ipv4.ip_forward must be 1, and a masquerade rule for 192.168.100.0/24 out of enp1s0 must exist), or enp1s0 has no way out'
 	CAUSE_DNS='the DNS servers 198.51.100.53, 2001:db8::53 are not answering; check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP from virbr10: a forward chain drops it (UFW: ufw route allow in on virbr10 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_HTTP='the host firewall blocks routed TCP from virbr10: a forward chain drops it (UFW: ufw route allow in on virbr10 out on br0; nftables: nft list ruleset | grep -n drop)'
 	CAUSE_V6='the host does not forward IPv6 for 2001:db8:2::/64 (on the host: sysctl net.ipv6.conf.all.forwarding must be 1, and the host firewall must accept forwarded IPv6 from virbr10), or the LAN router has no route back to 2001:db8:2::/64 via this host (ip -6 route add 2001:db8:2::/64 via <host address>); or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 croute)
@@ -150,7 +150,7 @@ croute)
 	CAUSE_GATEWAY='the guest is not on network croute (virsh domiflist GUEST on the host), or bridge virbr11 is down on the host (ip link show virbr11)'
 	CAUSE_FORWARD='the host does not forward this network (on the host: sysctl net.ipv4.ip_forward must be 1), or the LAN router has no route back to 203.0.113.88/29 via this host'
 	CAUSE_DNS='DNS on the bridge is not answering (dnsmasq on 203.0.113.88 for network croute); check the nameserver lines of /etc/resolv.conf (resolvectl status)'
-	CAUSE_HTTP='the host firewall blocks routed TCP from virbr11: a forward chain drops it (UFW: ufw route allow in on virbr11 out on enp1s0; nftables: nft list ruleset | grep -n drop)'
+	CAUSE_HTTP='the host firewall blocks routed TCP from virbr11: a forward chain drops it (UFW: ufw route allow in on virbr11 out on br0; nftables: nft list ruleset | grep -n drop)'
 	CAUSE_V6='the host does not forward IPv6 for 2001:db8:aa::/64 (on the host: sysctl net.ipv6.conf.all.forwarding must be 1, and the host firewall must accept forwarded IPv6 from virbr11), or the LAN router has no route back to 2001:db8:aa::/64 via this host (ip -6 route add 2001:db8:aa::/64 via <host address>); or give up IPv6 in the guest: set ipv6: disable (or apt-force-ipv4: true) under guest: in the profile, re-render and run setup.sh again'
 	;;
 *)
