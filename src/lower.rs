@@ -736,6 +736,14 @@ impl Cx {
     fn net6(&mut self, s: &S<raw::NetIpv6>) -> Option<Net6> {
         let v = &s.value;
         let subnet = self.subnet6(&v.subnet)?;
+        if subnet.prefix > 126 {
+            self.err_help(
+                v.subnet.loc,
+                format!("IPv6 subnet {subnet} is too small for a network"),
+                "a network needs room for the host and at least one guest: use a /64 (or at most /126)",
+            );
+            return None;
+        }
         if subnet.prefix != 64 {
             self.diags.push(
                 Diagnostic::warning(v.subnet.loc, format!("IPv6 subnet {subnet} is not a /64"))
@@ -908,6 +916,32 @@ impl Cx {
         }
     }
 
+    /// NetworkManager connection ids (and so keyfile names) of the stacks that write keyfiles:
+    /// the bridge `a-port-b` of one network must not take the id of bridge `a`'s port on uplink
+    /// `b` of another.
+    fn connection_ids(&mut self, raws: &[S<raw::Network>], nets: &[Network], host: Option<&Host>) {
+        let Some(h) = host.filter(|h| matches!(h.stack, Stack::Networkmanager | Stack::Ifcfg)) else { return };
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (i, n) in nets.iter().enumerate() {
+            for id in n.nm_connection_ids(&h.uplinks[n.uplink].name) {
+                if let Some(other) = seen.get(&id) {
+                    self.err_help(
+                        raws[i].value.bridge.loc,
+                        format!("NetworkManager connection {id} of network {} is also one of network {other}", n.name),
+                        format!(
+                            "vnetgen names a bridge's connection vnetgen-<bridge>, a bridged uplink's \
+                             vnetgen-<bridge>-port-<uplink> and a dummy port's vnetgen-<bridge>{DUMMY_SUFFIX}; \
+                             rename bridge {}",
+                            n.bridge
+                        ),
+                    );
+                    break;
+                }
+                seen.insert(id, n.name.as_str());
+            }
+        }
+    }
+
     /// Checks between networks (names, bridges, subnets, forwards), and against the uplinks.
     fn cross_network(&mut self, raws: &[S<raw::Network>], nets: &[Network], host: Option<&Host>) {
         let mut names: BTreeMap<&str, u32> = BTreeMap::new();
@@ -933,6 +967,7 @@ impl Cx {
         // Subnet overlaps: only when every network lowered, so indices line up.
         if nets.len() == raws.len() {
             self.bridge_ports(raws, nets, host);
+            self.connection_ids(raws, nets, host);
             for (i, a) in nets.iter().enumerate() {
                 for b in nets.iter().take(i) {
                     if let (Some(x), Some(y)) = (&a.ipv4, &b.ipv4) {

@@ -317,6 +317,19 @@ impl Network {
     pub fn dummy_name(&self) -> String {
         format!("{}{DUMMY_SUFFIX}", self.bridge)
     }
+
+    /// The NetworkManager connections of a host-managed network (keyfiles named after them):
+    /// the bridge's, and its port's — the uplink of a bridged network, the dummy of a custom
+    /// one. `lower` refuses profiles in which two of them share an id.
+    pub fn nm_connection_ids(&self, uplink: &IfName) -> Vec<String> {
+        let mut ids = vec![format!("vnetgen-{}", self.bridge)];
+        match self.mode {
+            Mode::Bridged => ids.push(format!("vnetgen-{}-port-{uplink}", self.bridge)),
+            Mode::CustomNat | Mode::CustomRouted => ids.push(format!("vnetgen-{}", self.dummy_name())),
+            Mode::Nat | Mode::Routed | Mode::Isolated => ids.clear(),
+        }
+        ids
+    }
 }
 
 /// The longest Linux interface name, in bytes (`IFNAMSIZ` − 1).

@@ -146,9 +146,12 @@ pub fn zone(p: &Profile, n: &Network) -> Option<String> {
     }
 }
 
-/// The connections of one host-managed network: the bridge first, then its port(s).
+/// The connections of one host-managed network: the bridge first, then its port (none for
+/// libvirt's own modes: libvirt creates their bridges).
 pub fn connections(p: &Profile, n: &Network) -> Vec<Connection> {
-    let mut br = Connection::new(p, format!("vnetgen-{}", n.bridge), "bridge", n.bridge.as_str());
+    let ids = n.nm_connection_ids(&p.uplink(n).name);
+    let [bridge_id, port_id] = ids.as_slice() else { return Vec::new() };
+    let mut br = Connection::new(p, bridge_id.clone(), "bridge", n.bridge.as_str());
     br.set("connection", "autoconnect-slaves", 1);
     if let Some(z) = zone(p, n) {
         br.set("connection", "zone", z);
@@ -163,8 +166,7 @@ pub fn connections(p: &Profile, n: &Network) -> Vec<Connection> {
                 br.set("bridge", "mac-address", mac(m));
             }
             uplink_addressing(up, &mut br);
-            let mut port =
-                Connection::new(p, format!("vnetgen-{}-port-{}", n.bridge, up.name), "ethernet", up.name.as_str());
+            let mut port = Connection::new(p, port_id.clone(), "ethernet", up.name.as_str());
             // Preferred over the uplink's own connection when NetworkManager autoconnects it.
             port.set("connection", "autoconnect-priority", 10);
             port.set("connection", "master", br.uuid.clone());
@@ -191,7 +193,7 @@ pub fn connections(p: &Profile, n: &Network) -> Vec<Connection> {
                 }
                 None => br.set("ipv6", "method", "disabled"),
             }
-            let mut dummy = Connection::new(p, format!("vnetgen-{}", n.dummy_name()), "dummy", &n.dummy_name());
+            let mut dummy = Connection::new(p, port_id.clone(), "dummy", &n.dummy_name());
             dummy.set("connection", "master", br.uuid.clone());
             dummy.set("connection", "slave-type", "bridge");
             if let Some(m) = m {
