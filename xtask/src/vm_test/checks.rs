@@ -37,6 +37,23 @@ pub fn guest_instructions(
         None if g.v6 => words.push_str(" vt.v6=slaac"),
         None => {}
     }
+    if let Some(net2) = &g.network2 {
+        let mac2 = g.mac2.as_deref().with_context(|| format!("guest {}: network2 without mac2", g.name))?;
+        anyhow::ensure!(
+            mac2.len() == 17 && mac2.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'),
+            "guest {}: bad mac2 {mac2:?}",
+            g.name
+        );
+        anyhow::ensure!(
+            net2.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            "guest {}: bad network2 {net2:?}",
+            g.name
+        );
+        words.push_str(&format!(" vt.net2=1 vt.mac2={mac2}"));
+        if g.setup {
+            words.push_str(&format!(" vt.setup2={net2}"));
+        }
+    }
     let mut files = Vec::new();
     if g.setup {
         // The bundle's guest scripts, handed over the control port.
@@ -117,9 +134,9 @@ pub fn hand_out_checks(
 ) -> Result<()> {
     let refers = |g: &scenario::Guest, other: &str| {
         s.checks.iter().filter(|c| c.guest.as_deref() == Some(g.name.as_str())).any(|c| {
-            c.target.as_deref().is_some_and(|t| {
-                t.contains(&format!("{{guest:{other}}}")) || t.contains(&format!("{{guest6:{other}}}"))
-            })
+            c.target
+                .as_deref()
+                .is_some_and(|t| ["guest", "guest6", "guest2"].iter().any(|k| t.contains(&format!("{{{k}:{other}}}"))))
         })
     };
     let mut sent = vec![false; guests.len()];
@@ -161,6 +178,20 @@ pub fn hand_out_checks(
     Ok(())
 }
 
+/// Returns true if a leased `addr` is `expect`, or lies in its `first-last` DHCP range.
+fn lease_matches(expect: &str, addr: &str) -> bool {
+    match expect.split_once('-') {
+        Some((a, b)) => {
+            match (a.parse::<std::net::Ipv4Addr>(), b.parse::<std::net::Ipv4Addr>(), addr.parse::<std::net::Ipv4Addr>())
+            {
+                (Ok(a), Ok(b), Ok(x)) => (u32::from(a)..=u32::from(b)).contains(&u32::from(x)),
+                _ => false,
+            }
+        }
+        None => addr == expect,
+    }
+}
+
 /// The guest agent's spelling of a guest-side check.
 pub fn guest_check_spec(c: &Check, seg: &Segment) -> Option<String> {
     let target = c.target.as_deref().map(|t| seg.expand(t));
@@ -198,19 +229,11 @@ pub fn evaluate(
     Ok(match c.kind {
         CheckKind::Lease => {
             let (line, addr) = reported("lease", |r| if let Guest::Lease(a) = r { Some(a.clone()) } else { None });
-            let ok = match expect.split_once('-') {
-                // `first-last`: the lease must fall in the DHCP range.
-                Some((a, b)) => match (
-                    a.parse::<std::net::Ipv4Addr>(),
-                    b.parse::<std::net::Ipv4Addr>(),
-                    addr.parse::<std::net::Ipv4Addr>(),
-                ) {
-                    (Ok(a), Ok(b), Ok(x)) => (u32::from(a)..=u32::from(b)).contains(&u32::from(x)),
-                    _ => false,
-                },
-                None => addr == expect,
-            };
-            (ok, line)
+            (lease_matches(&expect, &addr), line)
+        }
+        CheckKind::Lease2 => {
+            let (line, addr) = reported("lease2", |r| if let Guest::Lease2(a) = r { Some(a.clone()) } else { None });
+            (lease_matches(&expect, &addr), line)
         }
         CheckKind::V6Address => {
             let (line, addr) = reported("v6", |r| if let Guest::V6(a) = r { Some(a.clone()) } else { None });

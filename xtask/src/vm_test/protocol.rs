@@ -5,7 +5,8 @@
 //! Guest agent, in this order (`report WORD …` in init.sh):
 //! - `VT boot UPTIME`; `VT waiting` (booted, waiting on its control port to be saved) and
 //!   `VT config UPTIME` (restored, configured); `VT setup RC` (the bundle's guest/setup.sh ran)
-//! - `VT lease ADDR/PREFIX router IP|none dns IP|none` or `VT lease none`; `VT v6 ADDR|none`
+//! - `VT lease ADDR/PREFIX router IP|none dns IP|none` or `VT lease none`; `VT v6 ADDR|none`;
+//!   `VT lease2 …` the same for the second NIC of a guest on two networks
 //! - `VT serve PORT [failed]` and `VT serve udp/PORT [failed]`; `VT wants checks`;
 //!   `VT check SPEC RESULT`
 //! - `VT verify LINE` and `VT verify exit RC` (the bundle's guest/verify.sh); `VT ready`
@@ -31,6 +32,8 @@ pub enum Guest {
     Setup(String),
     /// The leased IPv4 address without its prefix length, `None` for `lease none`.
     Lease(Option<String>),
+    /// The second NIC's lease (a guest on two networks), like `Lease`.
+    Lease2(Option<String>),
     /// The IPv6 address, `None` for `v6 none`.
     V6(Option<String>),
     Serve {
@@ -67,6 +70,7 @@ impl Guest {
             "config" => Guest::Config,
             "setup" => Guest::Setup(first()),
             "lease" => Guest::Lease(addr()),
+            "lease2" => Guest::Lease2(addr()),
             "v6" => Guest::V6(addr()),
             "serve" => Guest::Serve { port: first(), failed: args.ends_with(" failed") },
             "wants" if args == "checks" => Guest::WantsChecks,
@@ -179,8 +183,10 @@ mod tests {
     use super::*;
 
     /// The words of the guest agent's reports, as `report` prints them.
-    const GUEST_WORDS: &[&str] =
-        &["boot", "waiting", "config", "setup", "lease", "v6", "serve", "wants", "check", "verify", "ready", "fatal"];
+    const GUEST_WORDS: &[&str] = &[
+        "boot", "waiting", "config", "setup", "lease", "lease2", "v6", "serve", "wants", "check", "verify", "ready",
+        "fatal",
+    ];
 
     /// The words of the host agent's reports, as `say` prints them.
     const HOST_WORDS: &[&str] = &[
@@ -260,6 +266,7 @@ mod tests {
         let g = |l: &str| Guest::parse(l).unwrap();
         assert_eq!(g("VT lease 10.0.0.5/24 router 10.0.0.1 dns none"), Guest::Lease(Some("10.0.0.5".into())));
         assert_eq!(g("VT lease none"), Guest::Lease(None));
+        assert_eq!(g("VT lease2 10.0.1.5/24 router none dns none"), Guest::Lease2(Some("10.0.1.5".into())));
         assert_eq!(g("VT v6 2001:db8::5"), Guest::V6(Some("2001:db8::5".into())));
         assert_eq!(g("VT serve 80 failed"), Guest::Serve { port: "80".into(), failed: true });
         assert_eq!(g("VT serve udp/51820"), Guest::Serve { port: "udp/51820".into(), failed: false });

@@ -1,5 +1,6 @@
 //! QEMU: the accelerator choice (a bounded KVM probe, TCG otherwise), the one guest that is booted
-//! and saved per run, and its restored copies: direct kernel boot on q35, the NIC on a tap, the
+//! and saved per run, and its restored copies: direct kernel boot on q35, two NICs on taps (the
+//! second for guests on two networks), the
 //! kernel console on the first serial port, the guest agent's results on the second, and its
 //! instructions (`vt.*` words, files) written to the third.
 
@@ -36,15 +37,17 @@ impl Accel {
 
 /// A guest's machine. Every guest of a run is restored from one saved, booted guest, so the
 /// restored machines must have the saved one's devices: q35, the same memory, kernel and initrd,
-/// three serial ports (console, results, control) and one virtio NIC; only what backs them differs.
+/// three serial ports (console, results, control) and two virtio NICs (the second used by guests
+/// on two networks, idle otherwise); only what backs them differs.
 enum Role<'a> {
     /// The KVM probe: no NIC, boots until `VT boot`.
     Probe,
-    /// The guest that is booted once and saved: its NIC on an unconnected hub, QEMU's monitor on
+    /// The guest that is booted once and saved: its NICs on unconnected hubs, QEMU's monitor on
     /// stdin (to save it), the control port unconnected.
     Save,
-    /// A restored copy: its NIC on `tap`, the control port on a pipe the harness writes to.
-    Restore { state: &'a Path, tap: &'a str },
+    /// A restored copy: its NICs on `tap` and `tap2`, the control port on a pipe the harness
+    /// writes to.
+    Restore { state: &'a Path, tap: &'a str, tap2: &'a str },
 }
 
 /// The QEMU arguments for a guest; its serial ports log to `dir/<name>.{console,results}.log`.
@@ -92,18 +95,26 @@ fn args(image: &Image, accel: Accel, role: &Role<'_>, dir: &Path, name: &str) ->
             "hubport,id=n0,hubid=0".into(),
             "-device".into(),
             format!("virtio-net-pci,netdev=n0,mac={SAVED_MAC}"),
+            "-netdev".into(),
+            "hubport,id=n1,hubid=1".into(),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=n1,mac={SAVED_MAC2}"),
             // A new generation ID at every restore makes the restored kernels reseed their RNGs:
             // copies of one saved guest must not share random numbers.
             "-device".into(),
             "vmgenid,guid=auto".into(),
         ]),
-        Role::Restore { state, tap } => a.extend([
+        Role::Restore { state, tap, tap2 } => a.extend([
             "-serial".into(),
             format!("pipe:{}", dir.join(format!("{name}.ctl")).display()),
             "-netdev".into(),
             format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
             "-device".into(),
             format!("virtio-net-pci,netdev=n0,mac={SAVED_MAC}"),
+            "-netdev".into(),
+            format!("tap,id=n1,ifname={tap2},script=no,downscript=no"),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=n1,mac={SAVED_MAC2}"),
             "-device".into(),
             "vmgenid,guid=auto".into(),
             "-incoming".into(),
@@ -121,8 +132,9 @@ fn outside_namespaces(argv: &[String]) -> std::process::Command {
     c
 }
 
-/// The saved guest's MAC; a restored guest's agent sets its own (`vt.mac`).
+/// The saved guest's MACs; a restored guest's agent sets its own (`vt.mac`, `vt.mac2`).
 const SAVED_MAC: &str = "52:54:00:00:00:01";
+const SAVED_MAC2: &str = "52:54:00:00:00:02";
 
 /// A booted guest saved to a file, blocked on its control port: what every guest of a run is
 /// restored from.
@@ -194,6 +206,12 @@ pub struct Nic<'a> {
     pub mac: &'a str,
 }
 
+/// The tap behind a guest's second NIC, whose first is on `tap`: cabled by the tier for a guest
+/// on two networks, else created by QEMU and left unconnected.
+pub fn second_tap(tap: &str) -> String {
+    format!("{tap}n")
+}
+
 /// Restores a copy of the saved guest in namespace `ns` on `nic`, and hands its agent `words`
 /// (`vt.*`, as on a kernel command line) and `files` (path inside the guest, bytes) over the
 /// control port.
@@ -239,7 +257,9 @@ pub fn restore(
     anyhow::ensure!(message.len() < 60_000, "guest {name}: {} bytes of control input is too much", message.len());
     let mut control = control_pipe(&ctl)?;
     std::io::Write::write_all(&mut control, message.as_bytes()).context("writing to the control pipe")?;
-    let argv = args(&saved.image, saved.accel, &Role::Restore { state: &saved.state, tap }, &dir, name);
+    let tap2 = second_tap(tap);
+    let role = Role::Restore { state: &saved.state, tap, tap2: &tap2 };
+    let argv = args(&saved.image, saved.accel, &role, &dir, name);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     topo.spawn(&format!("{name}.qemu"), ns, &argv)?;
     Ok(GuestRun {

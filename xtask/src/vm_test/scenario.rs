@@ -68,6 +68,13 @@ pub struct Guest {
     /// The profile network whose bridge the guest's tap joins.
     pub network: String,
     pub mac: String,
+    /// A second network, on the guest's second NIC (netns tier): DHCP there too (`lease2`,
+    /// `{guest2:NAME}`); the first NIC's lease keeps the default route.
+    #[serde(default)]
+    pub network2: Option<String>,
+    /// The second NIC's MAC (with `network2`).
+    #[serde(default)]
+    pub mac2: Option<String>,
     /// TCP ports the guest serves HTTP on (`guest <addr> port <port>`).
     #[serde(default)]
     pub serve: Vec<u16>,
@@ -122,6 +129,8 @@ pub struct Check {
 pub enum CheckKind {
     /// The guest's DHCP lease.
     Lease,
+    /// The DHCP lease of the guest's second NIC (`network2`).
+    Lease2,
     /// The guest fetches `target` over HTTP; the last line of the body must equal `expect`.
     GuestHttp,
     /// The guest resolves `name`; the first address must equal `expect`.
@@ -158,6 +167,9 @@ impl Check {
     pub fn describe(&self) -> String {
         let what = match self.kind {
             CheckKind::Lease => format!("{} leases {}", self.guest.as_deref().unwrap_or("?"), self.expect),
+            CheckKind::Lease2 => {
+                format!("{}'s second NIC leases {}", self.guest.as_deref().unwrap_or("?"), self.expect)
+            }
             CheckKind::GuestHttp => format!(
                 "{} GET {} -> {}",
                 self.guest.as_deref().unwrap_or("?"),

@@ -24,6 +24,8 @@ pub struct Segment {
     pub guests: Vec<(String, String)>,
     /// Guests' SLAAC IPv6 addresses, by guest name (`{guest6:NAME}`).
     pub guests6: Vec<(String, String)>,
+    /// The guests' second NICs' leased addresses (`{guest2:NAME}`).
+    pub guests2: Vec<(String, String)>,
     /// The router's IPv6 address, when the segment has IPv6 (`{upstream6}`).
     pub router6: Option<std::net::Ipv6Addr>,
 }
@@ -46,12 +48,22 @@ impl Segment {
                     lan,
                     guests: Vec::new(),
                     guests6: Vec::new(),
+                    guests2: Vec::new(),
                     router6: None,
                 }
             }
             _ => {
                 let [uplink, router, lan] = DEFAULT_V4[nth].map(Ipv4Addr::from);
-                Segment { uplink, prefix: 24, router, lan, guests: Vec::new(), guests6: Vec::new(), router6: None }
+                Segment {
+                    uplink,
+                    prefix: 24,
+                    router,
+                    lan,
+                    guests: Vec::new(),
+                    guests6: Vec::new(),
+                    guests2: Vec::new(),
+                    router6: None,
+                }
             }
         }
     }
@@ -59,7 +71,7 @@ impl Segment {
     /// Notes the addresses guest `run` reported (`{guest:NAME}`, `{guest6:NAME}`), once. Without a
     /// lease `{guest:NAME}` stays unexpanded, so no check can match it by accident.
     pub fn learn(&mut self, run: &qemu::GuestRun) {
-        if self.guests.iter().chain(&self.guests6).any(|(n, _)| *n == run.name) {
+        if self.guests.iter().chain(&self.guests6).chain(&self.guests2).any(|(n, _)| *n == run.name) {
             return;
         }
         let address = |a: &Option<String>| a.clone().filter(|a| a.parse::<std::net::IpAddr>().is_ok());
@@ -69,6 +81,9 @@ impl Segment {
         }
         if let Some(a) = reports.iter().find_map(|r| if let Guest::V6(a) = r { address(a) } else { None }) {
             self.guests6.push((run.name.clone(), a));
+        }
+        if let Some(a) = reports.iter().find_map(|r| if let Guest::Lease2(a) = r { address(a) } else { None }) {
+            self.guests2.push((run.name.clone(), a));
         }
     }
 
@@ -140,6 +155,9 @@ impl Segment {
         }
         for (name, addr) in &self.guests6 {
             out = out.replace(&format!("{{guest6:{name}}}"), addr);
+        }
+        for (name, addr) in &self.guests2 {
+            out = out.replace(&format!("{{guest2:{name}}}"), addr);
         }
         out
     }

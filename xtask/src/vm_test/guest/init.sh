@@ -9,6 +9,9 @@
 # agent reports `VT wants checks` (its lease is in and its servers are up), a line
 # `checks SPEC,...` (instead of `vt.checks`).
 #   vt.mac=MAC            the NIC's MAC address (a restored guest still has the saved one)
+#   vt.net2=1 vt.mac2=MAC the guest is on a second network through its second NIC (MAC): DHCP
+#                         there too (`VT lease2`); the first NIC's lease keeps the default route
+#   vt.setup2=NETWORK     with vt.setup: the second NIC is on NETWORK (setup.sh --nic)
 #   vt.serve=80,443       serve HTTP on these TCP ports (index.html: "guest <ADDR> port <PORT>",
 #                         /cgi-bin/whoami: the client's source address)
 #   vt.serve-udp=51820    echo UDP datagrams on these ports, prefixed: "guest <ADDR> udp <PORT> <DATA>"
@@ -25,6 +28,7 @@
 #   VT waiting, VT config <uptime>      (only with vt.ctl: before the save, after the restore)
 #   VT setup <exit code>                 (only with vt.setup)
 #   VT lease <ipv4>/<prefix> router <ip|none> dns <ip|none>  |  VT lease none
+#   VT lease2 …  |  VT lease2 none       (only with vt.net2: the second NIC's lease, same words)
 #   VT v6 <addr|none>                    (only with vt.v6)
 #   VT serve <port> [failed]             (per port)
 #   VT serve udp/<port> [failed]         (per UDP port)
@@ -85,6 +89,7 @@ read -r up _ </proc/uptime
 report "boot $up"
 
 serve='' serve_udp='' checks='' v6='' duid='' setup='' outside='' outside_name='' mac='' ctl=''
+net2='' mac2='' setup2=''
 words() {
     for w in "$@"; do
         case $w in
@@ -97,6 +102,9 @@ words() {
             vt.outside=*) outside=${w#vt.outside=} ;;
             vt.outside-name=*) outside_name=${w#vt.outside-name=} ;;
             vt.mac=*) mac=${w#vt.mac=} ;;
+            vt.net2=*) net2=${w#vt.net2=} ;;
+            vt.mac2=*) mac2=${w#vt.mac2=} ;;
+            vt.setup2=*) setup2=${w#vt.setup2=} ;;
             vt.ctl) ctl=1 ;;
         esac
     done
@@ -132,7 +140,8 @@ if [ -n "$ctl" ]; then
     report "config $up"
 fi
 
-# The DHCP client's event script: address, default route, resolv.conf, and a summary in /run/lease.
+# The DHCP client's event script: address, default route and resolv.conf (the first NIC's only,
+# named in /run/primary), and a summary in /run/lease.IFACE.
 cat >/udhcpc.script <<'EOF'
 #!/bin/sh
 case $1 in
@@ -143,16 +152,18 @@ deconfig)
 bound | renew)
     ip -4 addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
+    primary=0
+    [ "$interface" = "$(cat /run/primary 2>/dev/null)" ] && primary=1
     r=none
     for x in $router; do r=$x; break; done
-    [ "$r" = none ] || ip route replace default via "$r" dev "$interface"
+    [ "$r" = none ] || [ "$primary" = 0 ] || ip route replace default via "$r" dev "$interface"
     d=none
-    : >/etc/resolv.conf
+    [ "$primary" = 0 ] || : >/etc/resolv.conf
     for x in $dns; do
         [ "$d" = none ] && d=$x
-        echo "nameserver $x" >>/etc/resolv.conf
+        [ "$primary" = 0 ] || echo "nameserver $x" >>/etc/resolv.conf
     done
-    echo "$ip/${mask:-24} router $r dns $d" >/run/lease
+    echo "$ip/${mask:-24} router $r dns $d" >"/run/lease.$interface"
     ;;
 esac
 exit 0
@@ -160,22 +171,30 @@ EOF
 chmod 0755 /udhcpc.script
 
 # The first interface backed by a device (never lo, sit0 and the like); wait for the driver's probe.
-ifc=''
+# The two NICs (the machine has two; eth0 is the first PCI device), once both drivers probed.
+ifc='' ifc2=''
 i=0
 while [ $i -lt 50 ]; do
+    ifc='' ifc2=''
     set +f
     for d in /sys/class/net/*; do
-        if [ "${d##*/}" != lo ] && [ -e "$d/device" ]; then ifc=${d##*/}; break; fi
+        if [ "${d##*/}" = lo ] || [ ! -e "$d/device" ]; then continue; fi
+        if [ -z "$ifc" ]; then ifc=${d##*/}; elif [ -z "$ifc2" ]; then ifc2=${d##*/}; fi
     done
     set -f
-    [ -n "$ifc" ] && break
+    [ -n "$ifc2" ] && break
     sleep 0.1
     i=$((i + 1))
 done
+echo "$ifc" >/run/primary
 
 ip link set lo up
 if [ -n "$mac" ] && [ -n "$ifc" ]; then
     ip link set "$ifc" address "$mac" || fatal "ip link set $ifc address $mac"
+fi
+if [ -n "$net2" ]; then
+    [ -n "$ifc2" ] || fatal "vt.net2 without a second NIC"
+    [ -z "$mac2" ] || ip link set "$ifc2" address "$mac2" || fatal "ip link set $ifc2 address $mac2"
 fi
 
 # Whole seconds of uptime.
@@ -210,8 +229,10 @@ if [ -n "$setup" ]; then
     cp /udhcpc.script /etc/udhcpc/default.script
     mkdir -p /run/network
     [ -n "$ifc" ] && sysctl -q -w "net.ipv6.conf.$ifc.accept_dad=0" 2>/dev/null
+    [ -z "$setup2" ] || sysctl -q -w "net.ipv6.conf.$ifc2.accept_dad=0" 2>/dev/null
     log "running the bundle's guest/setup.sh"
-    timeout 60 bash /bundle/guest/setup.sh ${ifc:+--nic "$setup=$ifc"} >/dev/console 2>&1
+    # shellcheck disable=SC2086 # the second --nic, split on purpose (globbing is off)
+    timeout 60 bash /bundle/guest/setup.sh ${ifc:+--nic "$setup=$ifc"} ${setup2:+--nic $setup2=$ifc2} >/dev/console 2>&1
     report "setup $?"
     start_dhcpv6
 elif [ -n "$ifc" ]; then
@@ -226,20 +247,37 @@ elif [ -n "$ifc" ]; then
     # DISCOVER every second (a bridge with STP holds a new port for 4 s); a REQUEST that goes
     # unanswered three times starts over, for up to 30 s: dnsmasq answers no one while it pings
     # an address it is about to offer another guest that started at the same moment (up to 3 s).
-    t_dhcp=$(now)
-    while ! udhcpc -i "$ifc" -n -q -t 14 -T 1 -s /udhcpc.script >/dev/console 2>&1 &&
-        [ $(($(now) - t_dhcp)) -lt 30 ]; do
-        log "no lease yet: DHCP again"
-    done
+    dhcp() {
+        t_dhcp=$(now)
+        while ! udhcpc -i "$1" -n -q -t 14 -T 1 -s /udhcpc.script >/dev/console 2>&1 &&
+            [ $(($(now) - t_dhcp)) -lt 30 ]; do
+            log "no lease yet on $1: DHCP again"
+        done
+    }
+    if [ -n "$net2" ]; then
+        ip link set "$ifc2" up || fatal "ip link set $ifc2 up"
+        dhcp "$ifc2" &
+        dhcp2_pid=$!
+    fi
+    dhcp "$ifc"
+    [ -z "$net2" ] || wait "$dhcp2_pid"
 else
     log "no network interface"
 fi
-if [ -s /run/lease ]; then
-    read -r lease </run/lease
+if [ -s "/run/lease.$ifc" ]; then
+    read -r lease <"/run/lease.$ifc"
     report "lease $lease"
     addr=${lease%%/*}
 else
     report "lease none"
+fi
+if [ -n "$net2" ]; then
+    if [ -s "/run/lease.$ifc2" ]; then
+        read -r lease2 <"/run/lease.$ifc2"
+        report "lease2 $lease2"
+    else
+        report "lease2 none"
+    fi
 fi
 
 if [ -n "$v6" ]; then

@@ -313,6 +313,7 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
     let start_guests = Instant::now();
     let mut guests = Vec::new();
     for (gi, g) in s.guests.iter().enumerate() {
+        anyhow::ensure!(g.network2.is_none(), "guest {}: network2 (a second NIC) is for the netns tier only", g.name);
         let net = model.networks.iter().find(|n| n.name.as_str() == g.network).context("guest's network")?;
         let (words, files) =
             checks::guest_instructions(g, net, segs.uplink(model.uplink(net).name.as_str())?, &bundle_dir)?;

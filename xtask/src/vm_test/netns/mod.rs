@@ -216,6 +216,21 @@ fn execute(run: &Run, outcome: &mut suite::Outcome) -> Result<()> {
             &host,
             &format!("ip tuntap add dev {tap} mode tap\nip link set {tap} master {}\nip link set {tap} up", net.bridge),
         )?;
+        if let Some(net2) = &g.network2 {
+            let net2 = model
+                .networks
+                .iter()
+                .find(|n| n.name.as_str() == net2)
+                .with_context(|| format!("guest {}: no network {net2}", g.name))?;
+            let tap2 = qemu::second_tap(&tap);
+            topo.run(
+                &host,
+                &format!(
+                    "ip tuntap add dev {tap2} mode tap\nip link set {tap2} master {}\nip link set {tap2} up",
+                    net2.bridge
+                ),
+            )?;
+        }
         let (words, files) = checks::guest_instructions(g, net, &seg, &bundle_dir)?;
         let nic = qemu::Nic { tap: &tap, mac: &g.mac };
         guests.push(qemu::restore(&mut topo, &host, saved, &g.name, nic, &words, &files)?);
