@@ -269,6 +269,13 @@ impl Cx {
                         format!("invalid firewalld zone name {v:?}"),
                         "firewalld zone names are 1 to 17 letters, digits, '-' or '_', e.g. public or FedoraWorkstation",
                     );
+                } else if [FIREWALLD_NAT_ZONE, FIREWALLD_ROUTED_ZONE].contains(&v.as_str()) {
+                    self.err_help(
+                        z.loc,
+                        format!("firewalld zone {v} is vnetgen's own"),
+                        "vnetgen puts its custom bridges in the zones vnetgen-nat and vnetgen-routed; \
+                         name the uplink's own zone, e.g. public",
+                    );
                 }
                 Some(v.clone())
             }

@@ -332,6 +332,11 @@ impl Network {
     }
 }
 
+/// The firewalld zones vnetgen creates for its custom NAT and routed bridges; `lower` refuses
+/// them as the uplink's `firewalld-zone`.
+pub const FIREWALLD_NAT_ZONE: &str = "vnetgen-nat";
+pub const FIREWALLD_ROUTED_ZONE: &str = "vnetgen-routed";
+
 /// The longest Linux interface name, in bytes (`IFNAMSIZ` − 1).
 pub const IFNAME_MAX: usize = 15;
 

@@ -58,9 +58,9 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         files.push(path);
     };
     for (zone, nets, description) in [
-        ("vnetgen-nat", &nat, "vnetgen's custom NAT networks: guests reach the host's DHCP, DNS and ICMP only."),
+        (FIREWALLD_NAT_ZONE, &nat, "vnetgen's custom NAT networks: guests reach the host's DHCP, DNS and ICMP only."),
         (
-            "vnetgen-routed",
+            FIREWALLD_ROUTED_ZONE,
             &routed,
             "vnetgen's custom routed networks: guests reach the host's DHCP, DNS and ICMP only.",
         ),

@@ -139,8 +139,8 @@ fn mac(m: Mac) -> String {
 pub fn zone(p: &Profile, n: &Network) -> Option<String> {
     p.host.firewalld_zone.as_ref()?;
     match n.mode {
-        Mode::CustomNat => Some("vnetgen-nat".into()),
-        Mode::CustomRouted => Some("vnetgen-routed".into()),
+        Mode::CustomNat => Some(FIREWALLD_NAT_ZONE.into()),
+        Mode::CustomRouted => Some(FIREWALLD_ROUTED_ZONE.into()),
         Mode::Bridged => p.host.firewalld_zone.clone(),
         Mode::Nat | Mode::Routed | Mode::Isolated => None,
     }
