@@ -1055,6 +1055,15 @@ impl Cx {
             );
             return None;
         }
+        if ["lo", "all", "default"].contains(&v.as_str()) {
+            self.err_help(
+                s.loc,
+                format!("interface name {v:?} is reserved"),
+                "lo is the loopback interface; all and default name the kernel's settings for every \
+                 interface (net.ipv4.conf.all): pick another name",
+            );
+            return None;
+        }
         Some(IfName(v.clone()))
     }
 
