@@ -5,7 +5,7 @@
 pub const PROFILES: &[(&str, &str, &str)] = &[
     (
         "debian-iptables-custom-nat-forwards",
-        "Debian server: custom NAT with iptables-persistent rules and port forwards 80/443/7722 (seed 004)",
+        "Debian server: custom NAT with iptables rules in vnetgen's own chains and port forwards 80/443/7722 (seed 004)",
         include_str!("../profiles/debian-iptables-custom-nat-forwards.yaml"),
     ),
     (

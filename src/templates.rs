@@ -26,6 +26,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("install/preflight.sh.tera", include_str!("../templates/install/preflight.sh.tera")),
     ("install/uninstall.sh.tera", include_str!("../templates/install/uninstall.sh.tera")),
     ("iptables/rules.tera", include_str!("../templates/iptables/rules.tera")),
+    ("iptables/vnetgen-iptables.service.tera", include_str!("../templates/iptables/vnetgen-iptables.service.tera")),
+    ("iptables/vnetgen-iptables.sh.tera", include_str!("../templates/iptables/vnetgen-iptables.sh.tera")),
     ("libvirt/hook-network.sh.tera", include_str!("../templates/libvirt/hook-network.sh.tera")),
     ("libvirt/interface.xml.tera", include_str!("../templates/libvirt/interface.xml.tera")),
     ("libvirt/network.xml.tera", include_str!("../templates/libvirt/network.xml.tera")),

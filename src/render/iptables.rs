@@ -2,9 +2,17 @@
 //! examples (mangle CHECKSUM fill for DHCP, nat POSTROUTING masquerade with port ranges, filter
 //! INPUT/FORWARD), with the same policy as the nftables backend: guests reach the outside and each
 //! other, replies come back, declared forwards pass, everything else to or from the guests is
-//! refused, and guests may use only DHCP, DNS and ICMP on the host. Installed where the distro's
-//! loader reads them at boot: `/etc/iptables/rules.v4|v6` (Debian, iptables-persistent) or
-//! `/etc/sysconfig/iptables|ip6tables` (RHEL/Fedora, iptables-services).
+//! refused, and guests may use only DHCP, DNS and ICMP on the host.
+//!
+//! Beside the host's own rules, never over them (as libvirt and Docker do): every rule lives in
+//! vnetgen's own chains (`VNETGEN-INPUT`, `VNETGEN-FORWARD`, `VNETGEN-PREROUTING`, …), loaded
+//! with `iptables-restore --noflush` (which flushes only the chains its file declares) from
+//! `/etc/vnetgen/iptables.rules` and `ip6tables.rules`, and jumped to first from the built-in
+//! chains. `vnetgen-iptables.service` does that at boot, after the distribution's own loader
+//! (netfilter-persistent, iptables.service), and again whenever that loader restarts (it replaces
+//! whole tables); stopping it removes exactly vnetgen's jumps and chains. The host's rules file
+//! (`/etc/iptables/rules.v4`, `/etc/sysconfig/iptables`) and every other tool's chains are never
+//! touched.
 
 use super::{dhcp_server, header, rule, DhcpServer, Plan, Rule};
 use crate::model::*;
@@ -12,10 +20,19 @@ use crate::templates::{sh_quote, Templates};
 use anyhow::Result;
 use serde::Serialize;
 
+pub const RULES4: &str = "etc/vnetgen/iptables.rules";
+pub const RULES6: &str = "etc/vnetgen/ip6tables.rules";
+pub const LOADER: &str = "etc/vnetgen/iptables.sh";
+pub const UNIT: &str = "etc/systemd/system/vnetgen-iptables.service";
+
+/// The prefix of vnetgen's chains: `VNETGEN-` + the built-in chain that jumps to it.
+const CHAIN_PREFIX: &str = "VNETGEN-";
+
 #[derive(Serialize)]
 struct Table {
     name: &'static str,
-    chains: Vec<&'static str>,
+    /// vnetgen's chains in this table (`VNETGEN-INPUT`, …).
+    chains: Vec<String>,
     rules: Vec<Rule>,
 }
 
@@ -25,33 +42,19 @@ struct Ctx {
     tables: Vec<Table>,
 }
 
-/// Where the distro's boot-time loader reads the rules, and the service that loads them.
-struct Layout {
-    v4: &'static str,
-    v6: &'static str,
-    service: &'static str,
-    package: &'static str,
-    /// The loader's command, checked before anything changes (iptables-services has none).
-    command: Option<&'static str>,
+#[derive(Serialize)]
+struct LoaderCtx {
+    header: String,
+    rules4: String,
+    rules6: String,
+    /// `table:BUILTIN:VNETGEN-BUILTIN` for IPv4 and IPv6.
+    jumps4: String,
+    jumps6: String,
 }
 
-fn layout(distro: Distro) -> Layout {
-    match distro {
-        Distro::Debian | Distro::Ubuntu | Distro::Arch => Layout {
-            v4: "etc/iptables/rules.v4",
-            v6: "etc/iptables/rules.v6",
-            service: "netfilter-persistent.service",
-            package: "iptables-persistent",
-            command: Some("netfilter-persistent"),
-        },
-        Distro::Fedora | Distro::Rhel => Layout {
-            v4: "etc/sysconfig/iptables",
-            v6: "etc/sysconfig/ip6tables",
-            service: "iptables.service ip6tables.service",
-            package: "iptables-services",
-            command: None,
-        },
-    }
+#[derive(Serialize)]
+struct UnitCtx {
+    header: String,
 }
 
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
@@ -59,54 +62,93 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     if custom.is_empty() {
         return Ok(());
     }
-    let l = layout(p.host.distro);
+    let (tables4, tables6) = (own_chains(tables(p, &custom, false)), own_chains(tables(p, &custom, true)));
+    let jumps = |tables: &[Table]| -> String {
+        let mut out = Vec::new();
+        for t in tables {
+            for c in &t.chains {
+                out.push(format!("{}:{}:{c}", t.name, &c[CHAIN_PREFIX.len()..]));
+            }
+        }
+        out.join(" ")
+    };
+    let loader = t.render(
+        "iptables/vnetgen-iptables.sh.tera",
+        &LoaderCtx {
+            header: header(p, "loads vnetgen's iptables chains beside the host's rules, and removes them"),
+            rules4: sh_quote(&format!("/{RULES4}")),
+            rules6: sh_quote(&format!("/{RULES6}")),
+            jumps4: jumps(&tables4),
+            jumps6: jumps(&tables6),
+        },
+    )?;
     let v4 = t.render(
         "iptables/rules.tera",
         &Ctx {
-            header: header(p, "IPv4 firewall and NAT for the custom networks (iptables-restore format)"),
-            tables: tables(p, &custom, false),
+            header: header(p, "IPv4 firewall and NAT for the custom networks (iptables-restore --noflush format)"),
+            tables: tables4,
         },
     )?;
     let v6 = t.render(
         "iptables/rules.tera",
         &Ctx {
-            header: header(p, "IPv6 firewall for the custom networks (ip6tables-restore format)"),
-            tables: tables(p, &custom, true),
+            header: header(p, "IPv6 firewall for the custom networks (ip6tables-restore --noflush format)"),
+            tables: tables6,
         },
     )?;
-    plan.host_file(l.v4, 0o640, v4);
-    plan.host_file(l.v6, 0o640, v6);
+    let unit = t.render(
+        "iptables/vnetgen-iptables.service.tera",
+        &UnitCtx { header: header(p, "load vnetgen's iptables chains at boot") },
+    )?;
+    plan.host_file(RULES4, 0o640, v4);
+    plan.host_file(RULES6, 0o640, v6);
+    plan.host_file(LOADER, 0o755, loader);
+    plan.host_file(UNIT, 0o644, unit);
+    plan.require("iptables", "iptables");
     plan.require("iptables-restore", "iptables");
     plan.require("ip6tables-restore", "iptables");
-    if let Some(command) = l.command {
-        plan.require(command, l.package);
-    }
-    let (f4, f6) = (sh_quote(&format!("/{}", l.v4)), sh_quote(&format!("/{}", l.v6)));
-    let mut lines = vec![
-        format!("run iptables-restore --test {f4}"),
-        format!("run ip6tables-restore --test {f6}"),
-        format!("run iptables-restore {f4}"),
-        format!("run ip6tables-restore {f6}"),
-    ];
-    if p.networks.iter().any(|n| matches!(n.mode, Mode::Nat | Mode::Routed | Mode::Isolated)) {
-        // iptables-restore replaces whole tables, libvirt's chains included: have libvirt put
-        // its rules back.
-        lines.push("run systemctl try-reload-or-restart virtnetworkd.service libvirtd.service".into());
-    }
-    plan.step("Check the rules, then load them (each table is replaced as a whole).", &[l.v4, l.v6], lines);
+    let (f4, f6) = (sh_quote(&format!("/{RULES4}")), sh_quote(&format!("/{RULES6}")));
+    plan.step("Let systemd see the new and changed unit.", &[UNIT], vec!["run systemctl daemon-reload".into()]);
     plan.step(
-        &format!("Load the rules at every boot ({}, package {}).", l.service, l.package),
-        &[],
-        vec![format!("run systemctl enable {}", l.service)],
-    );
-    plan.undo_after(
-        "Load the restored rules again (without earlier rules, vnetgen's stay loaded until reboot).",
+        "Check the rules, then load vnetgen's chains and their jumps (the host's own rules and other tools' \
+         chains stay as they are).",
+        &[RULES4, RULES6, LOADER, UNIT],
         vec![
-            format!("if [ -f {f4} ]; then run iptables-restore {f4}; else say 'vnetgen IPv4 rules stay loaded until the next boot'; fi"),
-            format!("if [ -f {f6} ]; then run ip6tables-restore {f6}; else say 'vnetgen IPv6 rules stay loaded until the next boot'; fi"),
+            format!("run iptables-restore --test --noflush {f4}"),
+            format!("run ip6tables-restore --test --noflush {f6}"),
+            "run systemctl enable vnetgen-iptables.service".into(),
+            "run systemctl restart vnetgen-iptables.service".into(),
         ],
     );
+    plan.undo(
+        "Remove vnetgen's chains and the jumps to them (nothing else).",
+        vec!["run systemctl disable --now vnetgen-iptables.service || true".into()],
+    );
+    plan.undo_after("Forget the removed unit.", vec!["run systemctl daemon-reload".into()]);
     Ok(())
+}
+
+/// Moves every rule of `tables` from the built-in chains into vnetgen's own (`-A INPUT …` →
+/// `-A VNETGEN-INPUT …`), naming the chains each table needs.
+fn own_chains(tables: Vec<Table>) -> Vec<Table> {
+    tables
+        .into_iter()
+        .map(|mut t| {
+            let mut chains: Vec<String> = Vec::new();
+            for r in &mut t.rules {
+                let rest = r.rule.strip_prefix("-A ").expect("rules append to a chain");
+                let (builtin, tail) = rest.split_once(' ').expect("a rule after the chain");
+                let own = format!("{CHAIN_PREFIX}{builtin}");
+                r.rule = format!("-A {own} {tail}");
+                if !chains.contains(&own) {
+                    chains.push(own);
+                }
+            }
+            t.chains = chains;
+            t
+        })
+        .filter(|t| !t.chains.is_empty())
+        .collect()
 }
 
 /// The IPv4 `nat` table's rules for `nets` (DNAT of the forwards, masquerade, hairpin), in
@@ -242,19 +284,15 @@ fn tables(p: &Profile, nets: &[&Network], v6: bool) -> Vec<Table> {
     }
     let mut tables = Vec::new();
     if !mangle.is_empty() {
-        tables.push(Table {
-            name: "mangle",
-            chains: vec!["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
-            rules: mangle,
-        });
+        tables.push(Table { name: "mangle", chains: Vec::new(), rules: mangle });
     }
     if !v6 {
         let mut nat = prerouting;
         nat.extend(output);
         nat.extend(postrouting);
-        tables.push(Table { name: "nat", chains: vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"], rules: nat });
+        tables.push(Table { name: "nat", chains: Vec::new(), rules: nat });
     }
     input.extend(forward);
-    tables.push(Table { name: "filter", chains: vec!["INPUT", "FORWARD", "OUTPUT"], rules: input });
+    tables.push(Table { name: "filter", chains: Vec::new(), rules: input });
     tables
 }

@@ -246,14 +246,106 @@ fn nftables_rules_pass_packets_as_promised() {
     });
 }
 
+/// The bundle's iptables loader (`/etc/vnetgen/iptables.sh`, run as its unit runs it) in `ns`.
+fn iptables_loader(bundle: &Path, ns: &str, action: &str) {
+    let host = bundle.join("host");
+    let loader = host.join("etc/vnetgen/iptables.sh");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "env",
+        &format!("VNETGEN_ROOT={}", host.display()),
+        "sh",
+        loader.to_str().unwrap(),
+        action,
+    ]);
+}
+
 #[test]
 fn iptables_rules_pass_packets_as_promised() {
-    let Some(restore) = tool("iptables-restore", "iptables") else { return };
+    let Some(_) = tool("iptables-restore", "iptables") else { return };
     prove("i", "debian-iptables-custom-nat-forwards", |bundle, h, _, _| {
         sysctl(bundle, h);
-        let f = bundle.join("host/etc/iptables/rules.v4");
-        sh(&["ip", "netns", "exec", h, restore.to_str().unwrap(), f.to_str().unwrap()]);
+        iptables_loader(bundle, h, "start");
     });
+}
+
+/// A lived-in host's firewall (policy DROP on INPUT and FORWARD with an SSH allow rule, fail2ban's
+/// and Docker's chains and jumps, for IPv4 and IPv6): vnetgen's loader adds its chains and jumps
+/// and keeps every rule of the host's; a second start changes nothing; stop leaves the host's
+/// rules exactly as they were (iptables-save, counters aside).
+#[test]
+fn iptables_chains_coexist_with_the_hosts_rules_and_leave_exactly() {
+    if !rooted() {
+        return;
+    }
+    let (Some(_), Some(_)) = (tool("iptables-save", "iptables"), tool("ip", "iproute2")) else { return };
+    let tmp = TempDir::new("iptables-coexist");
+    let bundle = tmp.path().join("bundle");
+    render("debian-iptables-custom-nat-forwards", &bundle);
+    let mut t = Netns::new("vfc");
+    let h = t.ns("h");
+    let host_rules = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n\
+        :DOCKER - [0:0]\n:DOCKER-USER - [0:0]\n-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n\
+        -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\n\
+        -A f2b-sshd -s 192.0.2.66/32 -j REJECT --reject-with icmp-port-unreachable\n-A f2b-sshd -j RETURN\n\
+        -A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n-A DOCKER-USER -j RETURN\nCOMMIT\n\
+        *nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+        :DOCKER - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n\
+        -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\nCOMMIT\n";
+    let host_rules6 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+        -A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    for (cmd, rules) in [("iptables-restore", host_rules), ("ip6tables-restore", host_rules6)] {
+        let f = tmp.path().join(cmd);
+        std::fs::write(&f, rules).unwrap();
+        sh(&["ip", "netns", "exec", &h, cmd, f.to_str().unwrap()]);
+    }
+    // iptables-save without counters and comments: the rules themselves. A table with no rule
+    // and only ACCEPT policies is left out: loading vnetgen's mangle chain creates the table
+    // (iptables-nft keeps it, empty, after the chain is gone), which changes nothing.
+    let save = |cmd: &str| -> String {
+        let out = Command::new("ip").args(["netns", "exec", &h, cmd]).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut tables = Vec::new();
+        for block in text.split("COMMIT\n") {
+            let lines: Vec<String> = block
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .map(|l| if l.starts_with(':') { l.split(' ').take(2).collect::<Vec<_>>().join(" ") } else { l.to_string() })
+                .collect();
+            let inert = lines.iter().all(|l| l.starts_with('*') || (l.starts_with(':') && l.ends_with(" ACCEPT")));
+            if !inert {
+                tables.push(lines.join("\n"));
+            }
+        }
+        tables.join("\nCOMMIT\n")
+    };
+    let before = (save("iptables-save"), save("ip6tables-save"));
+    iptables_loader(&bundle, &h, "start");
+    let loaded = (save("iptables-save"), save("ip6tables-save"));
+    for line in before.0.lines().chain(before.1.lines()).filter(|l| l.starts_with("-A ") || l.starts_with(':')) {
+        assert!(
+            loaded.0.lines().chain(loaded.1.lines()).any(|l| l == line),
+            "the host's {line:?} is gone after the loader ran:\n{}",
+            loaded.0
+        );
+    }
+    for jump in ["-A INPUT -j VNETGEN-INPUT", "-A FORWARD -j VNETGEN-FORWARD", "-A POSTROUTING -j VNETGEN-POSTROUTING"] {
+        // POSTROUTING: one jump in mangle (checksum fill), one in nat.
+        let want = if jump.contains("POSTROUTING") { 2 } else { 1 };
+        assert_eq!(loaded.0.lines().filter(|l| *l == jump).count(), want, "{jump}:\n{}", loaded.0);
+    }
+    // vnetgen's jumps come first in the built-in chains: the host's DROP policy and rules see
+    // only what vnetgen's chains leave to them.
+    let first_forward = loaded.0.lines().find(|l| l.starts_with("-A FORWARD ")).unwrap();
+    assert_eq!(first_forward, "-A FORWARD -j VNETGEN-FORWARD");
+    iptables_loader(&bundle, &h, "start");
+    assert_eq!((save("iptables-save"), save("ip6tables-save")), loaded, "a second start changed the rules");
+    iptables_loader(&bundle, &h, "stop");
+    assert_eq!((save("iptables-save"), save("ip6tables-save")), before, "stop did not leave the host's rules as they were");
 }
 
 /// Stubs for what install.sh drives besides UFW (the stack and libvirt are not under test);

@@ -61,14 +61,15 @@ fn iptables_rules_pass_iptables_restore_test() {
     let Some(v4) = tool("iptables-restore", "iptables") else { return };
     let Some(v6) = tool("ip6tables-restore", "iptables") else { return };
     let files: Vec<_> =
-        all_bundle_files("").into_iter().filter(|f| f.to_string_lossy().contains("/etc/iptables/")).collect();
+        all_bundle_files(".rules").into_iter().filter(|f| f.to_string_lossy().contains("/etc/vnetgen/ip")).collect();
     assert!(!files.is_empty(), "no golden iptables rules");
     for f in files {
-        let restore = if f.to_string_lossy().ends_with(".v6") { &v6 } else { &v4 };
+        let v6_file = f.to_string_lossy().ends_with("ip6tables.rules");
+        let restore = if v6_file { &v6 } else { &v4 };
         // In a scratch network namespace: --test parses every rule, then a real load proves the
         // kernel takes them, and the loaded ruleset has every rule of the file.
         check(Command::new("unshare").arg("--net").arg(restore).arg("--test").arg(&f), &f);
-        let save = if f.to_string_lossy().ends_with(".v6") { "ip6tables-save" } else { "iptables-save" };
+        let save = if v6_file { "ip6tables-save" } else { "iptables-save" };
         let out = Command::new("unshare")
             .args(["--net", "sh", "-c", &format!("\"$0\" \"$1\" && {save}")])
             .arg(restore)

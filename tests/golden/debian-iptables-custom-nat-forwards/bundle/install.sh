@@ -299,8 +299,8 @@ if [ "$HOST_CHECK" = 1 ]; then
 fi
 missing=0
 if ! command -v ip6tables-restore >/dev/null 2>&1; then say "missing command ip6tables-restore (install iptables)"; missing=1; fi
+if ! command -v iptables >/dev/null 2>&1; then say "missing command iptables (install iptables)"; missing=1; fi
 if ! command -v iptables-restore >/dev/null 2>&1; then say "missing command iptables-restore (install iptables)"; missing=1; fi
-if ! command -v netfilter-persistent >/dev/null 2>&1; then say "missing command netfilter-persistent (install iptables-persistent)"; missing=1; fi
 if ! command -v networkctl >/dev/null 2>&1; then say "missing command networkctl (install 'systemd (systemd-networkd)')"; missing=1; fi
 if ! command -v sha256sum >/dev/null 2>&1; then say "missing command sha256sum (install coreutils)"; missing=1; fi
 if ! command -v sysctl >/dev/null 2>&1; then say "missing command sysctl (install procps)"; missing=1; fi
@@ -360,8 +360,10 @@ if [ "$DRY_RUN" = 0 ]; then mkdir -p "$STATE_DIR"; fi
 install_file etc/sysctl.d/60-vnetgen.conf 0644
 install_file etc/systemd/network/10-vnetgen-virbr10.netdev 0644
 install_file etc/systemd/network/10-vnetgen-virbr10.network 0644
-install_file etc/iptables/rules.v4 0640
-install_file etc/iptables/rules.v6 0640
+install_file etc/vnetgen/iptables.rules 0640
+install_file etc/vnetgen/ip6tables.rules 0640
+install_file etc/vnetgen/iptables.sh 0755
+install_file etc/systemd/system/vnetgen-iptables.service 0644
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
 
@@ -381,16 +383,18 @@ if changed etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-
 	wait_link virbr10
 fi
 
-# Check the rules, then load them (each table is replaced as a whole).
-if changed etc/iptables/rules.v4 etc/iptables/rules.v6; then
-	run iptables-restore --test /etc/iptables/rules.v4
-	run ip6tables-restore --test /etc/iptables/rules.v6
-	run iptables-restore /etc/iptables/rules.v4
-	run ip6tables-restore /etc/iptables/rules.v6
+# Let systemd see the new and changed unit.
+if changed etc/systemd/system/vnetgen-iptables.service; then
+	run systemctl daemon-reload
 fi
 
-# Load the rules at every boot (netfilter-persistent.service, package iptables-persistent).
-run systemctl enable netfilter-persistent.service
+# Check the rules, then load vnetgen's chains and their jumps (the host's own rules and other tools' chains stay as they are).
+if changed etc/vnetgen/iptables.rules etc/vnetgen/ip6tables.rules etc/vnetgen/iptables.sh etc/systemd/system/vnetgen-iptables.service; then
+	run iptables-restore --test --noflush /etc/vnetgen/iptables.rules
+	run ip6tables-restore --test --noflush /etc/vnetgen/ip6tables.rules
+	run systemctl enable vnetgen-iptables.service
+	run systemctl restart vnetgen-iptables.service
+fi
 
 # Define, autostart and start libvirt network virbr10 (custom-nat).
 define_network virbr10

@@ -91,12 +91,17 @@ if [ ! -d "$STATE_DIR" ]; then
 	exit 0
 fi
 
+# Remove vnetgen's chains and the jumps to them (nothing else).
+run systemctl disable --now vnetgen-iptables.service || true
+
 # Remove libvirt network virbr10 (or restore the definition it replaced).
 undefine_network virbr10
 
 # Put back every file.
-restore_file etc/iptables/rules.v6
-restore_file etc/iptables/rules.v4
+restore_file etc/systemd/system/vnetgen-iptables.service
+restore_file etc/vnetgen/iptables.sh
+restore_file etc/vnetgen/ip6tables.rules
+restore_file etc/vnetgen/iptables.rules
 restore_file etc/systemd/network/10-vnetgen-virbr10.network
 restore_file etc/systemd/network/10-vnetgen-virbr10.netdev
 restore_file etc/sysctl.d/60-vnetgen.conf
@@ -108,9 +113,8 @@ say 'kernel forwarding settings stay in effect until the next boot'
 run networkctl reload
 if ip link show dev virbr10 >/dev/null 2>&1; then run networkctl delete virbr10; fi
 
-# Load the restored rules again (without earlier rules, vnetgen's stay loaded until reboot).
-if [ -f /etc/iptables/rules.v4 ]; then run iptables-restore /etc/iptables/rules.v4; else say 'vnetgen IPv4 rules stay loaded until the next boot'; fi
-if [ -f /etc/iptables/rules.v6 ]; then run ip6tables-restore /etc/iptables/rules.v6; else say 'vnetgen IPv6 rules stay loaded until the next boot'; fi
+# Forget the removed unit.
+run systemctl daemon-reload
 
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"

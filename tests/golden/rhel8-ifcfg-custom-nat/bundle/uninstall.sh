@@ -98,12 +98,17 @@ if nmcli -t -f UUID connection show --active | grep -qx 731fd162-67a6-548e-98e8-
 # Stop the DHCP server of virbr10.
 run systemctl disable --now vnetgen-dnsmasq@virbr10.service || true
 
+# Remove vnetgen's chains and the jumps to them (nothing else).
+run systemctl disable --now vnetgen-iptables.service || true
+
 # Remove libvirt network vmnet (or restore the definition it replaced).
 undefine_network vmnet
 
 # Put back every file.
-restore_file etc/sysconfig/ip6tables
-restore_file etc/sysconfig/iptables
+restore_file etc/systemd/system/vnetgen-iptables.service
+restore_file etc/vnetgen/iptables.sh
+restore_file etc/vnetgen/ip6tables.rules
+restore_file etc/vnetgen/iptables.rules
 restore_file etc/vnetgen/dnsmasq/virbr10.conf
 restore_file etc/systemd/system/vnetgen-dnsmasq@.service
 restore_file etc/sysconfig/network-scripts/ifcfg-virbr10
@@ -118,10 +123,6 @@ run nmcli connection reload
 
 # Forget the removed unit.
 run systemctl daemon-reload
-
-# Load the restored rules again (without earlier rules, vnetgen's stay loaded until reboot).
-if [ -f /etc/sysconfig/iptables ]; then run iptables-restore /etc/sysconfig/iptables; else say 'vnetgen IPv4 rules stay loaded until the next boot'; fi
-if [ -f /etc/sysconfig/ip6tables ]; then run ip6tables-restore /etc/sysconfig/ip6tables; else say 'vnetgen IPv6 rules stay loaded until the next boot'; fi
 
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"

@@ -301,6 +301,7 @@ missing=0
 if ! command -v dnsmasq >/dev/null 2>&1; then say "missing command dnsmasq (install 'dnsmasq (or dnsmasq-base)')"; missing=1; fi
 if ! command -v ifup >/dev/null 2>&1; then say "missing command ifup (install network-scripts)"; missing=1; fi
 if ! command -v ip6tables-restore >/dev/null 2>&1; then say "missing command ip6tables-restore (install iptables)"; missing=1; fi
+if ! command -v iptables >/dev/null 2>&1; then say "missing command iptables (install iptables)"; missing=1; fi
 if ! command -v iptables-restore >/dev/null 2>&1; then say "missing command iptables-restore (install iptables)"; missing=1; fi
 if ! command -v sha256sum >/dev/null 2>&1; then say "missing command sha256sum (install coreutils)"; missing=1; fi
 if ! command -v sysctl >/dev/null 2>&1; then say "missing command sysctl (install procps)"; missing=1; fi
@@ -363,8 +364,10 @@ install_file etc/sysconfig/network-scripts/ifcfg-virbr10 0644
 install_file etc/systemd/system/dummy@.service 0644
 install_file etc/systemd/system/vnetgen-dnsmasq@.service 0644
 install_file etc/vnetgen/dnsmasq/virbr10.conf 0644
-install_file etc/sysconfig/iptables 0640
-install_file etc/sysconfig/ip6tables 0640
+install_file etc/vnetgen/iptables.rules 0640
+install_file etc/vnetgen/ip6tables.rules 0640
+install_file etc/vnetgen/iptables.sh 0755
+install_file etc/systemd/system/vnetgen-iptables.service 0644
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
 
@@ -392,16 +395,18 @@ if changed etc/vnetgen/dnsmasq/virbr10.conf etc/systemd/system/vnetgen-dnsmasq@.
 	run systemctl restart vnetgen-dnsmasq@virbr10.service
 fi
 
-# Check the rules, then load them (each table is replaced as a whole).
-if changed etc/sysconfig/iptables etc/sysconfig/ip6tables; then
-	run iptables-restore --test /etc/sysconfig/iptables
-	run ip6tables-restore --test /etc/sysconfig/ip6tables
-	run iptables-restore /etc/sysconfig/iptables
-	run ip6tables-restore /etc/sysconfig/ip6tables
+# Let systemd see the new and changed unit.
+if changed etc/systemd/system/vnetgen-iptables.service; then
+	run systemctl daemon-reload
 fi
 
-# Load the rules at every boot (iptables.service ip6tables.service, package iptables-services).
-run systemctl enable iptables.service ip6tables.service
+# Check the rules, then load vnetgen's chains and their jumps (the host's own rules and other tools' chains stay as they are).
+if changed etc/vnetgen/iptables.rules etc/vnetgen/ip6tables.rules etc/vnetgen/iptables.sh etc/systemd/system/vnetgen-iptables.service; then
+	run iptables-restore --test --noflush /etc/vnetgen/iptables.rules
+	run ip6tables-restore --test --noflush /etc/vnetgen/ip6tables.rules
+	run systemctl enable vnetgen-iptables.service
+	run systemctl restart vnetgen-iptables.service
+fi
 
 # Define, autostart and start libvirt network routed1 (custom-routed).
 define_network routed1

@@ -1,6 +1,6 @@
 //! Applying a bundle's host side inside the netns tier's host namespace from the bundle's own
 //! files: systemd-networkd reads its `.netdev`/`.network` (netplan's through `netplan
-//! generate`), `sysctl -p`, `nft -f`, `iptables-restore`, its dnsmasq instances, a real libvirtd
+//! generate`), `sysctl -p`, `nft -f`, the iptables loader, its dnsmasq instances, a real libvirtd
 //! with its network XML, and UFW through the bundle's own install.sh.
 
 use crate::vm_test::bundle::{copy_dir, list};
@@ -91,16 +91,11 @@ impl Host<'_> {
         if nft.exists() {
             topo.run(&host, &format!("nft -f {}", nft.display()))?;
         }
-        for (file, restore) in [
-            ("etc/iptables/rules.v4", "iptables-restore"),
-            ("etc/iptables/rules.v6", "ip6tables-restore"),
-            ("etc/sysconfig/iptables", "iptables-restore"),
-            ("etc/sysconfig/ip6tables", "ip6tables-restore"),
-        ] {
-            let f = host_root.join(file);
-            if f.exists() {
-                topo.run(&host, &format!("{restore} {}", f.display()))?;
-            }
+        // The iptables backend's loader, as vnetgen-iptables.service runs it (its files under
+        // VNETGEN_ROOT): vnetgen's chains, and the jumps to them.
+        let loader = host_root.join("etc/vnetgen/iptables.sh");
+        if loader.exists() {
+            topo.run(&host, &format!("VNETGEN_ROOT={} sh {} start", host_root.display(), loader.display()))?;
         }
         // dnsmasq instances of the bundle, as its vnetgen-dnsmasq@.service starts them; only the
         // lease file moves into the scenario directory, and upstream DNS is the harness's router.
