@@ -1,5 +1,6 @@
 //! preflight.sh: the coexistence hazards that silently break guest networking, looked for on the
-//! host before anything changes. Each check is a shell condition chosen here from the profile; a
+//! host before anything changes (Docker's FORWARD DROP in iptables and ip6tables, another
+//! nftables table whose base chain drops by policy what vnetgen accepts, …). Each check is a shell condition chosen here from the profile; a
 //! finding is one line — what it breaks, what to do — and fatal findings stop install.sh.
 
 use super::{dhcp_server, DhcpServer, Plan};
@@ -15,6 +16,9 @@ struct Check {
     /// `fatal` or `warning`.
     severity: &'static str,
     message: String,
+    /// `when` is a command that lists the offending items, one a line (none: no finding); they
+    /// replace `{}` in the message.
+    listing: bool,
 }
 
 #[derive(Serialize)]
@@ -25,7 +29,30 @@ struct Ctx {
 }
 
 fn check(when: String, fatal: bool, message: String) -> Check {
-    Check { when, severity: if fatal { "fatal" } else { "warning" }, message: sh_quote(&message) }
+    Check { when, severity: if fatal { "fatal" } else { "warning" }, message: sh_quote(&message), listing: false }
+}
+
+/// An awk program over `nft list ruleset`: every base chain of a table other than vnetgen's,
+/// firewalld's and iptables-nft's (whose policies the iptables checks report) that hooks one of
+/// `hooks` with policy drop, in a table whose rules never name one of `bridges` — there, an
+/// accept in table inet vnetgen cannot save the guests' packets.
+fn foreign_drop_chains(bridges: &[&str], hooks: &[&str]) -> String {
+    format!(
+        "nft list ruleset 2>/dev/null | awk -v brs='{}' -v hooks=' {} ' '\
+         function report(  i, b, n, miss) {{ \
+           if (t == \"\" || t ~ /^(inet vnetgen|inet firewalld|ip filter|ip6 filter)$/) return; \
+           n = split(brs, B, \" \"); miss = 0; \
+           for (b = 1; b <= n; b++) if (index(text, \"\\\"\" B[b] \"\\\"\") == 0) miss = 1; \
+           if (miss) for (i = 1; i <= k; i++) print \"table \" t \" chain \" ch[i] }} \
+         /^table / {{ report(); t = $2 \" \" $3; text = \"\"; k = 0 }} \
+         {{ text = text $0 \"\\n\" }} \
+         /^[[:space:]]*chain / {{ c = $2 }} \
+         / hook / && /policy drop/ {{ for (i = 1; i < NF; i++) if ($i == \"hook\") h = $(i + 1); \
+           if (index(hooks, \" \" h \" \")) ch[++k] = c \" (hook \" h \", policy drop)\" }} \
+         END {{ report() }}'",
+        bridges.join(" "),
+        hooks.join(" ")
+    )
 }
 
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
@@ -49,6 +76,69 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 fix.join("; ")
             ),
         ));
+    }
+    // The same policy in ip6tables (Docker ≥ 27 with IPv6) cuts the guests' IPv6 alone.
+    let forwarding6: Vec<&str> = forwarding.iter().filter(|n| n.ipv6.is_some()).map(|n| n.bridge.as_str()).collect();
+    if !forwarding6.is_empty() {
+        let fix: Vec<String> = forwarding6
+            .iter()
+            .flat_map(|b| {
+                [
+                    format!("ip6tables -I DOCKER-USER -i {b} -j ACCEPT"),
+                    format!("ip6tables -I DOCKER-USER -o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+                ]
+            })
+            .collect();
+        checks.push(check(
+            "ip6tables -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP'".into(),
+            true,
+            format!(
+                "the ip6tables FORWARD policy is DROP (Docker ≥ 27 with IPv6 sets it): the guests' IPv6 of {} is \
+                 dropped there while their IPv4 works; fix: {} (or set \"ip-forward-no-drop\": true in \
+                 /etc/docker/daemon.json and restart Docker)",
+                forwarding6.join(", "),
+                fix.join("; ")
+            ),
+        ));
+    }
+    // Another table's base chain that drops by policy: in nftables a drop anywhere is final.
+    let served: Vec<&str> = p
+        .networks
+        .iter()
+        .filter(|n| n.mode != Mode::Bridged && dhcp_server(p, n) != DhcpServer::None)
+        .map(|n| n.bridge.as_str())
+        .collect();
+    let mut hooks = Vec::new();
+    if !served.is_empty() {
+        hooks.push("input");
+    }
+    if !forwarding.is_empty() {
+        hooks.push("forward");
+    }
+    let bridges: Vec<&str> = p
+        .networks
+        .iter()
+        .filter(|n| {
+            n.mode != Mode::Bridged
+                && (forwarding.iter().any(|f| f.name == n.name) || served.contains(&n.bridge.as_str()))
+        })
+        .map(|n| n.bridge.as_str())
+        .collect();
+    if !hooks.is_empty() {
+        let list = bridges.join(", ");
+        checks.push(Check {
+            when: foreign_drop_chains(&bridges, &hooks),
+            severity: "fatal",
+            message: sh_quote(&format!(
+                "an nftables base chain of another table drops by policy what vnetgen's rules accept, and its \
+                 table never names the bridges {list} (a drop in any table is final; an accept in table inet \
+                 vnetgen cannot override it): {{}}. Guests would get no DHCP or DNS (hook input) and no \
+                 forwarding (hook forward). Add to that chain, before its drops: for input, iifname {{ {list} }} \
+                 meta l4proto {{ udp, tcp }} th dport {{ 53, 67, 547 }} accept; for forward, iifname {{ {list} }} \
+                 accept and oifname {{ {list} }} ct state established,related accept (or see nft list ruleset)"
+            )),
+            listing: true,
+        });
     }
     if p.host.firewall == Firewall::Nftables {
         checks.push(check(

@@ -79,6 +79,35 @@ fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
 
     let cases: &[(&str, &str, Option<i32>, &str)] = &[
         ("fwd", "iptables -P FORWARD DROP", Some(1), "preflight: fatal: the iptables FORWARD policy is DROP"),
+        ("fwd6", "ip6tables -P FORWARD DROP", Some(1), "preflight: fatal: the ip6tables FORWARD policy is DROP"),
+        (
+            // Arch's packaged /etc/nftables.conf (the laptop of seed 001): policy drop on input
+            // and forward in table inet filter.
+            "arch",
+            "nft -f - <<'EOF'\n\
+             table inet filter {\n\
+               chain input {\n\
+                 type filter hook input priority filter; policy drop;\n\
+                 ct state invalid drop comment \"early drop of invalid connections\"\n\
+                 ct state {established, related} accept comment \"allow tracked connections\"\n\
+                 iifname lo accept comment \"allow from loopback\"\n\
+                 ip protocol icmp accept comment \"allow icmp\"\n\
+                 meta l4proto ipv6-icmp accept comment \"allow icmp v6\"\n\
+                 tcp dport ssh accept comment \"allow sshd\"\n\
+                 pkttype host limit rate 5/second counter reject with icmpx type admin-prohibited\n\
+                 counter\n\
+               }\n\
+               chain forward {\n\
+                 type filter hook forward priority filter; policy drop;\n\
+               }\n\
+             }\n\
+             EOF",
+            Some(1),
+            "preflight: fatal: an nftables base chain of another table drops by policy what vnetgen's rules \
+             accept, and its table never names the bridges virbr10 (a drop in any table is final; an accept in \
+             table inet vnetgen cannot override it): table inet filter chain input (hook input, policy drop); \
+             table inet filter chain forward (hook forward, policy drop).",
+        ),
         (
             "route",
             "ip link add vt0 type veth peer name vt1 && ip link set vt0 up && ip link set vt1 up && \
@@ -101,6 +130,16 @@ fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
             "preflight: fatal: a DNS server already listens on port 53 of all addresses",
         ),
     ];
+    // The same table, once it accepts the bridge's traffic, is no finding.
+    let fixed = Ns::new("arch-fixed");
+    let staged = fixed.sh(
+        "nft -f - <<'EOF'\ntable inet filter {\n chain input {\n  type filter hook input priority filter; policy drop;\n  \
+         iifname \"virbr10\" meta l4proto { udp, tcp } th dport { 53, 67, 547 } accept\n }\n chain forward {\n  \
+         type filter hook forward priority filter; policy drop;\n  iifname \"virbr10\" accept\n  \
+         oifname \"virbr10\" ct state established,related accept\n }\n}\nEOF",
+    );
+    assert!(staged.status.success(), "staging arch-fixed: {}", String::from_utf8_lossy(&staged.stderr));
+    assert_eq!(run(&fixed), (Some(0), String::new()), "a drop table that accepts the bridge is reported");
     for (tag, stage, code, line) in cases {
         let ns = Ns::new(tag);
         let staged = ns.sh(stage);
