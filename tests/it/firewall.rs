@@ -314,7 +314,13 @@ fn iptables_chains_coexist_with_the_hosts_rules_and_leave_exactly() {
             let lines: Vec<String> = block
                 .lines()
                 .filter(|l| !l.starts_with('#') && !l.is_empty())
-                .map(|l| if l.starts_with(':') { l.split(' ').take(2).collect::<Vec<_>>().join(" ") } else { l.to_string() })
+                .map(|l| {
+                    if l.starts_with(':') {
+                        l.split(' ').take(2).collect::<Vec<_>>().join(" ")
+                    } else {
+                        l.to_string()
+                    }
+                })
                 .collect();
             let inert = lines.iter().all(|l| l.starts_with('*') || (l.starts_with(':') && l.ends_with(" ACCEPT")));
             if !inert {
@@ -333,7 +339,8 @@ fn iptables_chains_coexist_with_the_hosts_rules_and_leave_exactly() {
             loaded.0
         );
     }
-    for jump in ["-A INPUT -j VNETGEN-INPUT", "-A FORWARD -j VNETGEN-FORWARD", "-A POSTROUTING -j VNETGEN-POSTROUTING"] {
+    for jump in ["-A INPUT -j VNETGEN-INPUT", "-A FORWARD -j VNETGEN-FORWARD", "-A POSTROUTING -j VNETGEN-POSTROUTING"]
+    {
         // POSTROUTING: one jump in mangle (checksum fill), one in nat.
         let want = if jump.contains("POSTROUTING") { 2 } else { 1 };
         assert_eq!(loaded.0.lines().filter(|l| *l == jump).count(), want, "{jump}:\n{}", loaded.0);
@@ -345,7 +352,11 @@ fn iptables_chains_coexist_with_the_hosts_rules_and_leave_exactly() {
     iptables_loader(&bundle, &h, "start");
     assert_eq!((save("iptables-save"), save("ip6tables-save")), loaded, "a second start changed the rules");
     iptables_loader(&bundle, &h, "stop");
-    assert_eq!((save("iptables-save"), save("ip6tables-save")), before, "stop did not leave the host's rules as they were");
+    assert_eq!(
+        (save("iptables-save"), save("ip6tables-save")),
+        before,
+        "stop did not leave the host's rules as they were"
+    );
 }
 
 /// Stubs for what install.sh drives besides UFW (the stack and libvirt are not under test);

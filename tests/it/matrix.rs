@@ -7,7 +7,7 @@ use vnetgen::templates::Templates;
 /// (label, the host's `distro`/`release`/`stack` lines, the file that owns the bridge
 /// `vbr7`): every stack, and the variants that render differently (netplan's NetworkManager
 /// renderer; ifcfg with and without NetworkManager on RHEL 8, keyfiles on RHEL 9).
-const STACKS: &[(&str, &str, &str)] = &[
+pub(crate) const STACKS: &[(&str, &str, &str)] = &[
     ("networkd", "distro: debian\n  stack: networkd", "host/etc/systemd/network/10-vnetgen-vbr7.netdev"),
     ("ifupdown", "distro: debian\n  stack: ifupdown", "host/etc/network/interfaces.d/vnetgen-vbr7"),
     ("netplan", "distro: ubuntu\n  stack: netplan", "host/etc/netplan/60-vnetgen.yaml"),
@@ -33,8 +33,8 @@ const STACKS: &[(&str, &str, &str)] = &[
         "host/etc/NetworkManager/system-connections/vnetgen-vbr7.nmconnection",
     ),
 ];
-const MODES: &[&str] = &["nat", "routed", "isolated", "bridged", "custom-nat", "custom-routed"];
-const FIREWALLS: &[&str] = &["nftables", "iptables", "ufw", "firewalld"];
+pub(crate) const MODES: &[&str] = &["nat", "routed", "isolated", "bridged", "custom-nat", "custom-routed"];
+pub(crate) const FIREWALLS: &[&str] = &["nftables", "iptables", "ufw", "firewalld"];
 const UPLINKS: &[&str] = &["ethernet", "wifi"];
 
 fn profile(host: &str, mode: &str, firewall: &str, uplink: &str) -> String {

@@ -2,7 +2,8 @@
 //! tools must accept them. nftables rules load in a throwaway network namespace (`nft -c`),
 //! dnsmasq configs pass `dnsmasq --test`, libvirt XML passes `virt-xml-validate` (the interface
 //! snippet inside a minimal domain), ifupdown files pass `ifup --no-act` and `ifquery`, scripts
-//! pass `bash -n` and shellcheck.
+//! pass `bash -n` and shellcheck. The checkers shared with the profile-space test
+//! (`space/batch.rs`, which runs them on generated bundles) are `pub`.
 
 use crate::support::{can_unshare_net, files_below, golden_cases, golden_files, tool, TempDir};
 use std::path::Path;
@@ -56,20 +57,29 @@ fn nftables_rules_load_in_a_scratch_namespace() {
     }
 }
 
+/// Returns true if bundle file `path` is input of `iptables-restore`, or of `ip6tables-restore`
+/// if [`is_ip6tables_rules`].
+pub fn is_iptables_rules(path: &str) -> bool {
+    path.contains("/etc/vnetgen/ip") && path.ends_with("tables.rules")
+}
+
+/// Returns true if iptables rules file `path` holds the IPv6 rules.
+pub fn is_ip6tables_rules(path: &str) -> bool {
+    path.ends_with("ip6tables.rules")
+}
+
 #[test]
 fn iptables_rules_pass_iptables_restore_test() {
     let Some(v4) = tool("iptables-restore", "iptables") else { return };
     let Some(v6) = tool("ip6tables-restore", "iptables") else { return };
-    let files: Vec<_> =
-        all_bundle_files(".rules").into_iter().filter(|f| f.to_string_lossy().contains("/etc/vnetgen/ip")).collect();
+    let files: Vec<_> = all_bundle_files("").into_iter().filter(|f| is_iptables_rules(&f.to_string_lossy())).collect();
     assert!(!files.is_empty(), "no golden iptables rules");
     for f in files {
-        let v6_file = f.to_string_lossy().ends_with("ip6tables.rules");
-        let restore = if v6_file { &v6 } else { &v4 };
+        let restore = if is_ip6tables_rules(&f.to_string_lossy()) { &v6 } else { &v4 };
         // In a scratch network namespace: --test parses every rule, then a real load proves the
         // kernel takes them, and the loaded ruleset has every rule of the file.
         check(Command::new("unshare").arg("--net").arg(restore).arg("--test").arg(&f), &f);
-        let save = if v6_file { "ip6tables-save" } else { "iptables-save" };
+        let save = if is_ip6tables_rules(&f.to_string_lossy()) { "ip6tables-save" } else { "iptables-save" };
         let out = Command::new("unshare")
             .args(["--net", "sh", "-c", &format!("\"$0\" \"$1\" && {save}")])
             .arg(restore)
@@ -100,6 +110,14 @@ fn dnsmasq_configs_pass_dnsmasq_test() {
     }
 }
 
+/// A minimal libvirt domain around an `interface.xml` snippet, so `virt-xml-validate` can check
+/// the snippet against the domain schema.
+pub fn domain_xml(iface: &str) -> String {
+    format!(
+        "<domain type=\"qemu\">\n  <name>check</name>\n  <memory unit=\"MiB\">256</memory>\n  <os>\n    <type arch=\"x86_64\">hvm</type>\n  </os>\n  <devices>\n{iface}  </devices>\n</domain>\n"
+    )
+}
+
 #[test]
 fn libvirt_xml_passes_virt_xml_validate() {
     let Some(validate) = tool("virt-xml-validate", "libvirt-clients") else { return };
@@ -109,13 +127,19 @@ fn libvirt_xml_passes_virt_xml_validate() {
     }
     let tmp = TempDir::new("domain");
     for f in all_bundle_files("/interface.xml") {
-        let iface = std::fs::read_to_string(&f).unwrap();
-        let domain = format!(
-            "<domain type=\"qemu\">\n  <name>check</name>\n  <memory unit=\"MiB\">256</memory>\n  <os>\n    <type arch=\"x86_64\">hvm</type>\n  </os>\n  <devices>\n{iface}  </devices>\n</domain>\n"
-        );
+        let domain = domain_xml(&std::fs::read_to_string(&f).unwrap());
         let d = tmp.path().join("domain.xml");
         std::fs::write(&d, domain).unwrap();
         check(Command::new(&validate).arg(&d).arg("domain"), &f);
+    }
+}
+
+/// The shell a script's `#!` line names (`bash` or `sh`), or None for a file that is no script.
+pub fn script_shell(text: &str) -> Option<&'static str> {
+    match text.lines().next().unwrap_or("") {
+        "#!/bin/bash" => Some("bash"),
+        "#!/bin/sh" => Some("sh"),
+        _ => None,
     }
 }
 
@@ -125,12 +149,7 @@ fn scripts_pass_bash_n_and_shellcheck() {
     // dispatcher scripts, libvirt hooks), each checked as the shell its `#!` line names.
     let mut scripts = Vec::new();
     for (_, path) in golden_files(|_| true) {
-        let first = std::fs::read_to_string(&path).unwrap_or_default().lines().next().unwrap_or("").to_string();
-        let shell = match first.as_str() {
-            "#!/bin/bash" => "bash",
-            "#!/bin/sh" => "sh",
-            _ => continue,
-        };
+        let Some(shell) = script_shell(&std::fs::read_to_string(&path).unwrap_or_default()) else { continue };
         scripts.push((path, shell));
     }
     // The VM suite's own agents and the host image's generator.
@@ -183,7 +202,7 @@ const IFUPDOWN_KEYS: &[&str] = &[
 /// Checks one interfaces file with the real ifupdown: it parses and every `auto` interface
 /// comes up under `ifup --no-act`; `ifquery --list` names exactly the `auto` interfaces; every
 /// `iface` stanza is known to `ifquery` and carries only known option keys.
-fn check_ifupdown_file(ifup: &Path, ifquery: &Path, f: &Path) -> Result<(), String> {
+pub fn check_ifupdown_file(ifup: &Path, ifquery: &Path, f: &Path) -> Result<(), String> {
     let run = |cmd: &mut Command| -> Result<String, String> {
         let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -274,6 +293,20 @@ pub fn netplan_generate(netplan: &Path, file: &Path, root: &Path) -> Result<Vec<
     Ok(out)
 }
 
+/// The interfaces of a netplan file for which `netplan generate` wrote neither a networkd network
+/// nor a NetworkManager connection.
+pub fn netplan_ungenerated<'a>(text: &'a str, generated: &[String]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with("    ") && !l.starts_with("     ") && l.ends_with(':'))
+        .map(|line| line.trim().trim_end_matches(':'))
+        .filter(|iface| {
+            !generated.iter().any(|g| {
+                g.ends_with(&format!("-{iface}.network")) || g.ends_with(&format!("netplan-{iface}.nmconnection"))
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn netplan_files_pass_netplan_generate() {
     let Some(netplan) = tool("netplan", "netplan.io") else { return };
@@ -288,13 +321,8 @@ fn netplan_files_pass_netplan_generate() {
         let text = std::fs::read_to_string(&f).unwrap();
         let generated = netplan_generate(&netplan, &f, tmp.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
         // Every interface of the file became a networkd network or a NetworkManager connection.
-        for line in text.lines().filter(|l| l.starts_with("    ") && !l.starts_with("     ") && l.ends_with(':')) {
-            let iface = line.trim().trim_end_matches(':');
-            assert!(
-                generated.iter().any(|g| g.ends_with(&format!("-{iface}.network"))
-                    || g.ends_with(&format!("netplan-{iface}.nmconnection"))),
-                "{name}: netplan generated nothing for {iface}: {generated:?}"
-            );
+        if let Some(iface) = netplan_ungenerated(&text, &generated).first() {
+            panic!("{name}: netplan generated nothing for {iface}: {generated:?}");
         }
         // The check really checks: a misspelt key is refused.
         let broken = tmp.path().join("broken.yaml");
