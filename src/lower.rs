@@ -615,6 +615,24 @@ impl Cx {
                 );
             }
             for f in fs {
+                // Where the forwards have no destination match, a host address cannot be honoured:
+                // the forward would take the port on every address.
+                let unbound = if mode == Mode::Nat {
+                    Some("a libvirt nat network's forwards (its network hook DNATs the port on every host address)")
+                } else if host.is_some_and(|h| h.firewall == Firewall::Firewalld) {
+                    Some("firewalld's forward-port (it forwards the port on every address of the zone)")
+                } else {
+                    None
+                };
+                if let (Some(why), Some(a)) = (unbound, &f.value.host_address) {
+                    self.err_help(
+                        a.loc,
+                        format!("`host-address` is not supported for {why}"),
+                        "remove `host-address` (the forward then takes the port on every host address), or use \
+                         `mode: custom-nat` with `firewall: nftables`, `iptables` or `ufw`",
+                    );
+                    continue;
+                }
                 if let Some(fw) = self.forward(f, ipv4.as_ref(), ipv4_failed) {
                     self.claims.push((fw.proto, fw.host_port, fw.host_address, f.value.host_port.loc));
                     forwards.push(fw);
