@@ -32,6 +32,37 @@ fn check(when: String, fatal: bool, message: String) -> Check {
     Check { when, severity: if fatal { "fatal" } else { "warning" }, message: sh_quote(&message), listing: false }
 }
 
+/// A bash snippet listing every libvirt network (active or not) not named in `ours` whose bridge
+/// is one of `claimed`'s (`BRIDGE=NETWORK/PREFIX`) or whose IPv4 subnet overlaps one of theirs.
+/// Silent where virsh cannot reach libvirt.
+fn libvirt_collisions(ours: &[&str], claimed: &[String]) -> String {
+    format!(
+        "ours=' {} '; claimed='{}'; \
+         ip2n() {{ local a b c d; IFS=. read -r a b c d <<<\"$1\"; echo $(( (a << 24) | (b << 16) | (c << 8) | d )); }}; \
+         for net in $(virsh -q net-list --all --name 2>/dev/null); do \
+           case \"$ours\" in *\" $net \"*) continue ;; esac; \
+           xml=$(virsh net-dumpxml \"$net\" 2>/dev/null) || continue; \
+           br=$(printf '%s\\n' \"$xml\" | sed -n \"s/.*<bridge [^>]*name=['\\\"]\\([^'\\\"]*\\)['\\\"].*/\\1/p\" | head -n 1); \
+           ip=$(printf '%s\\n' \"$xml\" | sed -n \"s/.*<ip [^>]*address=['\\\"]\\([0-9.]*\\)['\\\"].*/\\1/p\" | head -n 1); \
+           len=$(printf '%s\\n' \"$xml\" | sed -n \"s/.*<ip [^>]*prefix=['\\\"]\\([0-9]*\\)['\\\"].*/\\1/p\" | head -n 1); \
+           mask=$(printf '%s\\n' \"$xml\" | sed -n \"s/.*<ip [^>]*netmask=['\\\"]\\([0-9.]*\\)['\\\"].*/\\1/p\" | head -n 1); \
+           if [ -z \"$len\" ] && [ -n \"$mask\" ]; then m=$(ip2n \"$mask\"); len=0; \
+             while [ $(( (m << len) & 0x80000000 )) -ne 0 ] && [ \"$len\" -lt 32 ]; do len=$((len + 1)); done; fi; \
+           for c in $claimed; do \
+             b=${{c%%=*}}; s=${{c#*=}}; \
+             if [ -n \"$br\" ] && [ \"$br\" = \"$b\" ]; then echo \"libvirt network $net owns bridge $b\"; continue; fi; \
+             if [ -z \"$s\" ] || [ -z \"$ip\" ] || [ -z \"$len\" ]; then continue; fi; \
+             l=${{s#*/}}; if [ \"$len\" -lt \"$l\" ]; then l=$len; fi; \
+             shift_=$(( 32 - l )); \
+             if [ $(( $(ip2n \"${{s%/*}}\") >> shift_ )) -eq $(( $(ip2n \"$ip\") >> shift_ )) ]; then \
+               echo \"libvirt network $net ($ip/$len) overlaps $s of bridge $b\"; fi; \
+           done; \
+         done",
+        ours.join(" "),
+        claimed.join(" ")
+    )
+}
+
 /// An awk program over `nft list ruleset`: every base chain of a table other than vnetgen's,
 /// firewalld's and iptables-nft's (whose policies the iptables checks report) that hooks one of
 /// `hooks` with policy drop, in a table whose rules never name one of `bridges` — there, an
@@ -226,6 +257,32 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 ),
             ));
         }
+    }
+    // libvirt networks the profile does not define (its `default` one, autostarted by the
+    // distributions): one owning a bridge of the profile, or on an overlapping subnet.
+    let ours: Vec<&str> = p.networks.iter().map(|n| n.name.as_str()).collect();
+    let claimed: Vec<String> = p
+        .networks
+        .iter()
+        .filter(|n| n.mode != Mode::Bridged)
+        .map(|n| {
+            let s = n.ipv4.as_ref().map_or(String::new(), |v| format!("{}/{}", v.subnet.network, v.subnet.prefix));
+            format!("{}={s}", n.bridge)
+        })
+        .collect();
+    if !claimed.is_empty() {
+        checks.push(Check {
+            when: libvirt_collisions(&ours, &claimed),
+            severity: "warning",
+            message: sh_quote(
+                "a libvirt network this profile does not define collides with it: {}. Two networks cannot own \
+                 one bridge or one subnet (libvirt's autostarted default network owns virbr0 and \
+                 192.168.122.0/24). Stop and disable it (virsh net-destroy NAME; virsh net-autostart NAME \
+                 --disable), as the libvirt networking handbook does before its custom NAT, or change the \
+                 profile's bridge or subnet",
+            ),
+            listing: true,
+        });
     }
     let others: &[(&str, &str)] = match p.host.firewall {
         Firewall::Nftables | Firewall::Iptables => &[("firewalld", "firewalld"), ("ufw", "ufw")],

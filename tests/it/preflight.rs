@@ -190,3 +190,49 @@ fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
     let (_, found) = run("[Match]\nPermanentMACAddress=52:54:00:3c:0a:11\n\n[Link]\nName=lan0\n");
     assert!(found.is_empty(), "PermanentMACAddress= does not match the bridge: {found:?}");
 }
+
+/// libvirt's autostarted `default` network (its XML as libvirt writes it) owns virbr0 on
+/// 192.168.122.0/24: a profile whose custom network takes bridge virbr0 (seed 001's laptop) or
+/// overlaps that subnet hears about it; its own networks (same name) do not count. `virsh` is a
+/// stand-in printing what libvirt prints: the detection is under test, not libvirt.
+#[test]
+fn preflight_warns_of_a_libvirt_network_that_owns_the_bridge_or_the_subnet() {
+    let tmp = TempDir::new("preflight-libvirt");
+    let script = preflight_of("laptop-wifi", &tmp);
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let virsh = bin.join("virsh");
+    let stub = |default_xml: &str| {
+        format!(
+            "#!/bin/bash\ncase \"$*\" in\n'-q net-list --all --name') printf 'default\\nvmnet\\n' ;;\n\
+             'net-dumpxml default') cat <<'XML'\n{default_xml}\nXML\n;;\n\
+             'net-dumpxml vmnet') echo \"<network><name>vmnet</name><bridge name='virbr0'/></network>\" ;;\n\
+             *) exit 1 ;;\nesac\n"
+        )
+    };
+    let run = |xml: &str| -> String {
+        std::fs::write(&virsh, stub(xml)).unwrap();
+        Command::new("chmod").arg("+x").arg(&virsh).status().unwrap();
+        let out = Command::new("bash")
+            .arg(&script)
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("libvirt network")).collect()
+    };
+    let default = "<network>\n  <name>default</name>\n  <forward mode='nat'/>\n  <bridge name='virbr0' stp='on' delay='0'/>\n  \
+                   <ip address='192.168.122.1' netmask='255.255.255.0'>\n    <dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp>\n  </ip>\n</network>";
+    let out = run(default);
+    assert!(out.contains("preflight: warning: a libvirt network this profile does not define collides with it: libvirt network default owns bridge virbr0."), "{out}");
+    // On another bridge but the laptop's subnet 10.10.0.0/24 inside its /16: the overlap.
+    let out = run(&default
+        .replace("virbr0", "virbr9")
+        .replace("192.168.122.1' netmask='255.255.255.0", "10.10.5.1' netmask='255.255.0.0"));
+    assert!(out.contains("libvirt network default (10.10.5.1/16) overlaps 10.10.0.0/24 of bridge virbr0"), "{out}");
+    // Elsewhere: no finding.
+    assert_eq!(
+        run(&default.replace("virbr0", "virbr9")),
+        "",
+        "a libvirt network on its own bridge and subnet is reported"
+    );
+}

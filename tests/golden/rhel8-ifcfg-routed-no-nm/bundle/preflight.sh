@@ -36,6 +36,13 @@ fi
 if [ -d /sys/class/net/eth0/wireless ] || [ -L /sys/class/net/eth0/phy80211 ]; then
 	finding warning 'uplink eth0 is wireless but the profile says ethernet; set kind: wifi'
 fi
+# One finding naming every item the command lists (in place of {} in the message).
+found=$(ours=' routed1 '; claimed='virbr10=203.0.113.88/29'; ip2n() { local a b c d; IFS=. read -r a b c d <<<"$1"; echo $(( (a << 24) | (b << 16) | (c << 8) | d )); }; for net in $(virsh -q net-list --all --name 2>/dev/null); do case "$ours" in *" $net "*) continue ;; esac; xml=$(virsh net-dumpxml "$net" 2>/dev/null) || continue; br=$(printf '%s\n' "$xml" | sed -n "s/.*<bridge [^>]*name=['\"]\([^'\"]*\)['\"].*/\1/p" | head -n 1); ip=$(printf '%s\n' "$xml" | sed -n "s/.*<ip [^>]*address=['\"]\([0-9.]*\)['\"].*/\1/p" | head -n 1); len=$(printf '%s\n' "$xml" | sed -n "s/.*<ip [^>]*prefix=['\"]\([0-9]*\)['\"].*/\1/p" | head -n 1); mask=$(printf '%s\n' "$xml" | sed -n "s/.*<ip [^>]*netmask=['\"]\([0-9.]*\)['\"].*/\1/p" | head -n 1); if [ -z "$len" ] && [ -n "$mask" ]; then m=$(ip2n "$mask"); len=0; while [ $(( (m << len) & 0x80000000 )) -ne 0 ] && [ "$len" -lt 32 ]; do len=$((len + 1)); done; fi; for c in $claimed; do b=${c%%=*}; s=${c#*=}; if [ -n "$br" ] && [ "$br" = "$b" ]; then echo "libvirt network $net owns bridge $b"; continue; fi; if [ -z "$s" ] || [ -z "$ip" ] || [ -z "$len" ]; then continue; fi; l=${s#*/}; if [ "$len" -lt "$l" ]; then l=$len; fi; shift_=$(( 32 - l )); if [ $(( $(ip2n "${s%/*}") >> shift_ )) -eq $(( $(ip2n "$ip") >> shift_ )) ]; then echo "libvirt network $net ($ip/$len) overlaps $s of bridge $b"; fi; done; done)
+if [ -n "$found" ]; then
+	msg='a libvirt network this profile does not define collides with it: {}. Two networks cannot own one bridge or one subnet (libvirt'\''s autostarted default network owns virbr0 and 192.168.122.0/24). Stop and disable it (virsh net-destroy NAME; virsh net-autostart NAME --disable), as the libvirt networking handbook does before its custom NAT, or change the profile'\''s bridge or subnet'
+	list=$(printf '%s' "$found" | tr '\n' ';' | sed 's/;/; /g')
+	finding warning "${msg//\{\}/$list}"
+fi
 if systemctl is-active --quiet firewalld.service 2>/dev/null; then
 	finding warning 'firewalld is running although the profile'\''s firewall is iptables: its rules apply too and may drop guest traffic'
 fi
