@@ -393,3 +393,49 @@ fn ifupdown_bundles_take_over_the_installers_uplink_stanza_and_give_it_back() {
     assert!(!out.status.success() && log.contains("the uplinks above are configured in interfaces.d"), "{log}");
     assert_eq!(rig.snapshot(), before, "files changed although install.sh stopped:\n{log}");
 }
+
+/// uninstall.sh does not stop at a failing undo: every other step still runs and every file is
+/// put back, the failures are listed at the end with a non-zero exit, and the state directory
+/// stays, so that a second run finishes the rest.
+#[test]
+fn uninstall_goes_on_past_a_failed_undo_and_a_second_run_finishes() {
+    let rig = Rig::new("laptop-wifi");
+    let before = rig.snapshot();
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    let out = rig.run("uninstall.sh", &[], Some("networkctl reload"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "uninstall.sh succeeded although an undo failed:\n{text}");
+    assert!(text.contains("FAILED: Remove the bridges systemd-networkd created.: undo_after_2 (exit 1)"), "{text}");
+    assert!(text.contains("these undo steps failed"), "{text}");
+    // The steps after the failed one ran, and every file is back.
+    assert!(rig.calls().contains("systemctl daemon-reload"), "the undo after the failure did not run:\n{}", rig.calls());
+    assert_eq!(rig.snapshot(), before, "files not restored past the failed undo:\n{text}");
+    assert!(rig.state.exists(), "the state directory went although an undo failed");
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    assert!(text.contains("done: the host is back as it was"), "{text}");
+    assert!(rig.calls().contains("networkctl reload"), "{}", rig.calls());
+    assert!(!rig.state.exists(), "state directory left behind after the second run");
+}
+
+/// Two runs of one profile at a time: the second is refused while the first holds the lock,
+/// and goes through once it is released.
+#[test]
+fn a_second_install_at_the_same_time_is_refused() {
+    let rig = Rig::new("laptop-wifi");
+    let lock = format!("{}.lock", rig.state.display());
+    // One process holds it (exec: no child keeps the descriptor once it is killed).
+    let mut holder =
+        Command::new("bash").args(["-c", "exec 9>>\"$0\"; flock 9; exec sleep 30", &lock]).spawn().unwrap();
+    eventually("the lock to be held", || {
+        !Command::new("flock").args(["-n", &lock, "true"]).status().unwrap().success()
+    });
+    let out = rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a second install.sh ran while the first held the lock:\n{text}");
+    assert!(text.contains("another install.sh or uninstall.sh of profile laptop-wifi is running"), "{text}");
+    assert!(!rig.calls().contains("systemctl"), "the refused run changed the host:\n{}", rig.calls());
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    ok(&rig.run("uninstall.sh", &[], None));
+}

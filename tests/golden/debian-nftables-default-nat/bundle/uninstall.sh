@@ -28,6 +28,22 @@ run() {
 	fi
 }
 
+# lock: one install.sh or uninstall.sh of this profile at a time (flock on $STATE_DIR.lock; the
+# scripts install.sh runs itself inherit its lock). Not for --dry-run, which changes nothing.
+lock() {
+	if [ "$DRY_RUN" = 1 ] || [ -n "${VNETGEN_LOCKED:-}" ]; then return 0; fi
+	if ! command -v flock >/dev/null 2>&1; then
+		say "flock (util-linux) is missing: not guarding against a second run at the same time"
+		return 0
+	fi
+	mkdir -p "$(dirname "$STATE_DIR")"
+	exec 9>>"$STATE_DIR.lock"
+	if ! flock -n 9; then
+		die "another install.sh or uninstall.sh of profile $PROFILE is running (it holds $STATE_DIR.lock)"
+	fi
+	export VNETGEN_LOCKED=1
+}
+
 # restore_file PATH: put back what install_file replaced (or remove what it created).
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
@@ -90,20 +106,54 @@ if [ ! -d "$STATE_DIR" ]; then
 	say "nothing to undo: $STATE_DIR does not exist"
 	exit 0
 fi
+lock
+
+# attempt WHAT CMD...: one undo step (in a subshell that stops at its first failing command); a
+# failure is reported at the end, and every other step still runs.
+FAILURES=()
+attempt() {
+	local what=$1 rc
+	shift
+	set +e
+	(
+		set -e
+		"$@"
+	)
+	rc=$?
+	set -e
+	if [ "$rc" != 0 ]; then
+		FAILURES+=("$what: $* (exit $rc)")
+		say "FAILED: $what: $* (exit $rc); going on with the rest"
+	fi
+}
 
 # Remove libvirt network default (or restore the definition it replaced).
-undefine_network default
+undo_1() {
+	undefine_network default
+}
+attempt 'Remove libvirt network default (or restore the definition it replaced).' undo_1
 
 # Put back every file.
-restore_file etc/libvirt/network.conf
-restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
+attempt 'put back' restore_file etc/libvirt/network.conf
+attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 
 # Forget the removed units.
-run systemctl daemon-reload
+undo_after_1() {
+	run systemctl daemon-reload
+}
+attempt 'Forget the removed units.' undo_after_1
 
 # Restart libvirt's network driver with the restored files.
-for unit in virtnetworkd.service libvirtd.service; do if systemctl cat "$unit" >/dev/null 2>&1; then run systemctl try-restart "$unit"; fi; done
+undo_after_2() {
+	for unit in virtnetworkd.service libvirtd.service; do if systemctl cat "$unit" >/dev/null 2>&1; then run systemctl try-restart "$unit"; fi; done
+}
+attempt 'Restart libvirt'\''s network driver with the restored files.' undo_after_2
 
+if [ -n "${FAILURES[*]:-}" ]; then
+	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"
+	for f in "${FAILURES[@]}"; do say "  $f"; done
+	exit 1
+fi
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"
 	say "done: the host is back as it was before install.sh"

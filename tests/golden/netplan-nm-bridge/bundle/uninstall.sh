@@ -28,6 +28,22 @@ run() {
 	fi
 }
 
+# lock: one install.sh or uninstall.sh of this profile at a time (flock on $STATE_DIR.lock; the
+# scripts install.sh runs itself inherit its lock). Not for --dry-run, which changes nothing.
+lock() {
+	if [ "$DRY_RUN" = 1 ] || [ -n "${VNETGEN_LOCKED:-}" ]; then return 0; fi
+	if ! command -v flock >/dev/null 2>&1; then
+		say "flock (util-linux) is missing: not guarding against a second run at the same time"
+		return 0
+	fi
+	mkdir -p "$(dirname "$STATE_DIR")"
+	exec 9>>"$STATE_DIR.lock"
+	if ! flock -n 9; then
+		die "another install.sh or uninstall.sh of profile $PROFILE is running (it holds $STATE_DIR.lock)"
+	fi
+	export VNETGEN_LOCKED=1
+}
+
 # restore_file PATH: put back what install_file replaced (or remove what it created).
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
@@ -90,40 +106,86 @@ if [ ! -d "$STATE_DIR" ]; then
 	say "nothing to undo: $STATE_DIR does not exist"
 	exit 0
 fi
+lock
+
+# attempt WHAT CMD...: one undo step (in a subshell that stops at its first failing command); a
+# failure is reported at the end, and every other step still runs.
+FAILURES=()
+attempt() {
+	local what=$1 rc
+	shift
+	set +e
+	(
+		set -e
+		"$@"
+	)
+	rc=$?
+	set -e
+	if [ "$rc" != 0 ]; then
+		FAILURES+=("$what: $* (exit $rc)")
+		say "FAILED: $what: $* (exit $rc); going on with the rest"
+	fi
+}
 
 # Stop the DHCP server of virbr10.
-run systemctl disable --now vnetgen-dnsmasq@virbr10.service || true
+undo_1() {
+	run systemctl disable --now vnetgen-dnsmasq@virbr10.service || true
+}
+attempt 'Stop the DHCP server of virbr10.' undo_1
 
 # Remove table inet vnetgen.
-run systemctl disable --now vnetgen-nftables.service || true
+undo_2() {
+	run systemctl disable --now vnetgen-nftables.service || true
+}
+attempt 'Remove table inet vnetgen.' undo_2
 
 # Remove libvirt network lan (or restore the definition it replaced).
-undefine_network lan
+undo_3() {
+	undefine_network lan
+}
+attempt 'Remove libvirt network lan (or restore the definition it replaced).' undo_3
 
 # Remove libvirt network vmnet (or restore the definition it replaced).
-undefine_network vmnet
+undo_4() {
+	undefine_network vmnet
+}
+attempt 'Remove libvirt network vmnet (or restore the definition it replaced).' undo_4
 
 # Put back every file.
-restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
-restore_file etc/systemd/system/vnetgen-nftables.service
-restore_file etc/vnetgen/nftables.nft
-restore_file etc/vnetgen/dnsmasq/virbr10.conf
-restore_file etc/systemd/system/vnetgen-dnsmasq@.service
-restore_file etc/netplan/60-vnetgen.yaml
-restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
-restore_file etc/sysctl.d/61-vnetgen-bridge.conf
-restore_file etc/sysctl.d/60-vnetgen.conf
+attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
+attempt 'put back' restore_file etc/systemd/system/vnetgen-nftables.service
+attempt 'put back' restore_file etc/vnetgen/nftables.nft
+attempt 'put back' restore_file etc/vnetgen/dnsmasq/virbr10.conf
+attempt 'put back' restore_file etc/systemd/system/vnetgen-dnsmasq@.service
+attempt 'put back' restore_file etc/netplan/60-vnetgen.yaml
+attempt 'put back' restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
+attempt 'put back' restore_file etc/sysctl.d/61-vnetgen-bridge.conf
+attempt 'put back' restore_file etc/sysctl.d/60-vnetgen.conf
 
 # The forwarding settings stay in effect until the next boot.
-say 'kernel forwarding settings stay in effect until the next boot'
+undo_after_1() {
+	say 'kernel forwarding settings stay in effect until the next boot'
+}
+attempt 'The forwarding settings stay in effect until the next boot.' undo_after_1
 
 # Apply the restored netplan configuration.
-run netplan generate
-run netplan apply
+undo_after_2() {
+	run netplan generate
+	run netplan apply
+}
+attempt 'Apply the restored netplan configuration.' undo_after_2
 
 # Forget the removed unit.
-run systemctl daemon-reload
+undo_after_3() {
+	run systemctl daemon-reload
+}
+attempt 'Forget the removed unit.' undo_after_3
 
+if [ -n "${FAILURES[*]:-}" ]; then
+	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"
+	for f in "${FAILURES[@]}"; do say "  $f"; done
+	exit 1
+fi
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"
 	say "done: the host is back as it was before install.sh"

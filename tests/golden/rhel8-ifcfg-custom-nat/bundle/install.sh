@@ -37,6 +37,22 @@ run() {
 	fi
 }
 
+# lock: one install.sh or uninstall.sh of this profile at a time (flock on $STATE_DIR.lock; the
+# scripts install.sh runs itself inherit its lock). Not for --dry-run, which changes nothing.
+lock() {
+	if [ "$DRY_RUN" = 1 ] || [ -n "${VNETGEN_LOCKED:-}" ]; then return 0; fi
+	if ! command -v flock >/dev/null 2>&1; then
+		say "flock (util-linux) is missing: not guarding against a second run at the same time"
+		return 0
+	fi
+	mkdir -p "$(dirname "$STATE_DIR")"
+	exec 9>>"$STATE_DIR.lock"
+	if ! flock -n 9; then
+		die "another install.sh or uninstall.sh of profile $PROFILE is running (it holds $STATE_DIR.lock)"
+	fi
+	export VNETGEN_LOCKED=1
+}
+
 # restore_file PATH: put back what install_file replaced (or remove what it created).
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
@@ -287,6 +303,7 @@ done
 if [ "$DRY_RUN" = 0 ] && [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
 	die "run as root (sudo ./install.sh), or see what it would do with --dry-run"
 fi
+lock
 
 if [ "$HOST_CHECK" = 1 ]; then
 	[ -r /etc/os-release ] || die "cannot read /etc/os-release to check the distribution"
@@ -329,9 +346,12 @@ guard_start() {
 	: >"$STATE_DIR/pending"
 	# shellcheck disable=SC2016 # $1..$3 expand in the watchdog's shell
 	# An install.sh still running then is stuck (its session gone): it is stopped first.
+	# It acts for this run (VNETGEN_LOCKED, inherited) without holding its lock (fd 9 closed): a
+	# confirmed run leaves nothing locked, and a child of a stuck run still holding the lock
+	# does not stop the rollback.
 	setsid bash -c 'sleep "$1"; if [ -e "$2/pending" ]; then echo "$(date): not confirmed within $1 s: rolling back"
 		if kill -0 "$4" 2>/dev/null; then kill -9 "$4"; fi; "$3/uninstall.sh"; fi' \
-		_ "$CONFIRM_TIMEOUT" "$STATE_DIR" "$BUNDLE_DIR" "$$" </dev/null >>"$STATE_DIR.rollback.log" 2>&1 &
+		_ "$CONFIRM_TIMEOUT" "$STATE_DIR" "$BUNDLE_DIR" "$$" </dev/null >>"$STATE_DIR.rollback.log" 2>&1 9>&- &
 	say "the uplink's configuration changes now: unless confirmed within $CONFIRM_TIMEOUT s, it rolls back by itself"
 }
 

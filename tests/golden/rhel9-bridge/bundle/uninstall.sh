@@ -44,6 +44,22 @@ firewalld_up() {
 	die "firewalld runs but did not answer within 300 s (after $i tries; firewall-cmd --state: $state)"
 }
 
+# lock: one install.sh or uninstall.sh of this profile at a time (flock on $STATE_DIR.lock; the
+# scripts install.sh runs itself inherit its lock). Not for --dry-run, which changes nothing.
+lock() {
+	if [ "$DRY_RUN" = 1 ] || [ -n "${VNETGEN_LOCKED:-}" ]; then return 0; fi
+	if ! command -v flock >/dev/null 2>&1; then
+		say "flock (util-linux) is missing: not guarding against a second run at the same time"
+		return 0
+	fi
+	mkdir -p "$(dirname "$STATE_DIR")"
+	exec 9>>"$STATE_DIR.lock"
+	if ! flock -n 9; then
+		die "another install.sh or uninstall.sh of profile $PROFILE is running (it holds $STATE_DIR.lock)"
+	fi
+	export VNETGEN_LOCKED=1
+}
+
 # restore_file PATH: put back what install_file replaced (or remove what it created).
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
@@ -106,23 +122,57 @@ if [ ! -d "$STATE_DIR" ]; then
 	say "nothing to undo: $STATE_DIR does not exist"
 	exit 0
 fi
+lock
+
+# attempt WHAT CMD...: one undo step (in a subshell that stops at its first failing command); a
+# failure is reported at the end, and every other step still runs.
+FAILURES=()
+attempt() {
+	local what=$1 rc
+	shift
+	set +e
+	(
+		set -e
+		"$@"
+	)
+	rc=$?
+	set -e
+	if [ "$rc" != 0 ]; then
+		FAILURES+=("$what: $* (exit $rc)")
+		say "FAILED: $what: $* (exit $rc); going on with the rest"
+	fi
+}
 
 # Deactivate vnetgen's bridges before their connections go.
-if nmcli -t -f UUID connection show --active | grep -qx 2607fba4-4178-5174-9f5f-0331f9601f3a; then run nmcli connection down 2607fba4-4178-5174-9f5f-0331f9601f3a; fi
+undo_1() {
+	if nmcli -t -f UUID connection show --active | grep -qx 2607fba4-4178-5174-9f5f-0331f9601f3a; then run nmcli connection down 2607fba4-4178-5174-9f5f-0331f9601f3a; fi
+}
+attempt 'Deactivate vnetgen'\''s bridges before their connections go.' undo_1
 
 # Remove libvirt network lan (or restore the definition it replaced).
-undefine_network lan
+undo_2() {
+	undefine_network lan
+}
+attempt 'Remove libvirt network lan (or restore the definition it replaced).' undo_2
 
 # Put back every file.
-restore_file etc/NetworkManager/system-connections/vnetgen-br0-port-eth0.nmconnection
-restore_file etc/NetworkManager/system-connections/vnetgen-br0.nmconnection
-restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
-restore_file etc/sysctl.d/61-vnetgen-bridge.conf
+attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-br0-port-eth0.nmconnection
+attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-br0.nmconnection
+attempt 'put back' restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
+attempt 'put back' restore_file etc/sysctl.d/61-vnetgen-bridge.conf
 
 # Forget the removed connections (uplinks go back to their own).
-run nmcli connection reload
-run nmcli device connect eth0 || true
+undo_after_1() {
+	run nmcli connection reload
+	run nmcli device connect eth0 || true
+}
+attempt 'Forget the removed connections (uplinks go back to their own).' undo_after_1
 
+if [ -n "${FAILURES[*]:-}" ]; then
+	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"
+	for f in "${FAILURES[@]}"; do say "  $f"; done
+	exit 1
+fi
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"
 	say "done: the host is back as it was before install.sh"

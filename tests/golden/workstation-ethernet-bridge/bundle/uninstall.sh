@@ -28,6 +28,22 @@ run() {
 	fi
 }
 
+# lock: one install.sh or uninstall.sh of this profile at a time (flock on $STATE_DIR.lock; the
+# scripts install.sh runs itself inherit its lock). Not for --dry-run, which changes nothing.
+lock() {
+	if [ "$DRY_RUN" = 1 ] || [ -n "${VNETGEN_LOCKED:-}" ]; then return 0; fi
+	if ! command -v flock >/dev/null 2>&1; then
+		say "flock (util-linux) is missing: not guarding against a second run at the same time"
+		return 0
+	fi
+	mkdir -p "$(dirname "$STATE_DIR")"
+	exec 9>>"$STATE_DIR.lock"
+	if ! flock -n 9; then
+		die "another install.sh or uninstall.sh of profile $PROFILE is running (it holds $STATE_DIR.lock)"
+	fi
+	export VNETGEN_LOCKED=1
+}
+
 # restore_file PATH: put back what install_file replaced (or remove what it created).
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
@@ -90,29 +106,69 @@ if [ ! -d "$STATE_DIR" ]; then
 	say "nothing to undo: $STATE_DIR does not exist"
 	exit 0
 fi
+lock
+
+# attempt WHAT CMD...: one undo step (in a subshell that stops at its first failing command); a
+# failure is reported at the end, and every other step still runs.
+FAILURES=()
+attempt() {
+	local what=$1 rc
+	shift
+	set +e
+	(
+		set -e
+		"$@"
+	)
+	rc=$?
+	set -e
+	if [ "$rc" != 0 ]; then
+		FAILURES+=("$what: $* (exit $rc)")
+		say "FAILED: $what: $* (exit $rc); going on with the rest"
+	fi
+}
 
 # Take down the bridges (and dummy interfaces) before their files go.
-if ifquery --state br0 >/dev/null 2>&1; then run ifdown br0; fi
+undo_1() {
+	if ifquery --state br0 >/dev/null 2>&1; then run ifdown br0; fi
+}
+attempt 'Take down the bridges (and dummy interfaces) before their files go.' undo_1
 
 # Remove libvirt network lan (or restore the definition it replaced).
-undefine_network lan
+undo_2() {
+	undefine_network lan
+}
+attempt 'Remove libvirt network lan (or restore the definition it replaced).' undo_2
 
 # Remove libvirt network default (or restore the definition it replaced).
-undefine_network default
+undo_3() {
+	undefine_network default
+}
+attempt 'Remove libvirt network default (or restore the definition it replaced).' undo_3
 
 # Put back every file.
-restore_file etc/network/interfaces
-restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
-restore_file etc/network/interfaces.d/vnetgen-br0
-restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
-restore_file etc/sysctl.d/61-vnetgen-bridge.conf
+attempt 'put back' restore_file etc/network/interfaces
+attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
+attempt 'put back' restore_file etc/network/interfaces.d/vnetgen-br0
+attempt 'put back' restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
+attempt 'put back' restore_file etc/sysctl.d/61-vnetgen-bridge.conf
 
 # Bring enp0s31f6 up again with its own configuration (restored above), if it has one.
-if ifquery enp0s31f6 >/dev/null 2>&1 && ! ifquery --state enp0s31f6 >/dev/null 2>&1; then run ifup enp0s31f6; fi
+undo_after_1() {
+	if ifquery enp0s31f6 >/dev/null 2>&1 && ! ifquery --state enp0s31f6 >/dev/null 2>&1; then run ifup enp0s31f6; fi
+}
+attempt 'Bring enp0s31f6 up again with its own configuration (restored above), if it has one.' undo_after_1
 
 # Forget the removed units.
-run systemctl daemon-reload
+undo_after_2() {
+	run systemctl daemon-reload
+}
+attempt 'Forget the removed units.' undo_after_2
 
+if [ -n "${FAILURES[*]:-}" ]; then
+	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"
+	for f in "${FAILURES[@]}"; do say "  $f"; done
+	exit 1
+fi
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"
 	say "done: the host is back as it was before install.sh"
