@@ -550,6 +550,17 @@ fn read_text(bytes: &[u8]) -> Result<&str, Diagnostic> {
         Diagnostic::error(Loc::new(line, col, 1), "profile is not valid UTF-8 text")
             .with_help("a profile is a YAML text file; check that the right file was given")
     })?;
+    // YAML reads a lone CR as a line break, diagnostics count LF: refuse it rather than point at
+    // the wrong line.
+    if let Some(i) =
+        text.bytes().enumerate().position(|(i, b)| b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'))
+    {
+        let before = &text[..i];
+        let line = before.matches('\n').count() as u32 + 1;
+        let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+        return Err(Diagnostic::error(Loc::new(line, col, 1), "a carriage return without a line feed")
+            .with_help("save the profile with LF (or CRLF) line ends; a lone CR is a pre-2001 Mac line end"));
+    }
     if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(Diagnostic::error(Loc::new(1, 1, 0), "profile is empty")
             .with_help("start from a built-in profile: `vnetgen show laptop-wifi > my-host.yaml`"));

@@ -408,7 +408,11 @@ fn uninstall_goes_on_past_a_failed_undo_and_a_second_run_finishes() {
     assert!(text.contains("FAILED: Remove the bridges systemd-networkd created.: undo_after_2 (exit 1)"), "{text}");
     assert!(text.contains("these undo steps failed"), "{text}");
     // The steps after the failed one ran, and every file is back.
-    assert!(rig.calls().contains("systemctl daemon-reload"), "the undo after the failure did not run:\n{}", rig.calls());
+    assert!(
+        rig.calls().contains("systemctl daemon-reload"),
+        "the undo after the failure did not run:\n{}",
+        rig.calls()
+    );
     assert_eq!(rig.snapshot(), before, "files not restored past the failed undo:\n{text}");
     assert!(rig.state.exists(), "the state directory went although an undo failed");
     let text = ok(&rig.run("uninstall.sh", &[], None));
