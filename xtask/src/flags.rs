@@ -6,9 +6,11 @@ pub const USAGE: &str = "\
 usage: cargo xtask test [--allow-missing-tools] [--no-vm]
        cargo xtask vm-test [--tier netns|host] [--scenario NAME]... [--profile PATH] [--accel auto|kvm|tcg]
                            [--jobs N] [--mirror URI] [--keep] [--clean]
+       cargo xtask fuzz [--target check|render] [--secs N] [--jobs N]
 
   test      install the tools the tests need (apt, as root on Debian), run every test and the VM suite
   vm-test   boot QEMU guests against rendered bundles and check real packets (root)
+  fuzz      run the cargo-fuzz targets for a while each (nightly + cargo-fuzz; not part of `test`)
 
 vm-test:
   --tier netns|host   the bundle applied in network namespaces (default), or installed on fresh
@@ -22,6 +24,12 @@ vm-test:
   --keep              keep every run's directory and namespaces' logs, also of passed runs
   --clean             remove what an interrupted run left (namespaces, processes) and exit
 
+fuzz:
+  --target T          only this target: check (any bytes through `vnetgen check`) or render (and
+                      through the renderer); default both, one after the other
+  --secs N            how long each target runs (default 60)
+  --jobs N            fuzzing processes per target (default 1)
+
 environment:
   VNETGEN_VM_CACHE    where the VM images are cached (default /var/cache/vnetgen-vm)
 ";
@@ -30,6 +38,7 @@ environment:
 pub enum Task {
     Test(Test),
     VmTest(VmTest),
+    Fuzz(Fuzz),
     Help,
 }
 
@@ -84,6 +93,17 @@ impl VmTest {
     }
 }
 
+/// `cargo xtask fuzz`.
+#[derive(Debug, Clone)]
+pub struct Fuzz {
+    /// Only this target (`check` or `render`); all when None.
+    pub target: Option<String>,
+    /// How long each target runs, in seconds.
+    pub secs: u64,
+    /// Fuzzing processes per target.
+    pub jobs: usize,
+}
+
 /// The task `args` (after `cargo xtask`) ask for.
 pub fn parse(args: &[String]) -> Result<Task> {
     let Some((task, rest)) = args.split_first() else { return Ok(Task::Help) };
@@ -100,6 +120,7 @@ pub fn parse(args: &[String]) -> Result<Task> {
             Ok(Task::Test(t))
         }
         "vm-test" => vm_test(rest).map(Task::VmTest),
+        "fuzz" => fuzz(rest).map(Task::Fuzz),
         "help" | "--help" | "-h" => Ok(Task::Help),
         other => bail!("unknown task {other:?}\n\n{USAGE}"),
     }
@@ -144,6 +165,31 @@ fn vm_test(args: &[String]) -> Result<VmTest> {
     Ok(v)
 }
 
+fn fuzz(args: &[String]) -> Result<Fuzz> {
+    let mut f = Fuzz { target: None, secs: 60, jobs: 1 };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |what: &str| it.next().cloned().with_context(|| format!("{a} needs {what}"));
+        match a.as_str() {
+            "--target" => {
+                let t = value("check or render")?;
+                anyhow::ensure!(["check", "render"].contains(&t.as_str()), "--target needs check or render, not {t:?}");
+                f.target = Some(t);
+            }
+            "--secs" => {
+                f.secs = value("a number of seconds")?.parse().context("--secs needs a number of seconds")?;
+                anyhow::ensure!(f.secs > 0, "--secs needs a number above 0");
+            }
+            "--jobs" => {
+                f.jobs = value("a number")?.parse().context("--jobs needs a number")?;
+                anyhow::ensure!(f.jobs > 0, "--jobs needs a number above 0");
+            }
+            other => bail!("unknown option {other:?} for `cargo xtask fuzz`\n\n{USAGE}"),
+        }
+    }
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +215,20 @@ mod tests {
             assert!(parse(&args(bad)).is_err(), "{bad} was accepted");
         }
         assert!(matches!(parse(&[]).unwrap(), Task::Help));
+    }
+
+    #[test]
+    fn fuzz_flags_parse_and_bad_ones_are_refused() {
+        let Task::Fuzz(f) = parse(&args("fuzz")).unwrap() else { panic!("not fuzz") };
+        assert_eq!((f.target, f.secs, f.jobs), (None, 60, 1));
+        let Task::Fuzz(f) = parse(&args("fuzz --target render --secs 120 --jobs 2")).unwrap() else {
+            panic!("not fuzz")
+        };
+        assert_eq!((f.target.as_deref(), f.secs, f.jobs), (Some("render"), 120, 2));
+        for bad in
+            ["fuzz --target", "fuzz --target lower", "fuzz --secs 0", "fuzz --secs x", "fuzz --jobs 0", "fuzz -x"]
+        {
+            assert!(parse(&args(bad)).is_err(), "{bad} was accepted");
+        }
     }
 }

@@ -7,8 +7,11 @@
 //! - `cargo xtask vm-test` (`vm_test`): boots QEMU guests against rendered bundles in network
 //!   namespaces; `--tier host` installs bundles on fresh Debian host VMs and checks them after a
 //!   reboot.
+//! - `cargo xtask fuzz` (`fuzz`): runs the cargo-fuzz targets of `fuzz/` for a while each (nightly
+//!   and cargo-fuzz; not part of `test` or CI).
 
 mod flags;
+mod fuzz;
 mod test;
 mod tools;
 mod vm_test;
@@ -18,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     match flags::parse(&args)? {
         flags::Task::Test(t) => test::run(&t),
         flags::Task::VmTest(v) => vm_test::run(&v),
+        flags::Task::Fuzz(f) => fuzz::run(&f),
         flags::Task::Help => {
             print!("{}", flags::USAGE);
             Ok(())
