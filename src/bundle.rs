@@ -1,7 +1,8 @@
 //! The bundle: a sorted map of relative path → file, and the only code that writes to disk.
 //!
 //! `write_to` renders into a temporary sibling directory and renames it into place, so a failed
-//! write leaves nothing behind; an existing directory is replaced only if it is a bundle (it has a
+//! write leaves nothing behind; temporary names are unpredictable and created exclusively (a
+//! `mkdir` or `O_EXCL` open that fails on anything already there, a planted symlink included); an existing directory is replaced only if it is a bundle (it has a
 //! `MANIFEST` that starts with our header) or `force` is set. `write_tar` writes a reproducible
 //! archive: sorted entries, mtime 0, uid/gid 0, fixed modes.
 
@@ -65,8 +66,18 @@ impl Bundle {
             _ => PathBuf::from("."),
         };
         let base = out.file_name().context("output path has no file name")?.to_string_lossy().into_owned();
-        let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
-        let result = self.write_tree(&tmp).and_then(|()| replace_dir(&tmp, out, &parent, &base));
+        let tmp = create_unique(&parent, &base, "tmp", |p| {
+            use std::os::unix::fs::DirBuilderExt as _;
+            fs::DirBuilder::new().mode(0o700).create(p)
+        })?;
+        let result = self
+            .write_tree(&tmp)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt as _;
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+                    .with_context(|| format!("setting mode of {}", tmp.display()))
+            })
+            .and_then(|()| replace_dir(&tmp, out, &parent, &base));
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
@@ -133,13 +144,15 @@ impl Bundle {
             tar.finish()?;
         }
         let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = parent.join(format!(
-            ".{}.tmp-{}",
-            out.file_name().context("tar path has no file name")?.to_string_lossy(),
-            std::process::id()
-        ));
-        let write = || -> Result<()> {
-            let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let base = out.file_name().context("tar path has no file name")?.to_string_lossy().into_owned();
+        let mut file = None;
+        let tmp = create_unique(parent, &base, "tmp", |p| {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            file = Some(fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(p)?);
+            Ok(())
+        })?;
+        let mut f = file.expect("created with the name");
+        let mut write = || -> Result<()> {
             f.write_all(&buf)?;
             f.sync_all()?;
             fs::rename(&tmp, out).with_context(|| format!("renaming into {}", out.display()))
@@ -157,9 +170,35 @@ pub fn is_bundle_dir(dir: &Path) -> bool {
     fs::read_to_string(dir.join("MANIFEST")).is_ok_and(|m| m.starts_with(MANIFEST_HEADER))
 }
 
+/// Creates `parent/.BASE.KIND-…` with `create` under a name no one can guess (process id, clock,
+/// a counter), trying another name while one exists: `create` must fail on anything already
+/// there (`mkdir`, `O_EXCL`), so a planted symlink is never followed.
+fn create_unique(
+    parent: &Path,
+    base: &str,
+    kind: &str,
+    mut create: impl FnMut(&Path) -> std::io::Result<()>,
+) -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..100 {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = parent.join(format!(".{base}.{kind}-{}-{nanos:09}-{n}", std::process::id()));
+        match create(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+    }
+    bail!("could not create a temporary name beside {} in 100 tries", parent.join(base).display())
+}
+
 fn replace_dir(tmp: &Path, out: &Path, parent: &Path, base: &str) -> Result<()> {
     if out.exists() {
-        let old = parent.join(format!(".{base}.old-{}", std::process::id()));
+        // Aside under an unguessable name, created empty (exclusively) so the rename replaces a
+        // directory of ours.
+        let old = create_unique(parent, base, "old", |p| fs::create_dir(p))?;
         fs::rename(out, &old).with_context(|| format!("moving old {} aside", out.display()))?;
         if let Err(e) = fs::rename(tmp, out) {
             let _ = fs::rename(&old, out);

@@ -168,8 +168,10 @@ fn take_over(port: &str, bridge: &str) -> Vec<String> {
         format!("\tsay {}", sh_quote(&format!("would comment out {port}'s stanza in /etc/network/interfaces"))),
         format!("elif [ -f {file} ]; then"),
         format!("\tawk -v ifc={} -v note={note} {program} {file} >{file}.vnetgen-new", sh_quote(port)),
-        format!("\tcat {file}.vnetgen-new >{file}"),
-        format!("\trm -f {file}.vnetgen-new"),
+        // Atomic, with the file's own mode and owner: the old file or the new one, never half.
+        format!("\tchmod --reference={file} {file}.vnetgen-new"),
+        format!("\tchown --reference={file} {file}.vnetgen-new"),
+        format!("\tmv -f {file}.vnetgen-new {file}"),
         "fi".into(),
         "settle etc/network/interfaces".into(),
     ]

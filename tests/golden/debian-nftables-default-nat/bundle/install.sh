@@ -57,7 +57,9 @@ lock() {
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
 	if [ -e "$STATE_DIR/backup/$rel" ]; then
-		run cp -a "$STATE_DIR/backup/$rel" "$dst"
+		# Atomic, as install.sh writes: the old file or the restored one, never half of it.
+		run cp -a "$STATE_DIR/backup/$rel" "$dst.vnetgen-new"
+		run mv -f "$dst.vnetgen-new" "$dst"
 		run rm -f "$STATE_DIR/backup/$rel"
 		say "restored /$rel"
 	elif [ -e "$STATE_DIR/created/$rel" ]; then
@@ -120,7 +122,9 @@ backup_once() {
 	if [ ! -e "$STATE_DIR/backup/$rel" ] && [ ! -e "$STATE_DIR/created/$rel" ]; then
 		if [ -e "$dst" ]; then
 			mkdir -p "$(dirname "$STATE_DIR/backup/$rel")"
-			cp -a "$dst" "$STATE_DIR/backup/$rel"
+			# Whole or not at all: a backup cut short would be taken for the original.
+			cp -a "$dst" "$STATE_DIR/backup/$rel.partial"
+			mv -f "$STATE_DIR/backup/$rel.partial" "$STATE_DIR/backup/$rel"
 		else
 			mkdir -p "$(dirname "$STATE_DIR/created/$rel")"
 			: >"$STATE_DIR/created/$rel"
@@ -150,7 +154,10 @@ install_file() {
 		return 0
 	fi
 	backup_once "$rel"
-	install -D -m "$mode" "$src" "$dst"
+	# Atomic: a power loss leaves the old file or the new one, never half of it.
+	mkdir -p "$(dirname "$dst")"
+	install -m "$mode" "$src" "$dst.vnetgen-new"
+	mv -f "$dst.vnetgen-new" "$dst"
 	say "installed /$rel"
 }
 

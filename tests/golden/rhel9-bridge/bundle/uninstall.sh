@@ -64,7 +64,9 @@ lock() {
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
 	if [ -e "$STATE_DIR/backup/$rel" ]; then
-		run cp -a "$STATE_DIR/backup/$rel" "$dst"
+		# Atomic, as install.sh writes: the old file or the restored one, never half of it.
+		run cp -a "$STATE_DIR/backup/$rel" "$dst.vnetgen-new"
+		run mv -f "$dst.vnetgen-new" "$dst"
 		run rm -f "$STATE_DIR/backup/$rel"
 		say "restored /$rel"
 	elif [ -e "$STATE_DIR/created/$rel" ]; then
