@@ -15,6 +15,11 @@ const STUB: &str = r#"#!/bin/bash
 name=$(basename "$0")
 printf '%s %s\n' "$name" "$*" >>"$STUB_LOG"
 if [ "${STUB_FAIL:-}" = "$name $1" ]; then echo "$name: simulated failure" >&2; exit 1; fi
+# A power loss after the STUB_KILL_AFTER-th command: the whole process group (the test runs the
+# script in a session of its own) dies at once.
+if [ -n "${STUB_KILL_AFTER:-}" ] && [ "$(wc -l <"$STUB_LOG")" -ge "$STUB_KILL_AFTER" ]; then
+	kill -9 -- "-$(ps -o pgid= -p $$ | tr -d ' ')"
+fi
 if [ "$name" = virsh ]; then
 	for a in "$@"; do case "$a" in net-*) cmd=$a ;; esac; done
 	case "$cmd" in
@@ -442,4 +447,53 @@ fn a_second_install_at_the_same_time_is_refused() {
     assert!(!rig.calls().contains("systemctl"), "the refused run changed the host:\n{}", rig.calls());
     ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
     ok(&rig.run("uninstall.sh", &[], None));
+}
+
+/// A run killed (SIGKILL of its whole process group, as a power loss or the OOM killer would)
+/// after each of the first system commands of a clean install, then run again: between them,
+/// every command the clean install issues has been issued — the rerun does not take "every file
+/// is in place" for "applied" — and the host ends with the bundle's files and no unfinished mark.
+#[test]
+fn an_install_killed_after_any_command_finishes_when_run_again() {
+    let clean = Rig::new("laptop-wifi");
+    ok(&clean.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    // Calls name the bundle's own path: compared without it.
+    let calls = |rig: &Rig| rig.calls().replace(&rig.bundle.display().to_string(), "BUNDLE");
+    let expected: Vec<String> = calls(&clean).lines().map(String::from).collect();
+    assert!(expected.len() > 5, "a clean install issues commands:\n{}", clean.calls());
+    for n in 1..=expected.len() {
+        let rig = Rig::new("laptop-wifi");
+        let _ = std::fs::remove_file(&rig.log);
+        let path = format!("{}:{}", rig.bin.display(), std::env::var("PATH").unwrap());
+        let out = Command::new("setsid")
+            .args(["--wait", "bash"])
+            .arg(rig.bundle.join("install.sh"))
+            .args(["--skip-host-check", "--skip-preflight"])
+            .env("PATH", path)
+            .env("VNETGEN_ROOT", &rig.root)
+            .env("VNETGEN_STATE_DIR", &rig.state)
+            .env("STUB_LOG", &rig.log)
+            .env("STUB_STATE", rig.root.parent().unwrap().join("stub-state"))
+            .env("STUB_KILL_AFTER", n.to_string())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "run {n} was not killed");
+        let first = calls(&rig);
+        let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+        let second = calls(&rig);
+        for call in &expected {
+            assert!(
+                first.lines().chain(second.lines()).any(|l| l == call),
+                "killed after command {n}, then run again: {call:?} was never issued\nfirst run:\n{first}\nsecond run:\n{second}\n{text}"
+            );
+        }
+        for f in files_below(&rig.bundle.join("host")) {
+            assert_eq!(
+                std::fs::read(rig.root.join(&f)).ok(),
+                std::fs::read(rig.bundle.join("host").join(&f)).ok(),
+                "{f}"
+            );
+        }
+        assert!(!rig.state.join("incomplete").exists(), "the rerun left the unfinished mark");
+    }
 }

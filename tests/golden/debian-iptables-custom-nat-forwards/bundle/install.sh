@@ -89,11 +89,13 @@ GUARD=0
 CONFIRM_TIMEOUT=120
 declare -A CHANGED=()
 ANY_CHANGED=0
+RESUME=0
 APPLIED=()
 
 # changed PATH...: true if this run installed any of the given host files.
 changed() {
 	local p
+	if [ "$RESUME" = 1 ]; then return 0; fi
 	for p in "$@"; do
 		if [ -n "${CHANGED[$p]:-}" ]; then return 0; fi
 	done
@@ -383,6 +385,16 @@ guard_finish() {
 trap rollback EXIT
 if [ "$DRY_RUN" = 0 ]; then mkdir -p "$STATE_DIR"; fi
 
+# A run that did not finish (killed by a power loss, the OOM killer, a lost SSH session, or a
+# failed step) left this mark: this run applies every step again, whether or not a file changes
+# now — its files may all be in place while nothing was applied.
+if [ -e "$STATE_DIR/incomplete" ]; then
+	RESUME=1
+	ANY_CHANGED=1
+	say "an earlier run did not finish: applying every step again"
+fi
+if [ "$DRY_RUN" = 0 ]; then : >"$STATE_DIR/incomplete"; fi
+
 # 1. Files, each at its target path.
 install_file etc/sysctl.d/60-vnetgen.conf 0644
 install_file etc/systemd/network/10-vnetgen-virbr10.netdev 0644
@@ -427,6 +439,7 @@ fi
 define_network virbr10
 
 trap - EXIT
+if [ "$DRY_RUN" = 0 ]; then rm -f "$STATE_DIR/incomplete"; fi
 if [ "$DRY_RUN" = 1 ]; then
 	say "dry run: nothing was changed"
 elif [ "$ANY_CHANGED" = 0 ]; then
