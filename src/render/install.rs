@@ -26,6 +26,8 @@ struct Ctx {
     edits: Vec<(String, String, String)>,
     /// Every host path uninstall.sh restores: files, edits and tracked files, quoted.
     restores: Vec<String>,
+    /// The libvirt networks the bundle defines (names, quoted).
+    networks: Vec<String>,
     /// 1 if installing changes the uplink (a bridged network enslaves it): the connectivity guard.
     guard: u8,
     /// The firewall is firewalld: the scripts get `firewalld_up`.
@@ -97,6 +99,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             .chain(plan.tracked.iter())
             .map(|p| sh_quote(p))
             .collect(),
+        networks: p.networks.iter().map(|n| sh_quote(n.name.as_str())).collect(),
         guard: u8::from(p.networks.iter().any(|n| n.mode == Mode::Bridged)),
         firewalld: p.host.firewall == Firewall::Firewalld,
         steps: steps(&plan.install),

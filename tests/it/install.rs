@@ -85,10 +85,15 @@ impl Rig {
     }
 
     fn run(&self, script: &str, args: &[&str], fail: Option<&str>) -> Output {
+        self.run_bundle(&self.bundle, script, args, fail)
+    }
+
+    /// Runs `script` of another bundle on this rig's root and state.
+    fn run_bundle(&self, bundle: &Path, script: &str, args: &[&str], fail: Option<&str>) -> Output {
         let _ = std::fs::remove_file(&self.log);
         let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap());
         let mut c = Command::new("bash");
-        c.arg(self.bundle.join(script))
+        c.arg(bundle.join(script))
             .args(args)
             .env("PATH", path)
             .env("VNETGEN_ROOT", &self.root)
@@ -496,4 +501,38 @@ fn an_install_killed_after_any_command_finishes_when_run_again() {
         }
         assert!(!rig.state.join("incomplete").exists(), "the rerun left the unfinished mark");
     }
+}
+
+/// An upgrade: the bundle of the same profile re-rendered with its network and bridge renamed
+/// (vmnet on virbr0 → vmnet9 on virbr9) installed over the first: the first bundle's files that
+/// the second does not have are put back (the host's own original where there was one) and its
+/// libvirt network removed; the backups of the host's originals stay those of the first install;
+/// the final uninstall puts the host back as it was before the first install, byte for byte.
+#[test]
+fn an_upgrade_removes_what_the_earlier_bundle_installed_and_uninstall_restores_the_first_state() {
+    let rig = Rig::new("laptop-wifi");
+    let text = vnetgen::builtin::get("laptop-wifi").unwrap().replace("virbr0", "virbr9").replace("vmnet", "vmnet9");
+    let model = vnetgen::check(text.as_bytes()).model.unwrap();
+    let upgrade = rig.bundle.parent().unwrap().join("bundle2");
+    vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap().write_to(&upgrade, false).unwrap();
+    // The host's own files: one only the first bundle replaces, one both replace.
+    write(&rig.root, "etc/systemd/network/10-vnetgen-virbr0.netdev", "# the admin's own virbr0\n");
+    write(&rig.root, "etc/vnetgen/nftables.nft", "# the admin's own rules\n");
+    let before = rig.snapshot();
+
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    let text = ok(&rig.run_bundle(&upgrade, "install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert_eq!(
+        std::fs::read_to_string(rig.root.join("etc/systemd/network/10-vnetgen-virbr0.netdev")).unwrap(),
+        "# the admin's own virbr0\n",
+        "the first bundle's file was not given back:\n{text}"
+    );
+    assert!(!rig.root.join("etc/systemd/network/10-vnetgen-virbr0.network").exists(), "{text}");
+    assert!(rig.calls().contains("virsh -q net-undefine vmnet"), "the first bundle's network stayed:\n{}", rig.calls());
+    for f in files_below(&upgrade.join("host")) {
+        assert_eq!(std::fs::read(rig.root.join(&f)).ok(), std::fs::read(upgrade.join("host").join(&f)).ok(), "{f}");
+    }
+    let text = ok(&rig.run_bundle(&upgrade, "uninstall.sh", &[], None));
+    assert_eq!(rig.snapshot(), before, "uninstall after the upgrade did not restore the host:\n{text}");
+    assert!(!rig.state.exists(), "state directory left behind");
 }

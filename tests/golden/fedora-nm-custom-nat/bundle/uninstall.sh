@@ -88,7 +88,6 @@ network_active() {
 	virsh -q net-info "$1" 2>/dev/null | grep -Eq '^Active: +yes'
 }
 
-
 # undefine_network NAME: remove a network install.sh created, or put back the one it replaced.
 undefine_network() {
 	local name=$1
@@ -108,6 +107,40 @@ undefine_network() {
 	fi
 	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
 }
+
+# tracked_files: every host path the state directory records (backed up or created), one a line:
+# what this profile's installs so far changed, whichever bundle did it.
+tracked_files() {
+	local kind
+	for kind in backup created; do
+		if [ -d "$STATE_DIR/$kind" ]; then
+			(cd "$STATE_DIR/$kind" && find . -type f ! -name '*.partial' | sed 's|^\./||')
+		fi
+	done | sort -u
+}
+
+# tracked_networks: the libvirt networks the state directory records.
+tracked_networks() {
+	if [ -d "$STATE_DIR/libvirt" ]; then
+		find "$STATE_DIR/libvirt" -maxdepth 1 -type f \( -name '*.created' -o -name '*.orig.xml' -o -name '*.sha256' \) |
+			sed 's|.*/||; s/\.created$//; s/\.orig\.xml$//; s/\.sha256$//' | sort -u
+	fi
+}
+
+# owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/NetworkManager/system-connections/vnetgen-virbr10.nmconnection etc/NetworkManager/system-connections/vnetgen-virbr10-dummy.nmconnection etc/NetworkManager/dispatcher.d/99-virbr10 etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/firewalld/zones/vnetgen-nat.xml etc/firewalld/policies/vnetgen-nat-out.xml etc/firewalld/policies/vnetgen-nat-in.xml)
+OWNED_NETWORKS=(vmnet)
+owned() {
+	local f
+	for f in "${OWNED[@]}"; do if [ "$f" = "$1" ]; then return 0; fi; done
+	return 1
+}
+owned_network() {
+	local n
+	for n in "${OWNED_NETWORKS[@]}"; do if [ "$n" = "$1" ]; then return 0; fi; done
+	return 1
+}
+
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -163,7 +196,7 @@ undo_3() {
 }
 attempt 'Remove libvirt network vmnet (or restore the definition it replaced).' undo_3
 
-# Put back every file.
+# Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/firewalld/policies/vnetgen-nat-in.xml
 attempt 'put back' restore_file etc/firewalld/policies/vnetgen-nat-out.xml
 attempt 'put back' restore_file etc/firewalld/zones/vnetgen-nat.xml
@@ -173,6 +206,12 @@ attempt 'put back' restore_file etc/NetworkManager/dispatcher.d/99-virbr10
 attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-virbr10-dummy.nmconnection
 attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-virbr10.nmconnection
 attempt 'put back' restore_file etc/sysctl.d/60-vnetgen.conf
+while IFS= read -r rel; do
+	if [ -n "$rel" ]; then attempt 'put back' restore_file "$rel"; fi
+done <<<"$(tracked_files)"
+while IFS= read -r net; do
+	if [ -n "$net" ]; then attempt 'remove libvirt network' undefine_network "$net"; fi
+done <<<"$(tracked_networks)"
 
 # The forwarding settings stay in effect until the next boot.
 undo_after_1() {

@@ -81,6 +81,59 @@ network_active() {
 	virsh -q net-info "$1" 2>/dev/null | grep -Eq '^Active: +yes'
 }
 
+# undefine_network NAME: remove a network install.sh created, or put back the one it replaced.
+undefine_network() {
+	local name=$1
+	if [ -e "$STATE_DIR/libvirt/$name.created" ]; then
+		if network_active "$name"; then run virsh -q net-destroy "$name"; fi
+		if virsh -q net-info "$name" >/dev/null 2>&1; then run virsh -q net-undefine "$name"; fi
+	elif [ -e "$STATE_DIR/libvirt/$name.orig.xml" ]; then
+		run virsh -q net-define "$STATE_DIR/libvirt/$name.orig.xml"
+		local state="$STATE_DIR/libvirt/$name.orig.state"
+		if [ -e "$state" ] && ! grep -qx autostart "$state"; then run virsh -q net-autostart --disable "$name"; fi
+		if [ -e "$state" ] && ! grep -qx active "$state" && network_active "$name"; then
+			run virsh -q net-destroy "$name"
+			say "restored the previous definition of libvirt network $name (stopped, as it was)"
+		else
+			say "restored the previous definition of libvirt network $name (restart it to apply)"
+		fi
+	fi
+	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
+}
+
+# tracked_files: every host path the state directory records (backed up or created), one a line:
+# what this profile's installs so far changed, whichever bundle did it.
+tracked_files() {
+	local kind
+	for kind in backup created; do
+		if [ -d "$STATE_DIR/$kind" ]; then
+			(cd "$STATE_DIR/$kind" && find . -type f ! -name '*.partial' | sed 's|^\./||')
+		fi
+	done | sort -u
+}
+
+# tracked_networks: the libvirt networks the state directory records.
+tracked_networks() {
+	if [ -d "$STATE_DIR/libvirt" ]; then
+		find "$STATE_DIR/libvirt" -maxdepth 1 -type f \( -name '*.created' -o -name '*.orig.xml' -o -name '*.sha256' \) |
+			sed 's|.*/||; s/\.created$//; s/\.orig\.xml$//; s/\.sha256$//' | sort -u
+	fi
+}
+
+# owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr0.netdev etc/systemd/network/10-vnetgen-virbr0.network etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf)
+OWNED_NETWORKS=(vmnet)
+owned() {
+	local f
+	for f in "${OWNED[@]}"; do if [ "$f" = "$1" ]; then return 0; fi; done
+	return 1
+}
+owned_network() {
+	local n
+	for n in "${OWNED_NETWORKS[@]}"; do if [ "$n" = "$1" ]; then return 0; fi; done
+	return 1
+}
+
 BUNDLE_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 readonly BUNDLE_DIR
 HOST_CHECK=1
@@ -392,6 +445,24 @@ if [ -e "$STATE_DIR/incomplete" ]; then
 	say "an earlier run did not finish: applying every step again"
 fi
 if [ "$DRY_RUN" = 0 ]; then : >"$STATE_DIR/incomplete"; fi
+
+# 0. An upgrade: what an earlier bundle of this profile installed and this one does not — its
+# files put back (the host's own originals, backed up by the first install, stay the backups of
+# record), its libvirt networks removed.
+if [ "$DRY_RUN" = 0 ]; then
+	while IFS= read -r rel; do
+		if [ -n "$rel" ] && ! owned "$rel"; then
+			say "an earlier bundle of this profile installed /$rel; this one does not:"
+			restore_file "$rel"
+		fi
+	done <<<"$(tracked_files)"
+	while IFS= read -r net; do
+		if [ -n "$net" ] && ! owned_network "$net"; then
+			say "an earlier bundle of this profile defined libvirt network $net; this one does not: removing it"
+			undefine_network "$net"
+		fi
+	done <<<"$(tracked_networks)"
+fi
 
 # 1. Files, each at its target path.
 install_file etc/sysctl.d/60-vnetgen.conf 0644

@@ -72,7 +72,6 @@ network_active() {
 	virsh -q net-info "$1" 2>/dev/null | grep -Eq '^Active: +yes'
 }
 
-
 # undefine_network NAME: remove a network install.sh created, or put back the one it replaced.
 undefine_network() {
 	local name=$1
@@ -92,6 +91,40 @@ undefine_network() {
 	fi
 	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
 }
+
+# tracked_files: every host path the state directory records (backed up or created), one a line:
+# what this profile's installs so far changed, whichever bundle did it.
+tracked_files() {
+	local kind
+	for kind in backup created; do
+		if [ -d "$STATE_DIR/$kind" ]; then
+			(cd "$STATE_DIR/$kind" && find . -type f ! -name '*.partial' | sed 's|^\./||')
+		fi
+	done | sort -u
+}
+
+# tracked_networks: the libvirt networks the state directory records.
+tracked_networks() {
+	if [ -d "$STATE_DIR/libvirt" ]; then
+		find "$STATE_DIR/libvirt" -maxdepth 1 -type f \( -name '*.created' -o -name '*.orig.xml' -o -name '*.sha256' \) |
+			sed 's|.*/||; s/\.created$//; s/\.orig\.xml$//; s/\.sha256$//' | sort -u
+	fi
+}
+
+# owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf)
+OWNED_NETWORKS=(routed1)
+owned() {
+	local f
+	for f in "${OWNED[@]}"; do if [ "$f" = "$1" ]; then return 0; fi; done
+	return 1
+}
+owned_network() {
+	local n
+	for n in "${OWNED_NETWORKS[@]}"; do if [ "$n" = "$1" ]; then return 0; fi; done
+	return 1
+}
+
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -147,7 +180,7 @@ undo_3() {
 }
 attempt 'Remove libvirt network routed1 (or restore the definition it replaced).' undo_3
 
-# Put back every file.
+# Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/systemd/system/vnetgen-nftables.service
 attempt 'put back' restore_file etc/vnetgen/nftables.nft
@@ -156,6 +189,12 @@ attempt 'put back' restore_file etc/systemd/system/vnetgen-dnsmasq@.service
 attempt 'put back' restore_file etc/systemd/network/10-vnetgen-virbr10.network
 attempt 'put back' restore_file etc/systemd/network/10-vnetgen-virbr10.netdev
 attempt 'put back' restore_file etc/sysctl.d/60-vnetgen.conf
+while IFS= read -r rel; do
+	if [ -n "$rel" ]; then attempt 'put back' restore_file "$rel"; fi
+done <<<"$(tracked_files)"
+while IFS= read -r net; do
+	if [ -n "$net" ]; then attempt 'remove libvirt network' undefine_network "$net"; fi
+done <<<"$(tracked_networks)"
 
 # The forwarding settings stay in effect until the next boot.
 undo_after_1() {
