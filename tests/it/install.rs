@@ -536,3 +536,48 @@ fn an_upgrade_removes_what_the_earlier_bundle_installed_and_uninstall_restores_t
     assert_eq!(rig.snapshot(), before, "uninstall after the upgrade did not restore the host:\n{text}");
     assert!(!rig.state.exists(), "state directory left behind");
 }
+
+/// The admin's edits after install.sh are not lost by uninstall.sh: in a distro file where
+/// vnetgen only put a marked block, just the block goes and their new line stays; a file vnetgen
+/// installed and they changed is put back with their version kept beside it, hidden
+/// (`.NAME.vnetgen-kept`: no loader reads it); `--force` restores without keeping a copy.
+#[test]
+fn uninstall_keeps_the_admins_later_edits() {
+    let rig = Rig::new("debian-nftables-default-nat");
+    let own = "# The distro's own network.conf\n";
+    write(&rig.root, "etc/libvirt/network.conf", own);
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    let conf = rig.root.join("etc/libvirt/network.conf");
+    let edited = format!("{}# the admin's later line\n", std::fs::read_to_string(&conf).unwrap());
+    std::fs::write(&conf, &edited).unwrap();
+    let sysctl = rig.root.join("etc/systemd/system/nftables.service.d/50-vnetgen.conf");
+    let mine = format!("{}# the admin's own setting\n", std::fs::read_to_string(&sysctl).unwrap());
+    std::fs::write(&sysctl, &mine).unwrap();
+
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        format!("{own}# the admin's later line\n"),
+        "only vnetgen's block should go:\n{text}"
+    );
+    assert!(
+        text.contains("/etc/libvirt/network.conf changed since install.sh: removed only vnetgen's block"),
+        "{text}"
+    );
+    assert!(!sysctl.exists(), "the file install.sh created is still there:\n{text}");
+    let kept = rig.root.join("etc/systemd/system/nftables.service.d/.50-vnetgen.conf.vnetgen-kept");
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), mine);
+    assert!(
+        text.contains("your version is kept as /etc/systemd/system/nftables.service.d/.50-vnetgen.conf.vnetgen-kept"),
+        "{text}"
+    );
+
+    // --force: restored, no copy kept.
+    let rig = Rig::new("debian-nftables-default-nat");
+    write(&rig.root, "etc/libvirt/network.conf", own);
+    let before = rig.snapshot();
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    std::fs::write(rig.root.join("etc/libvirt/network.conf"), "# rewritten by the admin\n").unwrap();
+    ok(&rig.run("uninstall.sh", &["--force"], None));
+    assert_eq!(rig.snapshot(), before, "--force did not restore the host exactly");
+}

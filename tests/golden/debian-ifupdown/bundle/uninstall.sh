@@ -4,7 +4,10 @@
 # Undoes install.sh: removes the libvirt networks it created, stops what it started, and puts
 # back every file it replaced, byte for byte, from the state directory.
 #
-# Usage: sudo ./uninstall.sh [--dry-run]
+# Usage: sudo ./uninstall.sh [--dry-run] [--force]
+# A file changed since install.sh keeps the admin's version beside the restored one
+# (DIR/.NAME.vnetgen-kept), or, where vnetgen only added a marked block, loses just that block;
+# --force restores such files anyway and keeps no copy.
 readonly SCRIPT=uninstall.sh
 set -euo pipefail
 umask 022
@@ -13,6 +16,8 @@ readonly PROFILE=debian-ifupdown
 readonly STATE_DIR="${VNETGEN_STATE_DIR:-/var/lib/vnetgen/debian-ifupdown}"
 readonly ROOT="${VNETGEN_ROOT:-}"
 DRY_RUN=0
+# --force (uninstall.sh): restore files the admin changed since install.sh, keeping no copy.
+FORCE=0
 
 say() { printf '%s (%s): %s\n' "$SCRIPT" "$PROFILE" "$*"; }
 die() { printf '%s: error: %s\n' "$SCRIPT" "$*" >&2; exit 1; }
@@ -44,18 +49,61 @@ lock() {
 	export VNETGEN_LOCKED=1
 }
 
-# restore_file PATH: put back what install_file replaced (or remove what it created).
+# without_block: standard input without a `# BEGIN vnetgen` … `# END vnetgen` block.
+without_block() {
+	awk '/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }'
+}
+
+# sum_of PATH: the checksum of /PATH, or `none`.
+sum_of() {
+	if [ -f "$ROOT/$1" ]; then sha256sum <"$ROOT/$1" | cut -d' ' -f1; else echo none; fi
+}
+
+# record PATH: note what install.sh left at /PATH, so that uninstall.sh sees later edits.
+record() {
+	if [ "$DRY_RUN" = 1 ]; then return 0; fi
+	mkdir -p "$(dirname "$STATE_DIR/left/$1")"
+	sum_of "$1" >"$STATE_DIR/left/$1"
+}
+
+# drifted PATH: true if /PATH changed since install.sh left it (and no --force).
+drifted() {
+	[ "$FORCE" = 0 ] && [ -e "$STATE_DIR/left/$1" ] && [ "$(sum_of "$1")" != "$(cat "$STATE_DIR/left/$1")" ]
+}
+
+# restore_file PATH: put back what install_file replaced (or remove what it created). A file the
+# admin changed since install.sh left it is not lost: where vnetgen only put a marked block, just
+# that block goes; otherwise their version stays beside the restored one, hidden, as
+# DIR/.NAME.vnetgen-kept.
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
+	if [ -e "$STATE_DIR/backup/$rel" ] || [ -e "$STATE_DIR/created/$rel" ]; then
+		if drifted "$rel" && grep -q '^# BEGIN vnetgen' "$dst" 2>/dev/null; then
+			run sh -c 'awk "/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }" "$1" >"$1.vnetgen-new"' _ "$dst"
+			run chmod --reference="$dst" "$dst.vnetgen-new"
+			run chown --reference="$dst" "$dst.vnetgen-new"
+			run mv -f "$dst.vnetgen-new" "$dst"
+			run rm -f "$STATE_DIR/backup/$rel" "$STATE_DIR/created/$rel" "$STATE_DIR/left/$rel"
+			say "/$rel changed since install.sh: removed only vnetgen's block, your other changes stay"
+			return 0
+		fi
+		if drifted "$rel"; then
+			# Hidden: no loader reads it (ifupdown's source dir/*, NetworkManager, netplan, systemd).
+			local kept
+			kept="$(dirname "$rel")/.$(basename "$rel").vnetgen-kept"
+			run cp -a "$dst" "$ROOT/$kept"
+			say "/$rel changed since install.sh: your version is kept as /$kept (--force: keep no copy)"
+		fi
+	fi
 	if [ -e "$STATE_DIR/backup/$rel" ]; then
 		# Atomic, as install.sh writes: the old file or the restored one, never half of it.
 		run cp -a "$STATE_DIR/backup/$rel" "$dst.vnetgen-new"
 		run mv -f "$dst.vnetgen-new" "$dst"
-		run rm -f "$STATE_DIR/backup/$rel"
+		run rm -f "$STATE_DIR/backup/$rel" "$STATE_DIR/left/$rel"
 		say "restored /$rel"
 	elif [ -e "$STATE_DIR/created/$rel" ]; then
 		run rm -f "$dst"
-		run rm -f "$STATE_DIR/created/$rel"
+		run rm -f "$STATE_DIR/created/$rel" "$STATE_DIR/left/$rel"
 		say "removed /$rel"
 		# And the directories install.sh created for it, once empty.
 		local d
@@ -129,7 +177,8 @@ owned_network() {
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--dry-run) DRY_RUN=1 ;;
-	-h | --help) sed -n '4,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--force) FORCE=1 ;;
+	-h | --help) sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift

@@ -22,6 +22,8 @@ readonly PROFILE=debian-iptables-custom-nat-forwards
 readonly STATE_DIR="${VNETGEN_STATE_DIR:-/var/lib/vnetgen/debian-iptables-custom-nat-forwards}"
 readonly ROOT="${VNETGEN_ROOT:-}"
 DRY_RUN=0
+# --force (uninstall.sh): restore files the admin changed since install.sh, keeping no copy.
+FORCE=0
 
 say() { printf '%s (%s): %s\n' "$SCRIPT" "$PROFILE" "$*"; }
 die() { printf '%s: error: %s\n' "$SCRIPT" "$*" >&2; exit 1; }
@@ -53,18 +55,61 @@ lock() {
 	export VNETGEN_LOCKED=1
 }
 
-# restore_file PATH: put back what install_file replaced (or remove what it created).
+# without_block: standard input without a `# BEGIN vnetgen` … `# END vnetgen` block.
+without_block() {
+	awk '/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }'
+}
+
+# sum_of PATH: the checksum of /PATH, or `none`.
+sum_of() {
+	if [ -f "$ROOT/$1" ]; then sha256sum <"$ROOT/$1" | cut -d' ' -f1; else echo none; fi
+}
+
+# record PATH: note what install.sh left at /PATH, so that uninstall.sh sees later edits.
+record() {
+	if [ "$DRY_RUN" = 1 ]; then return 0; fi
+	mkdir -p "$(dirname "$STATE_DIR/left/$1")"
+	sum_of "$1" >"$STATE_DIR/left/$1"
+}
+
+# drifted PATH: true if /PATH changed since install.sh left it (and no --force).
+drifted() {
+	[ "$FORCE" = 0 ] && [ -e "$STATE_DIR/left/$1" ] && [ "$(sum_of "$1")" != "$(cat "$STATE_DIR/left/$1")" ]
+}
+
+# restore_file PATH: put back what install_file replaced (or remove what it created). A file the
+# admin changed since install.sh left it is not lost: where vnetgen only put a marked block, just
+# that block goes; otherwise their version stays beside the restored one, hidden, as
+# DIR/.NAME.vnetgen-kept.
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
+	if [ -e "$STATE_DIR/backup/$rel" ] || [ -e "$STATE_DIR/created/$rel" ]; then
+		if drifted "$rel" && grep -q '^# BEGIN vnetgen' "$dst" 2>/dev/null; then
+			run sh -c 'awk "/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }" "$1" >"$1.vnetgen-new"' _ "$dst"
+			run chmod --reference="$dst" "$dst.vnetgen-new"
+			run chown --reference="$dst" "$dst.vnetgen-new"
+			run mv -f "$dst.vnetgen-new" "$dst"
+			run rm -f "$STATE_DIR/backup/$rel" "$STATE_DIR/created/$rel" "$STATE_DIR/left/$rel"
+			say "/$rel changed since install.sh: removed only vnetgen's block, your other changes stay"
+			return 0
+		fi
+		if drifted "$rel"; then
+			# Hidden: no loader reads it (ifupdown's source dir/*, NetworkManager, netplan, systemd).
+			local kept
+			kept="$(dirname "$rel")/.$(basename "$rel").vnetgen-kept"
+			run cp -a "$dst" "$ROOT/$kept"
+			say "/$rel changed since install.sh: your version is kept as /$kept (--force: keep no copy)"
+		fi
+	fi
 	if [ -e "$STATE_DIR/backup/$rel" ]; then
 		# Atomic, as install.sh writes: the old file or the restored one, never half of it.
 		run cp -a "$STATE_DIR/backup/$rel" "$dst.vnetgen-new"
 		run mv -f "$dst.vnetgen-new" "$dst"
-		run rm -f "$STATE_DIR/backup/$rel"
+		run rm -f "$STATE_DIR/backup/$rel" "$STATE_DIR/left/$rel"
 		say "restored /$rel"
 	elif [ -e "$STATE_DIR/created/$rel" ]; then
 		run rm -f "$dst"
-		run rm -f "$STATE_DIR/created/$rel"
+		run rm -f "$STATE_DIR/created/$rel" "$STATE_DIR/left/$rel"
 		say "removed /$rel"
 		# And the directories install.sh created for it, once empty.
 		local d
@@ -213,6 +258,7 @@ install_file() {
 	mkdir -p "$(dirname "$dst")"
 	install -m "$mode" "$src" "$dst.vnetgen-new"
 	mv -f "$dst.vnetgen-new" "$dst"
+	record "$rel"
 	say "installed /$rel"
 }
 
@@ -254,12 +300,8 @@ edit_file() {
 	fi
 	if [ "$mode" != keep ]; then chmod "$mode" "$new"; fi
 	mv -f "$new" "$dst"
+	record "$rel"
 	say "put vnetgen's block at the $at of /$rel"
-}
-
-# without_block: standard input without a `# BEGIN vnetgen` … `# END vnetgen` block.
-without_block() {
-	awk '/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }'
 }
 
 # track PATH...: back up host files that the commands after it change in place; settle PATH...
@@ -279,6 +321,7 @@ settle() {
 			CHANGED[$rel]=1
 			ANY_CHANGED=1
 		fi
+		record "$rel"
 	done
 }
 
@@ -394,6 +437,7 @@ rollback() {
 	local status=$? rel
 	if [ "$status" != 0 ] && [ "$DRY_RUN" = 0 ] && [ -n "${APPLIED[*]:-}" ]; then
 		say "a step failed (exit $status): restoring the files this run installed"
+		FORCE=1
 		for rel in "${APPLIED[@]}"; do restore_file "$rel"; done
 	fi
 	exit "$status"
