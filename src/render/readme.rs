@@ -27,6 +27,8 @@ struct Ctx {
     guest_setup: String,
     /// Paragraphs on which NIC is which network, what each network gets, and route metrics.
     guest_text: Vec<String>,
+    /// True if installing changes the uplink (a bridged network takes it over).
+    uplink_changes: bool,
 }
 
 #[derive(Serialize)]
@@ -109,6 +111,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         packages.into_iter().map(|(pkg, cmds)| (pkg.to_string(), format!("`{}`", cmds.join("`, `")))).collect();
     let steps = plan.install.iter().map(|s| s.comment.clone()).collect();
     let ctx = Ctx {
+        uplink_changes: p.networks.iter().any(|n| n.mode == Mode::Bridged),
         name: p.name.to_string(),
         summary: format!(
             "{} {}, {} stack, {} firewall",

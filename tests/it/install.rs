@@ -307,27 +307,33 @@ fn a_broken_apply_of_each_stack_gives_the_uplink_its_own_files_back() {
     // Each stack's bridged bundle replaces or shadows the uplink's configuration; when bringing
     // the bridge up fails, the files this run installed go and the host's own are back byte for
     // byte, before anything waits for a confirmation.
+    // Then uninstall.sh's steps bring the network back (the running state, not only the files):
+    // each case names a command only they issue (the stub's failure persists, so for
+    // NetworkManager the step that reconnects the uplink fails again after this one).
     let cases = [
         (
             "rhel8-bridge",
             "etc/sysconfig/network-scripts/ifcfg-eth0",
             "DEVICE=eth0\nBOOTPROTO=none\nIPADDR=203.0.113.166\nPREFIX=29\nGATEWAY=203.0.113.161\nONBOOT=yes\n",
             "nmcli connection",
+            "nmcli -t -f UUID connection show --active",
         ),
         (
             "rhel9-bridge",
             "etc/NetworkManager/system-connections/eth0.nmconnection",
             "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=manual\naddress1=203.0.113.166/29,203.0.113.161\n",
             "nmcli connection",
+            "nmcli -t -f UUID connection show --active",
         ),
         (
             "workstation-ethernet-bridge",
             "etc/network/interfaces",
             "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n",
             "ifup br0",
+            "ifdown br0",
         ),
     ];
-    for (profile, path, text, fail) in cases {
+    for (profile, path, text, fail, restart) in cases {
         let rig = Rig::new(profile);
         write(&rig.root, path, text);
         let before = rig.snapshot();
@@ -336,6 +342,8 @@ fn a_broken_apply_of_each_stack_gives_the_uplink_its_own_files_back() {
         assert!(!out.status.success(), "{profile}: install.sh succeeded although `{fail}` failed:\n{log}");
         assert!(log.contains("restoring the files this run installed"), "{profile}: {log}");
         assert_eq!(rig.snapshot(), before, "{profile}: the host's files are not back as they were:\n{log}");
+        assert!(log.contains("bringing the network back as it was before vnetgen"), "{profile}: {log}");
+        assert!(rig.calls().contains(restart), "{profile}: the rollback did not run `{restart}`:\n{}", rig.calls());
         // And the same bundle goes through when the stack works.
         ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], None));
         assert_ne!(rig.snapshot(), before, "{profile}: install.sh changed nothing");
@@ -355,7 +363,9 @@ fn netplan_bundles_leave_networkmanagers_own_files_alone_and_say_what_to_do() {
     assert!(!out.status.success(), "install.sh went ahead next to a 90-NM file for the uplink:\n{log}");
     assert!(log.contains("nmcli connection delete 3b1f6c2e-0000-4000-8000-000000000001"), "{log}");
     assert_eq!(rig.snapshot(), before, "files changed although install.sh stopped:\n{log}");
-    assert!(!rig.calls().contains("netplan apply"), "{}", rig.calls());
+    // The rollback then re-applies the host's own configuration (uninstall.sh's steps: `netplan
+    // apply` of the restored files), not the bundle's.
+    assert!(log.contains("bringing the network back as it was before vnetgen"), "{log}");
     // A 90-NM file about another interface is no reason to stop.
     std::fs::write(
         rig.root.join("etc/netplan/90-NM-3b1f6c2e-0000-4000-8000-000000000001.yaml"),

@@ -184,6 +184,8 @@ readonly BUNDLE_DIR
 HOST_CHECK=1
 PREFLIGHT=1
 GUARD=0
+# 1 if installing changes the uplink (a bridged network takes it over).
+readonly UPLINK_CHANGES=0
 CONFIRM_TIMEOUT=120
 declare -A CHANGED=()
 ANY_CHANGED=0
@@ -440,6 +442,13 @@ rollback() {
 		say "a step failed (exit $status): restoring the files this run installed"
 		FORCE=1
 		for rel in "${APPLIED[@]}"; do restore_file "$rel"; done
+		if [ "$UPLINK_CHANGES" = 1 ]; then
+			# The files alone do not bring a taken-down uplink back: uninstall.sh's steps do
+			# (the bridge down, the uplink up with its own configuration), as the SSH
+			# watchdog's rollback does.
+			say "bringing the network back as it was before vnetgen: running uninstall.sh"
+			FORCE=1 "$BUNDLE_DIR/uninstall.sh" --force || say "uninstall.sh did not finish: see above"
+		fi
 	fi
 	exit "$status"
 }
