@@ -21,10 +21,21 @@ struct Cli {
     command: Command,
 }
 
+/// How `list` and `check` print.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    /// One JSON document on standard output (diagnostics too).
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List the built-in profiles.
-    List,
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Render a profile's setup bundle.
     Render {
         /// A built-in profile name, a path to a profile, or `-` for standard input.
@@ -47,6 +58,10 @@ enum Command {
     Check {
         /// A built-in profile name, a path to a profile, or `-` for standard input.
         profile: String,
+        /// json: `{"file", "valid", "diagnostics": [{"file", "line", "column", "severity",
+        /// "message", "help"}]}` on standard output; the exit code is the same (0 or 65).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Print a profile with every default filled in.
     Show {
@@ -55,6 +70,13 @@ enum Command {
     },
     /// Print the JSON Schema of the profile format.
     Schema,
+    /// Print a shell completion script (e.g. `vnetgen completions bash > /etc/bash_completion.d/vnetgen`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `vnetgen man | man -l -`.
+    Man,
 }
 
 /// Why the command failed, and so its exit code.
@@ -88,18 +110,64 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::List => {
+        Command::List { format: Format::Json } => {
+            let list: Vec<serde_json::Value> = builtin::PROFILES
+                .iter()
+                .map(|(name, about, _)| serde_json::json!({ "name": name, "about": about }))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list).expect("json"));
+            Ok(())
+        }
+        Command::List { format: Format::Text } => {
             let width = builtin::PROFILES.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
             for (name, about, _) in builtin::PROFILES {
                 println!("{name:width$}  {about}");
             }
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "vnetgen", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out).context("rendering the man page")?;
+            std::io::stdout().write_all(&out).context("writing the man page")?;
+            Ok(())
+        }
+        Command::Check { profile, format: Format::Json } => {
+            let (file, bytes) = read_profile(&profile)?;
+            let checked = vnetgen::check(&bytes);
+            let diagnostics: Vec<serde_json::Value> = checked
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "file": file,
+                        "line": d.loc.line,
+                        "column": d.loc.col,
+                        "severity": if d.is_error() { "error" } else { "warning" },
+                        "message": d.message,
+                        "help": d.help,
+                    })
+                })
+                .collect();
+            let valid = checked.model.is_some();
+            let doc = serde_json::json!({ "file": file, "valid": valid, "diagnostics": diagnostics });
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            if valid {
+                Ok(())
+            } else {
+                Err(Failure::Invalid)
+            }
+        }
         Command::Schema => {
             print!("{}", vnetgen::schema_json());
             Ok(())
         }
-        Command::Check { profile } => {
+        Command::Check { profile, format: Format::Text } => {
             let model = load(&profile)?;
             println!("{}: ok: {} network(s)", label(&profile), model.networks.len());
             Ok(())
@@ -144,6 +212,18 @@ fn label(arg: &str) -> String {
 
 /// Reads a profile (file, built-in or stdin), prints its diagnostics, and returns the model.
 fn load(arg: &str) -> Result<vnetgen::model::Profile, Failure> {
+    let (file, bytes) = read_profile(arg)?;
+    let checked = vnetgen::check(&bytes);
+    if !checked.diagnostics.is_empty() {
+        let source = String::from_utf8_lossy(&bytes);
+        let text = diag::render_all(&checked.diagnostics, &file, &source);
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+    checked.model.ok_or(Failure::Invalid)
+}
+
+/// A profile's label (`file`, `<stdin>`, `<built-in>/NAME.yaml`) and bytes.
+fn read_profile(arg: &str) -> Result<(String, Vec<u8>), Failure> {
     let bytes: Vec<u8> = if arg == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -167,12 +247,5 @@ fn load(arg: &str) -> Result<vnetgen::model::Profile, Failure> {
             names.join(", ")
         )));
     };
-    let checked = vnetgen::check(&bytes);
-    let file = label(arg);
-    if !checked.diagnostics.is_empty() {
-        let source = String::from_utf8_lossy(&bytes);
-        let text = diag::render_all(&checked.diagnostics, &file, &source);
-        let _ = std::io::stderr().write_all(text.as_bytes());
-    }
-    checked.model.ok_or(Failure::Invalid)
+    Ok((label(arg), bytes))
 }

@@ -250,3 +250,74 @@ fn templates_can_be_overridden_from_a_directory() {
     assert_eq!(text, "<interface type=\"network\"><source network=\"vmnet\"/></interface>\n");
     assert!(Path::new(&out.join("install.sh")).is_file());
 }
+
+/// `check --format json`: one JSON document with every diagnostic (file, line, column, severity,
+/// message, help) and the same exit codes as the text output; `list --format json` names every
+/// built-in profile.
+#[test]
+fn check_and_list_speak_json() {
+    let out = vnetgen()
+        .args(["check", "--format", "json", "tests/errors/unknown-key-and-semantic-errors.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["valid"], false);
+    let lines: Vec<u64> = doc["diagnostics"].as_array().unwrap().iter().map(|d| d["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 14, 16], "{doc}");
+    let d = &doc["diagnostics"][1];
+    assert_eq!(d["file"], "tests/errors/unknown-key-and-semantic-errors.yaml");
+    assert_eq!((d["column"].as_u64(), d["severity"].as_str()), (Some(5), Some("error")));
+    assert_eq!(d["message"], "unknown key `bridge-colour`");
+    assert!(d["help"].as_str().unwrap().starts_with("valid keys here: name, mode"), "{d}");
+    assert!(out.stderr.is_empty(), "json mode printed to stderr");
+
+    let out = vnetgen().args(["check", "--format", "json", "laptop-wifi"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((doc["valid"].as_bool(), doc["diagnostics"].as_array().map(Vec::len)), (Some(true), Some(0)));
+
+    let out = vnetgen().args(["list", "--format", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let builtin: Vec<&str> = vnetgen::builtin::PROFILES.iter().map(|(n, _, _)| *n).collect();
+    assert_eq!(names, builtin);
+}
+
+/// `completions SHELL` for every shell clap knows, each naming every subcommand (bash's also
+/// parses with `bash -n`), and `man`, a roff page that `man -l` formats when man is installed.
+#[test]
+fn completions_and_man_page() {
+    let subcommands = ["list", "render", "check", "show", "schema", "completions", "man"];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = vnetgen().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for s in subcommands {
+            assert!(text.contains(s), "{shell} completion lacks {s}");
+        }
+        if shell == "bash" {
+            let tmp = TempDir::new("completion");
+            let f = tmp.path().join("vnetgen.bash");
+            std::fs::write(&f, &text).unwrap();
+            let ok = std::process::Command::new("bash").arg("-n").arg(&f).status().unwrap().success();
+            assert!(ok, "bash -n rejects the bash completion");
+        }
+    }
+    let out = vnetgen().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH vnetgen 1"), "{page}");
+    for s in subcommands {
+        assert!(page.contains(s), "the man page lacks {s}");
+    }
+    if std::process::Command::new("man").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let tmp = TempDir::new("man");
+        let f = tmp.path().join("vnetgen.1");
+        std::fs::write(&f, &page).unwrap();
+        let out = std::process::Command::new("man").arg("-l").arg(&f).env("MANPAGER", "cat").output().unwrap();
+        assert!(out.status.success(), "man -l: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("NAME"), "man -l did not format the page");
+    }
+}
