@@ -447,7 +447,7 @@ rollback() {
 			# (the bridge down, the uplink up with its own configuration), as the SSH
 			# watchdog's rollback does.
 			say "bringing the network back as it was before vnetgen: running uninstall.sh"
-			FORCE=1 "$BUNDLE_DIR/uninstall.sh" --force || say "uninstall.sh did not finish: see above"
+			"$BUNDLE_DIR/uninstall.sh" --force || say "uninstall.sh did not finish: see above"
 		fi
 	fi
 	exit "$status"
