@@ -39,6 +39,18 @@ impl Bundle {
         assert!(prev.is_none(), "bundle path {path} added twice");
     }
 
+    /// The SHA256SUMS text: `sha256sum -c SHA256SUMS` in the bundle directory verifies every
+    /// file (coreutils' format: the digest, two spaces, the path), sorted by path.
+    pub fn sha256sums(&self) -> String {
+        let mut out = String::new();
+        for (path, f) in &self.files {
+            let digest = Sha256::digest(&f.bytes);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            out.push_str(&format!("{hex}  {path}\n"));
+        }
+        out
+    }
+
     /// The MANIFEST text: mode, sha256 and path of every file, sorted by path.
     pub fn manifest(&self) -> String {
         let mut out = String::from(MANIFEST_HEADER);

@@ -321,3 +321,25 @@ fn completions_and_man_page() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("NAME"), "man -l did not format the page");
     }
 }
+
+/// A rendered bundle verifies with coreutils: `sha256sum -c SHA256SUMS` in its directory passes,
+/// and fails once a file is changed.
+#[test]
+fn sha256sums_verifies_the_bundle() {
+    let tmp = TempDir::new("sums");
+    let dir = tmp.path().join("b");
+    vnetgen().args(["render", "laptop-wifi", "--out"]).arg(&dir).assert().success();
+    let check = || {
+        std::process::Command::new("sha256sum")
+            .args(["--quiet", "-c", "SHA256SUMS"])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let listed = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap().lines().count();
+    assert_eq!(listed, files_below(&dir).len() - 2, "every file but MANIFEST and SHA256SUMS is listed");
+    std::fs::write(dir.join("install.sh"), "#!/bin/sh\n").unwrap();
+    assert!(!check().status.success(), "sha256sum -c passed a changed install.sh");
+}
