@@ -151,6 +151,17 @@ fn own_chains(tables: Vec<Table>) -> Vec<Table> {
         .collect()
 }
 
+/// The filter match that lets forward `f` of network `n` through, and only as the connection its
+/// DNAT sent to the guest (`--ctstate DNAT`: the LAN cannot open that guest port directly); the
+/// UFW backend reuses it.
+pub(super) fn dnat_accept(n: &Network, f: &Forward) -> String {
+    let proto = f.proto.as_str();
+    format!(
+        "-d {}/32 -o {} -p {proto} -m {proto} --dport {} -m conntrack --ctstate DNAT -j ACCEPT",
+        f.guest, n.bridge, f.guest_port
+    )
+}
+
 /// The IPv4 `nat` table's rules for `nets` (DNAT of the forwards, masquerade, hairpin), in
 /// iptables-restore syntax on the built-in chains; the UFW backend reuses them.
 pub(super) fn nat_rules(p: &Profile, nets: &[&Network]) -> Vec<Rule> {
@@ -225,10 +236,7 @@ fn tables(p: &Profile, nets: &[&Network], v6: bool) -> Vec<Table> {
                 let syn = if f.proto == Proto::Tcp { " --syn" } else { "" };
                 forward.push(rule(
                     Some(format!("Forward {}/{proto} on the host to {}:{}.", f.host_port, f.guest, f.guest_port)),
-                    format!(
-                        "-A FORWARD -d {}/32 -o {br} -p {proto} -m {proto} --dport {} -m conntrack --ctstate DNAT -j ACCEPT",
-                        f.guest, f.guest_port
-                    ),
+                    format!("-A FORWARD {}", dnat_accept(n, f)),
                 ));
                 let to = format!("-j DNAT --to-destination {}:{}", f.guest, f.guest_port);
                 let dst = match f.host_address {

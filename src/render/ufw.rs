@@ -36,10 +36,7 @@ fn forward_accepts(nets: &[&Network]) -> Vec<String> {
         for f in &n.forwards {
             let proto = f.proto.as_str();
             out.push(format!("# {}: forward {}/{proto} to {}:{}.", n.name, f.host_port, f.guest, f.guest_port));
-            out.push(format!(
-                "-A {FORWARD_CHAIN} -d {}/32 -o {} -p {proto} -m {proto} --dport {} -m conntrack --ctstate DNAT -j ACCEPT",
-                f.guest, n.bridge, f.guest_port
-            ));
+            out.push(format!("-A {FORWARD_CHAIN} {}", iptables::dnat_accept(n, f)));
         }
     }
     out
