@@ -25,6 +25,12 @@ pub const TESTS: &[(&str, &str)] = &[
     ("nmcli", "network-manager"),
     ("systemd-analyze", "systemd"),
     ("udevadm", "udev"),
+    // install.sh's lock and the kill-and-resume test; the stubs' process group; SHA256SUMS.
+    ("flock", "util-linux"),
+    ("setsid", "util-linux"),
+    ("ps", "procps"),
+    ("sha256sum", "coreutils"),
+    ("man", "man-db"),
 ];
 
 /// What the VM suite needs.
