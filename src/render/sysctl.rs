@@ -72,6 +72,8 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         }
     }
     if !settings.is_empty() {
+        let keys: Vec<String> = settings.iter().map(|s| sh_quote(&s.key)).collect();
+        let values: Vec<String> = settings.iter().map(|s| sh_quote(&format!("{}={}", s.key, s.value))).collect();
         let text = t.render(
             "sysctl/forwarding.conf.tera",
             &Ctx { header: header(p, "kernel settings for the guests' networks"), settings },
@@ -79,13 +81,16 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         plan.host_file(FORWARDING, 0o644, text);
         plan.require("sysctl", "procps");
         plan.step(
-            "Apply the forwarding settings now (they also apply at every boot).",
+            "Apply the forwarding settings now (they also apply at every boot), noting their values before.",
             &[FORWARDING],
-            vec![format!("run sysctl -q -e -p {}", sh_quote(&format!("/{FORWARDING}")))],
+            vec![
+                format!("save_sysctls {}", keys.join(" ")),
+                format!("run sysctl -q -e -p {}", sh_quote(&format!("/{FORWARDING}"))),
+            ],
         );
         plan.undo_after(
-            "The forwarding settings stay in effect until the next boot.",
-            vec!["say 'kernel forwarding settings stay in effect until the next boot'".into()],
+            "Put the forwarding settings back as they were before install.sh (unless something else changed them since).",
+            vec![format!("restore_sysctls {}", values.join(" "))],
         );
     }
 
@@ -97,6 +102,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         ];
         let settings =
             keys.iter().map(|k| Setting { comment: String::new(), key: k.to_string(), value: "0".into() }).collect();
+        let keys = keys.join(" ");
         let text = t.render(
             "sysctl/bridge.conf.tera",
             &Ctx { header: header(p, "bridged guest traffic bypasses the host firewall (seed 004)"), settings },
@@ -118,10 +124,17 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             vec![
                 "run udevadm control --reload".into(),
                 format!(
-                    "if [ -d /proc/sys/net/bridge ]; then run sysctl -q -p {}; fi",
+                    "if [ -d /proc/sys/net/bridge ]; then save_sysctls {keys}; run sysctl -q -p {}; fi",
                     sh_quote(&format!("/{BRIDGE}"))
                 ),
             ],
+        );
+        plan.undo_after(
+            "Put netfilter for bridged frames back as it was before install.sh (if br_netfilter is loaded).",
+            vec![format!(
+                "restore_sysctls {}",
+                keys.split(' ').map(|k| format!("{k}=0")).collect::<Vec<_>>().join(" ")
+            )],
         );
     }
     Ok(())

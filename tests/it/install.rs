@@ -20,6 +20,24 @@ if [ "${STUB_FAIL:-}" = "$name $1" ]; then echo "$name: simulated failure" >&2; 
 if [ -n "${STUB_KILL_AFTER:-}" ] && [ "$(wc -l <"$STUB_LOG")" -ge "$STUB_KILL_AFTER" ]; then
 	kill -9 -- "-$(ps -o pgid= -p $$ | tr -d ' ')"
 fi
+# sysctl keeps the kernel settings in $STUB_STATE/sysctl/KEY (`-n KEY`, `-w KEY=VALUE`, `-p FILE`).
+if [ "$name" = sysctl ]; then
+	mkdir -p "$STUB_STATE/sysctl"
+	for a in "$@"; do
+		case "$a" in
+		-n) show=1 ;;
+		-p) load=1 ;;
+		-*) ;;
+		*=*) printf '%s\n' "${a#*=}" >"$STUB_STATE/sysctl/${a%%=*}" ;;
+		*) if [ -n "${load:-}" ]; then
+				sed -n 's/^[[:space:]]*\([^#;=[:space:]]*\)[[:space:]]*=[[:space:]]*\(.*\)$/\1 \2/p' "$VNETGEN_ROOT$a" |
+					while read -r k v; do printf '%s\n' "$v" >"$STUB_STATE/sysctl/$k"; done
+			elif [ -n "${show:-}" ]; then
+				cat "$STUB_STATE/sysctl/$a" 2>/dev/null || exit 1
+			fi ;;
+		esac
+	done
+fi
 if [ "$name" = virsh ]; then
 	for a in "$@"; do case "$a" in net-*) cmd=$a ;; esac; done
 	case "$cmd" in
@@ -209,6 +227,58 @@ fn a_failed_step_restores_the_previous_files() {
     assert!(!rig.calls().contains("systemctl restart vnetgen-nftables"), "went on after the failure");
     // Fixed, the install then goes through.
     ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+}
+
+/// The stub kernel's value of sysctl `key` (`None` if unset).
+fn kernel(rig: &Rig, key: &str) -> Option<String> {
+    let path = rig.root.parent().unwrap().join("stub-state/sysctl").join(key);
+    std::fs::read_to_string(path).ok().map(|v| v.trim().to_string())
+}
+
+fn set_kernel(rig: &Rig, key: &str, value: &str) {
+    let dir = rig.root.parent().unwrap().join("stub-state/sysctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(key), format!("{value}\n")).unwrap();
+}
+
+#[test]
+fn uninstall_puts_the_kernel_settings_back_unless_changed_since() {
+    let rig = Rig::new("laptop-wifi");
+    set_kernel(&rig, "net.ipv4.ip_forward", "0");
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert_eq!(kernel(&rig, "net.ipv4.ip_forward").as_deref(), Some("1"), "install.sh did not apply forwarding");
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(kernel(&rig, "net.ipv4.ip_forward").as_deref(), Some("0"), "not put back:\n{text}");
+    assert!(text.contains("put kernel setting net.ipv4.ip_forward back to 0"), "{text}");
+
+    // A value something else set since stays as it is: here the uplink's accept_ra, 1 before,
+    // 2 from the bundle, 0 from the admin afterwards.
+    let rig = Rig::new("homelab-multi");
+    let ra = "net.ipv6.conf.wlp2s0.accept_ra";
+    set_kernel(&rig, ra, "1");
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight", "--yes"], None));
+    assert_eq!(kernel(&rig, ra).as_deref(), Some("2"), "install.sh did not apply accept_ra");
+    set_kernel(&rig, ra, "0");
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(kernel(&rig, ra).as_deref(), Some("0"), "uninstall.sh overrode a later change:\n{text}");
+    assert!(!rig.calls().contains(&format!("sysctl -q -w {ra}")), "{}", rig.calls());
+}
+
+#[test]
+fn a_failed_first_install_undoes_what_it_applied_not_only_its_files() {
+    let rig = Rig::new("laptop-wifi");
+    set_kernel(&rig, "net.ipv4.ip_forward", "0");
+    let before = rig.snapshot();
+    // libvirt refuses the network: the last step, after the rules were loaded and forwarding on.
+    let out = rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], Some("virsh -q"));
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "install.sh succeeded although virsh failed:\n{log}");
+    assert!(log.contains("undoing what this run applied"), "{log}");
+    let calls = rig.calls();
+    assert!(calls.contains("systemctl disable --now vnetgen-nftables.service"), "rules left loaded:\n{calls}");
+    assert_eq!(kernel(&rig, "net.ipv4.ip_forward").as_deref(), Some("0"), "forwarding left on:\n{log}");
+    assert_eq!(rig.snapshot(), before, "files not restored:\n{log}");
+    assert!(!rig.state.exists(), "state directory left behind:\n{log}");
 }
 
 #[test]

@@ -146,6 +146,35 @@ undefine_network() {
 	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
 }
 
+# save_sysctls KEY...: note each kernel setting's running value before install.sh first changes
+# it ($STATE_DIR/sysctl.orig, `KEY=VALUE` lines), so that uninstall.sh can put it back.
+save_sysctls() {
+	local key value
+	if [ "$DRY_RUN" = 1 ]; then return 0; fi
+	mkdir -p "$STATE_DIR"
+	for key in "$@"; do
+		if ! awk -F= -v k="$key" '$1 == k { found = 1 } END { exit !found }' "$STATE_DIR/sysctl.orig" 2>/dev/null &&
+			value=$(sysctl -n "$key" 2>/dev/null); then
+			printf '%s=%s\n' "$key" "$value" >>"$STATE_DIR/sysctl.orig"
+		fi
+	done
+}
+
+# restore_sysctls KEY=VALUE...: put each kernel setting the bundle set to VALUE back to its value
+# before the first install.sh, if it still has VALUE (a value something else set since stays).
+restore_sysctls() {
+	local kv key want old now
+	for kv in "$@"; do
+		key=${kv%%=*} want=${kv#*=}
+		old=$(awk -F= -v k="$key" '$1 == k { sub(/^[^=]*=/, ""); print; exit }' "$STATE_DIR/sysctl.orig" 2>/dev/null) || true
+		now=$(sysctl -n "$key" 2>/dev/null) || continue
+		if [ -n "$old" ] && [ "$now" = "$want" ] && [ "$old" != "$want" ]; then
+			run sysctl -q -w "$key=$old"
+			say "put kernel setting $key back to $old"
+		fi
+	done
+}
+
 # tracked_files: every host path the state directory records (backed up or created), one a line:
 # what this profile's installs so far changed, whichever bundle did it.
 tracked_files() {
@@ -190,6 +219,7 @@ CONFIRM_TIMEOUT=120
 declare -A CHANGED=()
 ANY_CHANGED=0
 RESUME=0
+FIRST=0
 APPLIED=()
 
 # changed PATH...: true if this run installed any of the given host files.
@@ -447,6 +477,11 @@ rollback() {
 			# watchdog's rollback does.
 			say "bringing the network back as it was before vnetgen: running uninstall.sh"
 			"$BUNDLE_DIR/uninstall.sh" --force || say "uninstall.sh did not finish: see above"
+		elif [ "$FIRST" = 1 ]; then
+			# The first install: what its steps already applied (units started, rules loaded,
+			# kernel settings, libvirt networks) goes too, as uninstall.sh undoes it.
+			say "undoing what this run applied (units, firewall rules, kernel settings, libvirt networks): running uninstall.sh"
+			"$BUNDLE_DIR/uninstall.sh" --force || say "uninstall.sh did not finish: see above"
 		fi
 	fi
 	exit "$status"
@@ -500,6 +535,9 @@ if [ -e "$STATE_DIR/incomplete" ]; then
 	say "an earlier run did not finish: applying every step again"
 fi
 if [ "$DRY_RUN" = 0 ]; then : >"$STATE_DIR/incomplete"; fi
+# 1 if no earlier run of this profile's bundles left anything behind: a failure then undoes
+# everything this run did (files and running state) with uninstall.sh.
+if [ -z "$(tracked_files)" ] && [ -z "$(tracked_networks)" ]; then FIRST=1; fi
 
 # 0. An upgrade: what an earlier bundle of this profile installed and this one does not — its
 # files put back (the host's own originals, backed up by the first install, stay the backups of
@@ -532,8 +570,9 @@ if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_
 
 # 2. Apply.
 
-# Apply the forwarding settings now (they also apply at every boot).
+# Apply the forwarding settings now (they also apply at every boot), noting their values before.
 if changed etc/sysctl.d/60-vnetgen.conf; then
+	save_sysctls net.ipv4.ip_forward
 	run sysctl -q -e -p /etc/sysctl.d/60-vnetgen.conf
 fi
 

@@ -140,6 +140,35 @@ undefine_network() {
 	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
 }
 
+# save_sysctls KEY...: note each kernel setting's running value before install.sh first changes
+# it ($STATE_DIR/sysctl.orig, `KEY=VALUE` lines), so that uninstall.sh can put it back.
+save_sysctls() {
+	local key value
+	if [ "$DRY_RUN" = 1 ]; then return 0; fi
+	mkdir -p "$STATE_DIR"
+	for key in "$@"; do
+		if ! awk -F= -v k="$key" '$1 == k { found = 1 } END { exit !found }' "$STATE_DIR/sysctl.orig" 2>/dev/null &&
+			value=$(sysctl -n "$key" 2>/dev/null); then
+			printf '%s=%s\n' "$key" "$value" >>"$STATE_DIR/sysctl.orig"
+		fi
+	done
+}
+
+# restore_sysctls KEY=VALUE...: put each kernel setting the bundle set to VALUE back to its value
+# before the first install.sh, if it still has VALUE (a value something else set since stays).
+restore_sysctls() {
+	local kv key want old now
+	for kv in "$@"; do
+		key=${kv%%=*} want=${kv#*=}
+		old=$(awk -F= -v k="$key" '$1 == k { sub(/^[^=]*=/, ""); print; exit }' "$STATE_DIR/sysctl.orig" 2>/dev/null) || true
+		now=$(sysctl -n "$key" 2>/dev/null) || continue
+		if [ -n "$old" ] && [ "$now" = "$want" ] && [ "$old" != "$want" ]; then
+			run sysctl -q -w "$key=$old"
+			say "put kernel setting $key back to $old"
+		fi
+	done
+}
+
 # tracked_files: every host path the state directory records (backed up or created), one a line:
 # what this profile's installs so far changed, whichever bundle did it.
 tracked_files() {
@@ -252,24 +281,30 @@ while IFS= read -r net; do
 	if [ -n "$net" ]; then attempt 'remove libvirt network' undefine_network "$net"; fi
 done <<<"$(tracked_networks)"
 
-# The forwarding settings stay in effect until the next boot.
+# Put the forwarding settings back as they were before install.sh (unless something else changed them since).
 undo_after_1() {
-	say 'kernel forwarding settings stay in effect until the next boot'
+	restore_sysctls net.ipv4.ip_forward=1
 }
-attempt 'The forwarding settings stay in effect until the next boot.' undo_after_1
+attempt 'Put the forwarding settings back as they were before install.sh (unless something else changed them since).' undo_after_1
+
+# Put netfilter for bridged frames back as it was before install.sh (if br_netfilter is loaded).
+undo_after_2() {
+	restore_sysctls net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-arptables=0
+}
+attempt 'Put netfilter for bridged frames back as it was before install.sh (if br_netfilter is loaded).' undo_after_2
 
 # Apply the restored netplan configuration.
-undo_after_2() {
+undo_after_3() {
 	run netplan generate
 	run netplan apply
 }
-attempt 'Apply the restored netplan configuration.' undo_after_2
+attempt 'Apply the restored netplan configuration.' undo_after_3
 
 # Forget the removed unit.
-undo_after_3() {
+undo_after_4() {
 	run systemctl daemon-reload
 }
-attempt 'Forget the removed unit.' undo_after_3
+attempt 'Forget the removed unit.' undo_after_4
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"

@@ -140,6 +140,35 @@ undefine_network() {
 	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
 }
 
+# save_sysctls KEY...: note each kernel setting's running value before install.sh first changes
+# it ($STATE_DIR/sysctl.orig, `KEY=VALUE` lines), so that uninstall.sh can put it back.
+save_sysctls() {
+	local key value
+	if [ "$DRY_RUN" = 1 ]; then return 0; fi
+	mkdir -p "$STATE_DIR"
+	for key in "$@"; do
+		if ! awk -F= -v k="$key" '$1 == k { found = 1 } END { exit !found }' "$STATE_DIR/sysctl.orig" 2>/dev/null &&
+			value=$(sysctl -n "$key" 2>/dev/null); then
+			printf '%s=%s\n' "$key" "$value" >>"$STATE_DIR/sysctl.orig"
+		fi
+	done
+}
+
+# restore_sysctls KEY=VALUE...: put each kernel setting the bundle set to VALUE back to its value
+# before the first install.sh, if it still has VALUE (a value something else set since stays).
+restore_sysctls() {
+	local kv key want old now
+	for kv in "$@"; do
+		key=${kv%%=*} want=${kv#*=}
+		old=$(awk -F= -v k="$key" '$1 == k { sub(/^[^=]*=/, ""); print; exit }' "$STATE_DIR/sysctl.orig" 2>/dev/null) || true
+		now=$(sysctl -n "$key" 2>/dev/null) || continue
+		if [ -n "$old" ] && [ "$now" = "$want" ] && [ "$old" != "$want" ]; then
+			run sysctl -q -w "$key=$old"
+			say "put kernel setting $key back to $old"
+		fi
+	done
+}
+
 # tracked_files: every host path the state directory records (backed up or created), one a line:
 # what this profile's installs so far changed, whichever bundle did it.
 tracked_files() {
@@ -242,17 +271,23 @@ while IFS= read -r net; do
 	if [ -n "$net" ]; then attempt 'remove libvirt network' undefine_network "$net"; fi
 done <<<"$(tracked_networks)"
 
-# Bring enp0s31f6 up again with its own configuration (restored above), if it has one.
+# Put netfilter for bridged frames back as it was before install.sh (if br_netfilter is loaded).
 undo_after_1() {
+	restore_sysctls net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-arptables=0
+}
+attempt 'Put netfilter for bridged frames back as it was before install.sh (if br_netfilter is loaded).' undo_after_1
+
+# Bring enp0s31f6 up again with its own configuration (restored above), if it has one.
+undo_after_2() {
 	if ifquery enp0s31f6 >/dev/null 2>&1 && ! ifquery --state enp0s31f6 >/dev/null 2>&1; then run ifup enp0s31f6; fi
 }
-attempt 'Bring enp0s31f6 up again with its own configuration (restored above), if it has one.' undo_after_1
+attempt 'Bring enp0s31f6 up again with its own configuration (restored above), if it has one.' undo_after_2
 
 # Forget the removed units.
-undo_after_2() {
+undo_after_3() {
 	run systemctl daemon-reload
 }
-attempt 'Forget the removed units.' undo_after_2
+attempt 'Forget the removed units.' undo_after_3
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"
