@@ -25,6 +25,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("install/install.sh.tera", include_str!("../templates/install/install.sh.tera")),
     ("install/preflight.sh.tera", include_str!("../templates/install/preflight.sh.tera")),
     ("install/uninstall.sh.tera", include_str!("../templates/install/uninstall.sh.tera")),
+    (
+        "iptables/netfilter-persistent-plugin.tera",
+        include_str!("../templates/iptables/netfilter-persistent-plugin.tera"),
+    ),
     ("iptables/rules.tera", include_str!("../templates/iptables/rules.tera")),
     ("iptables/vnetgen-iptables.service.tera", include_str!("../templates/iptables/vnetgen-iptables.service.tera")),
     ("iptables/vnetgen-iptables.sh.tera", include_str!("../templates/iptables/vnetgen-iptables.sh.tera")),

@@ -28,6 +28,8 @@ struct Ctx {
     restores: Vec<String>,
     /// The libvirt networks the bundle defines (names, quoted).
     networks: Vec<String>,
+    /// The bridges of its networks (names, quoted).
+    bridges: Vec<String>,
     /// 1 if installing changes the uplink (a bridged network enslaves it): the connectivity guard.
     guard: u8,
     /// The firewall is firewalld: the scripts get `firewalld_up`.
@@ -100,6 +102,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             .map(|p| sh_quote(p))
             .collect(),
         networks: p.networks.iter().map(|n| sh_quote(n.name.as_str())).collect(),
+        bridges: p.networks.iter().map(|n| sh_quote(n.bridge.as_str())).collect(),
         guard: u8::from(p.networks.iter().any(|n| n.mode == Mode::Bridged)),
         firewalld: p.host.firewall == Firewall::Firewalld,
         steps: steps(&plan.install),

@@ -24,6 +24,9 @@ pub const RULES4: &str = "etc/vnetgen/iptables.rules";
 pub const RULES6: &str = "etc/vnetgen/ip6tables.rules";
 pub const LOADER: &str = "etc/vnetgen/iptables.sh";
 pub const UNIT: &str = "etc/systemd/system/vnetgen-iptables.service";
+/// Debian's and Ubuntu's netfilter-persistent runs every plugin here, in order, for its start,
+/// reload and save.
+pub const PERSISTENT_PLUGIN: &str = "usr/share/netfilter-persistent/plugins.d/60-vnetgen";
 
 /// The prefix of vnetgen's chains: `VNETGEN-` + the built-in chain that jumps to it.
 const CHAIN_PREFIX: &str = "VNETGEN-";
@@ -50,6 +53,8 @@ struct LoaderCtx {
     /// `table:BUILTIN:VNETGEN-BUILTIN` for IPv4 and IPv6.
     jumps4: String,
     jumps6: String,
+    /// What every line of vnetgen's chains and jumps names.
+    prefix: &'static str,
 }
 
 #[derive(Serialize)]
@@ -80,6 +85,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             rules6: sh_quote(&format!("/{RULES6}")),
             jumps4: jumps(&tables4),
             jumps6: jumps(&tables6),
+            prefix: CHAIN_PREFIX,
         },
     )?;
     let v4 = t.render(
@@ -104,6 +110,13 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     plan.host_file(RULES6, 0o640, v6);
     plan.host_file(LOADER, 0o755, loader);
     plan.host_file(UNIT, 0o644, unit);
+    if p.host.distro.is_debian_family() {
+        let plugin = t.render(
+            "iptables/netfilter-persistent-plugin.tera",
+            &UnitCtx { header: header(p, "keeps vnetgen's iptables chains across netfilter-persistent") },
+        )?;
+        plan.host_file(PERSISTENT_PLUGIN, 0o755, plugin);
+    }
     plan.require("iptables", "iptables");
     plan.require("iptables-restore", "iptables");
     plan.require("ip6tables-restore", "iptables");

@@ -25,6 +25,8 @@ struct Check {
 struct Ctx {
     version: &'static str,
     profile: String,
+    /// The profile's state directory (quoted): an earlier install's bridges are listed there.
+    state_dir: String,
     checks: Vec<Check>,
 }
 
@@ -88,7 +90,12 @@ fn foreign_drop_chains(bridges: &[&str], hooks: &[&str]) -> String {
 
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let mut checks = Vec::new();
-    let forwarding: Vec<&Network> = p.networks.iter().filter(|n| n.mode.forwards_packets()).collect();
+    // An iptables FORWARD policy of DROP eats what another table accepts (nftables: vnetgen's
+    // table, firewalld's, libvirt 11's), but not what a rule in that same FORWARD chain accepts:
+    // the iptables backend's VNETGEN-FORWARD and UFW's route rules are jumped to from it.
+    let same_chain = matches!(p.host.firewall, Firewall::Iptables | Firewall::Ufw);
+    let forwarding: Vec<&Network> =
+        p.networks.iter().filter(|n| n.mode.forwards_packets() && !(same_chain && n.mode.is_custom())).collect();
     if !forwarding.is_empty() {
         let bridges: Vec<&str> = forwarding.iter().map(|n| n.bridge.as_str()).collect();
         let mut fix = Vec::new();
@@ -210,7 +217,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             checks.push(check(
                 format!(
                     "{{ ip -4 -o route show root {s}; ip -4 -o route show match {s}; }} 2>/dev/null | \
-                     grep -v '^default ' | grep -vw 'dev {br}' | grep -q .",
+                     grep -v '^default ' | grep -vw 'dev {br}' | not_on_earlier_bridges | grep -q .",
                     s = v4.subnet
                 ),
                 true,
@@ -311,7 +318,12 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             format!("the profile's firewall is {unit} but {unit}.service is not running: the bundle's rules for it do nothing"),
         ));
     }
-    let ctx = Ctx { version: super::VERSION, profile: sh_quote(p.name.as_str()), checks };
+    let ctx = Ctx {
+        version: super::VERSION,
+        profile: sh_quote(p.name.as_str()),
+        state_dir: sh_quote(&p.state_dir()),
+        checks,
+    };
     plan.bundle.add("preflight.sh", 0o755, t.render("install/preflight.sh.tera", &ctx)?);
     Ok(())
 }

@@ -351,6 +351,36 @@ fn iptables_chains_coexist_with_the_hosts_rules_and_leave_exactly() {
     assert_eq!(first_forward, "-A FORWARD -j VNETGEN-FORWARD");
     iptables_loader(&bundle, &h, "start");
     assert_eq!((save("iptables-save"), save("ip6tables-save")), loaded, "a second start changed the rules");
+
+    // `netfilter-persistent save`: its plugins write every chain into rules.v4 and rules.v6;
+    // vnetgen's plugin, run after them, takes exactly vnetgen's lines out again.
+    let saved_dir = bundle.join("host/etc/iptables");
+    std::fs::create_dir_all(&saved_dir).unwrap();
+    let mut saved = Vec::new();
+    for (cmd, file) in [("iptables-save", "rules.v4"), ("ip6tables-save", "rules.v6")] {
+        let out = Command::new("ip").args(["netns", "exec", &h, cmd]).output().unwrap();
+        std::fs::write(saved_dir.join(file), &out.stdout).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("VNETGEN-"), "{cmd} saw no vnetgen chain");
+        saved.push((file, text));
+    }
+    iptables_loader(&bundle, &h, "unsave");
+    for (file, text) in saved {
+        let want: String = text.lines().filter(|l| !l.contains("VNETGEN-")).map(|l| format!("{l}\n")).collect();
+        assert_eq!(std::fs::read_to_string(saved_dir.join(file)).unwrap(), want, "{file} after unsave");
+        assert!(want.contains("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"), "the host's rules:\n{want}");
+    }
+    // `netfilter-persistent reload` (or start): its plugins restore the saved files whole, which
+    // flushes vnetgen's chains; vnetgen's plugin then loads them again, as before.
+    for (cmd, file) in [("iptables-restore", "rules.v4"), ("ip6tables-restore", "rules.v6")] {
+        sh(&["ip", "netns", "exec", &h, cmd, saved_dir.join(file).to_str().unwrap()]);
+    }
+    assert!(!save("iptables-save").contains("VNETGEN-"), "the whole-table restore kept vnetgen's chains");
+    let plugin = bundle.join("host/usr/share/netfilter-persistent/plugins.d/60-vnetgen");
+    let plugin_text = std::fs::read_to_string(&plugin).unwrap();
+    assert!(plugin_text.contains("reload") && plugin_text.contains("/etc/vnetgen/iptables.sh start"), "{plugin_text}");
+    iptables_loader(&bundle, &h, "start");
+    assert_eq!((save("iptables-save"), save("ip6tables-save")), loaded, "after the reload the rules differ");
     iptables_loader(&bundle, &h, "stop");
     assert_eq!(
         (save("iptables-save"), save("ip6tables-save")),

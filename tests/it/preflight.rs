@@ -152,6 +152,57 @@ fn preflight_finds_each_staged_hazard_and_stays_quiet_on_a_clean_host() {
 }
 
 #[test]
+fn a_forward_drop_policy_is_no_hazard_where_vnetgen_accepts_in_that_same_chain() {
+    // Docker's (or a stock firewall's) FORWARD DROP in iptables: the nftables bundle's accepts
+    // cannot override it (fatal above), but the iptables backend's VNETGEN-FORWARD is jumped to
+    // from that FORWARD chain, so its ACCEPT is final there.
+    if !may_stage("the FORWARD policy is staged in a network namespace") || tool("iptables", "iptables").is_none() {
+        return;
+    }
+    let tmp = TempDir::new("preflight-same-chain");
+    let script = preflight_of("debian-iptables-custom-nat-forwards", &tmp);
+    let ns = Ns::new("drop-iptables");
+    let staged = ns.sh("iptables -P FORWARD DROP && ip6tables -P FORWARD DROP && iptables -P INPUT DROP");
+    assert!(staged.status.success(), "staging: {}", String::from_utf8_lossy(&staged.stderr));
+    let out = ns.sh(&format!("bash {script}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!((out.status.code(), text.as_ref()), (Some(0), ""), "a policy vnetgen's own chains override is reported");
+    // The control: the nftables bundle on the same host is told.
+    let script = preflight_of("server-custom-routed", &tmp);
+    let out = ns.sh(&format!("bash {script}"));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn an_upgrades_preflight_takes_the_earlier_installs_routes_for_its_own() {
+    // An earlier bundle of the profile put the routed subnet on virbr9; the new one moves it to
+    // virbr10. The earlier install listed its bridges in the state directory: the route there is
+    // the upgrade's to replace, not a collision. The same route on any other bridge is one.
+    if !may_stage("the earlier bridge is staged in a network namespace") {
+        return;
+    }
+    let tmp = TempDir::new("preflight-upgrade");
+    let script = preflight_of("server-custom-routed", &tmp);
+    let state = tmp.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let ns = Ns::new("upgrade");
+    let staged =
+        ns.sh("ip link add virbr9 type bridge && ip addr add 203.0.113.88/29 dev virbr9 && ip link set virbr9 up");
+    assert!(staged.status.success(), "staging: {}", String::from_utf8_lossy(&staged.stderr));
+    let run = || {
+        let out = ns.sh(&format!("VNETGEN_STATE_DIR={} bash {script}", state.display()));
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = run();
+    assert_eq!(code, Some(1), "no earlier install: the route is a collision:\n{out}");
+    assert!(out.contains("collides with a route"), "{out}");
+    std::fs::write(state.join("bridges"), "virbr9\nvirbr11\n").unwrap();
+    assert_eq!(run(), (Some(0), String::new()), "the earlier install's own route is reported");
+    std::fs::write(state.join("bridges"), "virbr11\n").unwrap();
+    assert_eq!(run().0, Some(1), "a route on a bridge the earlier install did not create is no longer reported");
+}
+
+#[test]
 fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
     if !may_stage("the .link file is staged in a mount namespace") {
         return;

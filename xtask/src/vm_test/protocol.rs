@@ -16,7 +16,8 @@
 //! - `VT boot N UPTIME` (the Nth boot); `VT fatal REASON`
 //! - `VT uplink DEV ADDR`, `VT uplink6 DEV ADDR|none GATEWAY|none`
 //! - `VT await-install` (for an install over SSH), `VT install: LINE` (install.sh's output),
-//!   `VT install rc=RC`, `VT rebooting`
+//!   `VT earlier rc=RC` (an upgrade's earlier bundle installed), `VT killed yes|none` (whether
+//!   a killed install was killed before it ended), `VT install rc=RC`, `VT rebooting`
 //! - `VT firewalld zones: …`, `VT settled STATE UPTIME`, `VT cable NIC BRIDGE [missing: …]`,
 //!   `VT ready UPTIME`
 //! - answers to the harness's commands: `VT probe ID RESULT…`, `VT udp ID RC OUTPUT`,
@@ -107,6 +108,10 @@ pub enum Host {
     Install(String),
     /// install.sh's exit code.
     InstallRc(String),
+    /// The exit code of the earlier bundle's install.sh (an upgrade).
+    EarlierRc(String),
+    /// Whether the install to be killed was killed before it ended.
+    Killed(bool),
     Rebooting,
     FirewalldZones(String),
     Settled(String),
@@ -148,6 +153,11 @@ impl Host {
                 Some(rc) => Host::InstallRc(rc.to_string()),
                 None => Host::Other(rest.to_string()),
             },
+            "earlier" => match args.strip_prefix("rc=") {
+                Some(rc) => Host::EarlierRc(rc.to_string()),
+                None => Host::Other(rest.to_string()),
+            },
+            "killed" => Host::Killed(args == "yes"),
             "rebooting" => Host::Rebooting,
             "firewalld" => Host::FirewalldZones(args.strip_prefix("zones: ").unwrap_or(args).to_string()),
             "settled" => Host::Settled(args.to_string()),
@@ -196,6 +206,8 @@ mod tests {
         "uplink6",
         "await-install",
         "install:",
+        "earlier",
+        "killed",
         "install",
         "rebooting",
         "firewalld",
@@ -256,7 +268,10 @@ mod tests {
         known.sort();
         assert_eq!(sorted, known, "agent.sh's `say` words and HOST_WORDS differ");
         for w in &host_words {
-            let line = if w == "install" { "VT install rc=0".to_string() } else { format!("VT {w} 1 x") };
+            let line = match w.as_str() {
+                "install" | "earlier" => format!("VT {w} rc=0"),
+                _ => format!("VT {w} 1 x"),
+            };
             assert!(!matches!(Host::parse(&line), Some(Host::Other(_))), "{w}");
         }
     }
@@ -279,6 +294,9 @@ mod tests {
         let h = |l: &str| Host::parse(l).unwrap();
         assert_eq!(h("VT boot 2 30.1"), Host::Boot(2));
         assert_eq!(h("VT install rc=3"), Host::InstallRc("3".into()));
+        assert_eq!(h("VT earlier rc=0"), Host::EarlierRc("0".into()));
+        assert_eq!(h("VT killed yes"), Host::Killed(true));
+        assert_eq!(h("VT killed none"), Host::Killed(false));
         assert_eq!(h("VT install: + ip link"), Host::Install("+ ip link".into()));
         assert_eq!(
             h("VT uplink6 wlp2s0 2001:db8:fffe::2 none"),

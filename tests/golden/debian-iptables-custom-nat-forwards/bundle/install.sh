@@ -195,7 +195,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/vnetgen/iptables.rules etc/vnetgen/ip6tables.rules etc/vnetgen/iptables.sh etc/systemd/system/vnetgen-iptables.service)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/vnetgen/iptables.rules etc/vnetgen/ip6tables.rules etc/vnetgen/iptables.sh etc/systemd/system/vnetgen-iptables.service usr/share/netfilter-persistent/plugins.d/60-vnetgen)
 OWNED_NETWORKS=(virbr10)
 owned() {
 	local f
@@ -534,7 +534,11 @@ if [ -e "$STATE_DIR/incomplete" ]; then
 	ANY_CHANGED=1
 	say "an earlier run did not finish: applying every step again"
 fi
-if [ "$DRY_RUN" = 0 ]; then : >"$STATE_DIR/incomplete"; fi
+if [ "$DRY_RUN" = 0 ]; then
+	: >"$STATE_DIR/incomplete"
+	# This bundle's bridges: an upgrade's preflight takes their routes for its own.
+	printf '%s\n' virbr10 >"$STATE_DIR/bridges"
+fi
 # 1 if no earlier run of this profile's bundles left anything behind: a failure then undoes
 # everything this run did (files and running state) with uninstall.sh.
 if [ -z "$(tracked_files)" ] && [ -z "$(tracked_networks)" ]; then FIRST=1; fi
@@ -565,6 +569,7 @@ install_file etc/vnetgen/iptables.rules 0640
 install_file etc/vnetgen/ip6tables.rules 0640
 install_file etc/vnetgen/iptables.sh 0755
 install_file etc/systemd/system/vnetgen-iptables.service 0644
+install_file usr/share/netfilter-persistent/plugins.d/60-vnetgen 0755
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
 

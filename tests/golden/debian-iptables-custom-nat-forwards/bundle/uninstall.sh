@@ -189,7 +189,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/vnetgen/iptables.rules etc/vnetgen/ip6tables.rules etc/vnetgen/iptables.sh etc/systemd/system/vnetgen-iptables.service)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/vnetgen/iptables.rules etc/vnetgen/ip6tables.rules etc/vnetgen/iptables.sh etc/systemd/system/vnetgen-iptables.service usr/share/netfilter-persistent/plugins.d/60-vnetgen)
 OWNED_NETWORKS=(virbr10)
 owned() {
 	local f
@@ -253,6 +253,7 @@ undo_2() {
 attempt 'Remove libvirt network virbr10 (or restore the definition it replaced).' undo_2
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
+attempt 'put back' restore_file usr/share/netfilter-persistent/plugins.d/60-vnetgen
 attempt 'put back' restore_file etc/systemd/system/vnetgen-iptables.service
 attempt 'put back' restore_file etc/vnetgen/iptables.sh
 attempt 'put back' restore_file etc/vnetgen/ip6tables.rules

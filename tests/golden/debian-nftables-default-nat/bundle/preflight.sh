@@ -14,6 +14,12 @@ finding() {
 	printf 'preflight: %s: %s\n' "$1" "$2"
 	if [ "$1" = fatal ]; then fatal=1; fi
 }
+# The bridges an earlier install of this profile created (`bridges` in its state directory): an
+# upgrade replaces them, so their routes collide with nothing.
+EARLIER_BRIDGES=" $(tr '\n' ' ' <"${VNETGEN_STATE_DIR:-/var/lib/vnetgen/debian-nftables-default-nat}/bridges" 2>/dev/null) "
+not_on_earlier_bridges() {
+	awk -v skip="$EARLIER_BRIDGES" '{ for (i = 1; i < NF; i++) if ($i == "dev" && index(skip, " " $(i + 1) " ")) next; print }'
+}
 if iptables -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP'; then
 	finding fatal 'the iptables FORWARD policy is DROP (Docker sets it): forwarded traffic of virbr0 is dropped there even where vnetgen'\''s or libvirt'\''s rules accept it; fix: iptables -I DOCKER-USER -i virbr0 -j ACCEPT; iptables -I DOCKER-USER -o virbr0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT (or set "ip-forward-no-drop": true in /etc/docker/daemon.json and restart Docker)'
 fi
@@ -30,7 +36,7 @@ fi
 if nft list ruleset 2>/dev/null | awk '/^table /{t=$2" "$3} /type nat hook/{print t}' | grep -vqxE '(inet vnetgen|ip libvirt_network|ip6 libvirt_network|ip nat|ip6 nat|inet firewalld)'; then
 	finding warning 'another nftables table does NAT (nft list ruleset | grep -B5 '\''type nat'\''): its masquerade or DNAT rules may rewrite guest traffic before or after vnetgen'\''s'
 fi
-if { ip -4 -o route show root 192.168.122.0/24; ip -4 -o route show match 192.168.122.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr0' | grep -q .; then
+if { ip -4 -o route show root 192.168.122.0/24; ip -4 -o route show match 192.168.122.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr0' | not_on_earlier_bridges | grep -q .; then
 	finding fatal 'subnet 192.168.122.0/24 of network default collides with a route this host already has (ip -4 route show match 192.168.122.0/24): pick a free subnet in the profile'
 fi
 if [ -d /sys/class/net/enp1s0/wireless ] || [ -L /sys/class/net/enp1s0/phy80211 ]; then

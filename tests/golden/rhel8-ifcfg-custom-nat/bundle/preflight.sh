@@ -14,11 +14,14 @@ finding() {
 	printf 'preflight: %s: %s\n' "$1" "$2"
 	if [ "$1" = fatal ]; then fatal=1; fi
 }
-if iptables -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP'; then
-	finding fatal 'the iptables FORWARD policy is DROP (Docker sets it): forwarded traffic of virbr10 is dropped there even where vnetgen'\''s or libvirt'\''s rules accept it; fix: iptables -I DOCKER-USER -i virbr10 -j ACCEPT; iptables -I DOCKER-USER -o virbr10 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT (or set "ip-forward-no-drop": true in /etc/docker/daemon.json and restart Docker)'
-fi
+# The bridges an earlier install of this profile created (`bridges` in its state directory): an
+# upgrade replaces them, so their routes collide with nothing.
+EARLIER_BRIDGES=" $(tr '\n' ' ' <"${VNETGEN_STATE_DIR:-/var/lib/vnetgen/rhel8-ifcfg-custom-nat}/bridges" 2>/dev/null) "
+not_on_earlier_bridges() {
+	awk -v skip="$EARLIER_BRIDGES" '{ for (i = 1; i < NF; i++) if ($i == "dev" && index(skip, " " $(i + 1) " ")) next; print }'
+}
 # One finding naming every item the command lists (in place of {} in the message).
-found=$(nft list ruleset 2>/dev/null | awk -v brs='virbr10' -v hooks=' input forward ' 'function report(  i, b, n, miss) { if (t == "" || t ~ /^(inet vnetgen|inet firewalld|ip filter|ip6 filter)$/) return; n = split(brs, B, " "); miss = 0; for (b = 1; b <= n; b++) if (index(text, "\"" B[b] "\"") == 0) miss = 1; if (miss) for (i = 1; i <= k; i++) print "table " t " chain " ch[i] } /^table / { report(); t = $2 " " $3; text = ""; k = 0 } { text = text $0 "\n" } /^[[:space:]]*chain / { c = $2 } / hook / && /policy drop/ { for (i = 1; i < NF; i++) if ($i == "hook") h = $(i + 1); if (index(hooks, " " h " ")) ch[++k] = c " (hook " h ", policy drop)" } END { report() }')
+found=$(nft list ruleset 2>/dev/null | awk -v brs='virbr10' -v hooks=' input ' 'function report(  i, b, n, miss) { if (t == "" || t ~ /^(inet vnetgen|inet firewalld|ip filter|ip6 filter)$/) return; n = split(brs, B, " "); miss = 0; for (b = 1; b <= n; b++) if (index(text, "\"" B[b] "\"") == 0) miss = 1; if (miss) for (i = 1; i <= k; i++) print "table " t " chain " ch[i] } /^table / { report(); t = $2 " " $3; text = ""; k = 0 } { text = text $0 "\n" } /^[[:space:]]*chain / { c = $2 } / hook / && /policy drop/ { for (i = 1; i < NF; i++) if ($i == "hook") h = $(i + 1); if (index(hooks, " " h " ")) ch[++k] = c " (hook " h ", policy drop)" } END { report() }')
 if [ -n "$found" ]; then
 	msg='an nftables base chain of another table drops by policy what vnetgen'\''s rules accept, and its table never names the bridges virbr10 (a drop in any table is final; an accept in table inet vnetgen cannot override it): {}. Guests would get no DHCP or DNS (hook input) and no forwarding (hook forward). Add to that chain, before its drops: for input, iifname { virbr10 } meta l4proto { udp, tcp } th dport { 53, 67, 547 } accept; for forward, iifname { virbr10 } accept and oifname { virbr10 } ct state established,related accept (or see nft list ruleset)'
 	list=$(printf '%s' "$found" | tr '\n' ';' | sed 's/;/; /g')
@@ -27,7 +30,7 @@ fi
 if ss -Hlnu 2>/dev/null | awk '$4 ~ /^(0\.0\.0\.0|\*|\[::\]):53$/' | grep -q .; then
 	finding fatal 'a DNS server already listens on port 53 of all addresses (ss -lnup '\''sport = :53'\''): vnetgen-dnsmasq cannot serve virbr10; configure that server with bind-interfaces and except-interface= for each of them'
 fi
-if { ip -4 -o route show root 192.168.100.0/24; ip -4 -o route show match 192.168.100.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr10' | grep -q .; then
+if { ip -4 -o route show root 192.168.100.0/24; ip -4 -o route show match 192.168.100.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr10' | not_on_earlier_bridges | grep -q .; then
 	finding fatal 'subnet 192.168.100.0/24 of network vmnet collides with a route this host already has (ip -4 route show match 192.168.100.0/24): pick a free subnet in the profile'
 fi
 if [ -d /sys/class/net/eth0/wireless ] || [ -L /sys/class/net/eth0/phy80211 ]; then

@@ -14,6 +14,12 @@ finding() {
 	printf 'preflight: %s: %s\n' "$1" "$2"
 	if [ "$1" = fatal ]; then fatal=1; fi
 }
+# The bridges an earlier install of this profile created (`bridges` in its state directory): an
+# upgrade replaces them, so their routes collide with nothing.
+EARLIER_BRIDGES=" $(tr '\n' ' ' <"${VNETGEN_STATE_DIR:-/var/lib/vnetgen/six-modes}/bridges" 2>/dev/null) "
+not_on_earlier_bridges() {
+	awk -v skip="$EARLIER_BRIDGES" '{ for (i = 1; i < NF; i++) if ($i == "dev" && index(skip, " " $(i + 1) " ")) next; print }'
+}
 if iptables -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP'; then
 	finding fatal 'the iptables FORWARD policy is DROP (Docker sets it): forwarded traffic of virbr0, virbr1, virbr10, virbr11 is dropped there even where vnetgen'\''s or libvirt'\''s rules accept it; fix: iptables -I DOCKER-USER -i virbr0 -j ACCEPT; iptables -I DOCKER-USER -o virbr0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT; iptables -I DOCKER-USER -i virbr1 -j ACCEPT; iptables -I DOCKER-USER -o virbr1 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT; iptables -I DOCKER-USER -i virbr10 -j ACCEPT; iptables -I DOCKER-USER -o virbr10 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT; iptables -I DOCKER-USER -i virbr11 -j ACCEPT; iptables -I DOCKER-USER -o virbr11 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT (or set "ip-forward-no-drop": true in /etc/docker/daemon.json and restart Docker)'
 fi
@@ -36,19 +42,19 @@ fi
 if ss -Hlnu 2>/dev/null | awk '$4 ~ /^(0\.0\.0\.0|\*|\[::\]):53$/' | grep -q .; then
 	finding fatal 'a DNS server already listens on port 53 of all addresses (ss -lnup '\''sport = :53'\''): vnetgen-dnsmasq cannot serve virbr11; configure that server with bind-interfaces and except-interface= for each of them'
 fi
-if { ip -4 -o route show root 192.168.122.0/24; ip -4 -o route show match 192.168.122.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr0' | grep -q .; then
+if { ip -4 -o route show root 192.168.122.0/24; ip -4 -o route show match 192.168.122.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr0' | not_on_earlier_bridges | grep -q .; then
 	finding fatal 'subnet 192.168.122.0/24 of network default collides with a route this host already has (ip -4 route show match 192.168.122.0/24): pick a free subnet in the profile'
 fi
-if { ip -4 -o route show root 192.168.50.0/24; ip -4 -o route show match 192.168.50.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr1' | grep -q .; then
+if { ip -4 -o route show root 192.168.50.0/24; ip -4 -o route show match 192.168.50.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr1' | not_on_earlier_bridges | grep -q .; then
 	finding fatal 'subnet 192.168.50.0/24 of network routed collides with a route this host already has (ip -4 route show match 192.168.50.0/24): pick a free subnet in the profile'
 fi
-if { ip -4 -o route show root 192.168.60.0/24; ip -4 -o route show match 192.168.60.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr2' | grep -q .; then
+if { ip -4 -o route show root 192.168.60.0/24; ip -4 -o route show match 192.168.60.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr2' | not_on_earlier_bridges | grep -q .; then
 	finding fatal 'subnet 192.168.60.0/24 of network isolated collides with a route this host already has (ip -4 route show match 192.168.60.0/24): pick a free subnet in the profile'
 fi
-if { ip -4 -o route show root 192.168.100.0/24; ip -4 -o route show match 192.168.100.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr10' | grep -q .; then
+if { ip -4 -o route show root 192.168.100.0/24; ip -4 -o route show match 192.168.100.0/24; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr10' | not_on_earlier_bridges | grep -q .; then
 	finding fatal 'subnet 192.168.100.0/24 of network cnat collides with a route this host already has (ip -4 route show match 192.168.100.0/24): pick a free subnet in the profile'
 fi
-if { ip -4 -o route show root 203.0.113.88/29; ip -4 -o route show match 203.0.113.88/29; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr11' | grep -q .; then
+if { ip -4 -o route show root 203.0.113.88/29; ip -4 -o route show match 203.0.113.88/29; } 2>/dev/null | grep -v '^default ' | grep -vw 'dev virbr11' | not_on_earlier_bridges | grep -q .; then
 	finding fatal 'subnet 203.0.113.88/29 of network croute collides with a route this host already has (ip -4 route show match 203.0.113.88/29): pick a free subnet in the profile'
 fi
 if [ -d /sys/class/net/enp1s0/wireless ] || [ -L /sys/class/net/enp1s0/phy80211 ]; then

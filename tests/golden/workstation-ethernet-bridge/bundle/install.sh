@@ -533,7 +533,11 @@ if [ -e "$STATE_DIR/incomplete" ]; then
 	ANY_CHANGED=1
 	say "an earlier run did not finish: applying every step again"
 fi
-if [ "$DRY_RUN" = 0 ]; then : >"$STATE_DIR/incomplete"; fi
+if [ "$DRY_RUN" = 0 ]; then
+	: >"$STATE_DIR/incomplete"
+	# This bundle's bridges: an upgrade's preflight takes their routes for its own.
+	printf '%s\n' br0 virbr0 >"$STATE_DIR/bridges"
+fi
 # 1 if no earlier run of this profile's bundles left anything behind: a failure then undoes
 # everything this run did (files and running state) with uninstall.sh.
 if [ -z "$(tracked_files)" ] && [ -z "$(tracked_networks)" ]; then FIRST=1; fi

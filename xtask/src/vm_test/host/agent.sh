@@ -4,7 +4,9 @@
 #
 # Boot 1 (the fresh host): wait for the uplinks' addresses, unpack the bundle from the scenario
 # disk, run the bundle's own install.sh non-interactively, reboot. With APPLY=ssh the harness
-# runs install.sh over SSH instead and then sends `reboot`.
+# runs install.sh over SSH instead and then sends `reboot`. With EARLIER=1 (an upgrade) the
+# earlier bundle is installed first; with KILL_AT the install is killed (SIGKILL, its whole
+# process group) once its output has a line containing KILL_AT, and then run again.
 # Boot 2 (after the reboot: what persists): cable the sibling guests' NICs into the bundle's
 # bridges (as libvirt enslaves a guest's tap), report `VT ready …`, then serve the harness's
 # commands: `probe ID IP PORT`, `udp ID IP PORT NONCE`, `mac ID DEV`, `uninstall ID` (runs
@@ -17,7 +19,7 @@ say() { printf 'VT %s\n' "$*" >&3; }
 
 STATE=/var/lib/vt
 mkdir -p "$STATE/logs"
-UPLINKS="" UPLINKS6="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1
+UPLINKS="" UPLINKS6="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1 KILL_AT="" EARLIER=0
 # shellcheck source=/dev/null
 [ -r "$STATE/scenario.conf" ] && . "$STATE/scenario.conf"
 n=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
@@ -209,6 +211,37 @@ case $n in
 		say "await-install"
 		serve
 		exit 0
+	fi
+	if [ "$EARLIER" = 1 ]; then
+		tar -xf /dev/vdb -C /root bundle-earlier
+		# shellcheck disable=SC2086 # INSTALL_ARGS is a list of fixed options
+		(cd /root/bundle-earlier && ./install.sh --yes $INSTALL_ARGS) </dev/null >"$STATE/logs/install-earlier.log" 2>&1
+		rc=$?
+		sed 's/^/VT install: [the earlier bundle] /' "$STATE/logs/install-earlier.log" >&3
+		say "earlier rc=$rc"
+		if [ "$rc" != 0 ]; then
+			dump
+			say "fatal the earlier bundle's install.sh failed (exit $rc)"
+			exit 0
+		fi
+	fi
+	if [ -n "$KILL_AT" ]; then
+		# Its own session and process group, so that the kill takes every command it runs too.
+		# shellcheck disable=SC2016,SC2086 # $$ and $@ expand in the inner shell; INSTALL_ARGS: fixed options
+		setsid bash -c 'echo $$ >"$0"; cd /root/bundle && exec ./install.sh --yes "$@"' "$STATE/killed.pid" $INSTALL_ARGS \
+			</dev/null >"$STATE/logs/install-killed.log" 2>&1 &
+		pid=$! killed=none
+		for _ in $(seq 6000); do
+			if grep -qF -- "$KILL_AT" "$STATE/logs/install-killed.log"; then
+				kill -9 -- "-$(cat "$STATE/killed.pid")" && killed=yes
+				break
+			fi
+			if ! kill -0 "$pid" 2>/dev/null; then break; fi
+			sleep 0.05
+		done
+		wait "$pid"
+		sed 's/^/VT install: [the killed run] /' "$STATE/logs/install-killed.log" >&3
+		say "killed $killed"
 	fi
 	# shellcheck disable=SC2086 # INSTALL_ARGS is a list of fixed options
 	(cd /root/bundle && ./install.sh --yes $INSTALL_ARGS) </dev/null >"$STATE/logs/install.log" 2>&1

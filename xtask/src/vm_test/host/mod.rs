@@ -55,6 +55,15 @@ pub struct HostScenario {
     /// How install.sh runs: by the host's agent on its console (the default), or over SSH.
     #[serde(default)]
     pub apply: Apply,
+    /// An upgrade: the bundle of this earlier profile (same `name:`) is installed first, then
+    /// the scenario's own over it; the final uninstall.sh must leave /etc as before the first.
+    #[serde(default)]
+    pub earlier: Option<String>,
+    /// A killed install: the agent kills install.sh's whole process group (SIGKILL, as a power
+    /// loss or the OOM killer would) as soon as its output has a line containing this text, then
+    /// runs it again (apply: agent only).
+    #[serde(default)]
+    pub kill_at: Option<String>,
     /// Deliberately broken bundles, as in the netns tier.
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -74,6 +83,18 @@ pub enum Apply {
     /// `CONFIRM_TIMEOUT` (then the host reboots and the checks run), or install.sh's watchdog
     /// rolls it back (then the rollback is checked instead).
     Ssh,
+    /// The admin runs `install.sh --yes` over SSH: no watchdog, so a step that fails must bring
+    /// the network back itself. If it fails, the host is checked live over a new SSH session (it
+    /// answers at its old address, the uplink has it again) and /etc is compared; nothing is
+    /// rebooted.
+    SshYes,
+}
+
+impl Apply {
+    /// Whether an admin installs over SSH (the host awaits it; the admin's key is authorized).
+    pub fn over_ssh(self) -> bool {
+        matches!(self, Apply::Ssh | Apply::SshYes)
+    }
 }
 
 impl scenario::Named for HostScenario {
@@ -195,12 +216,30 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
     // The host's NICs: the uplinks, a WiFi access point's backhaul, one cable per guest.
     let (backhaul, cables) = site::nics(&sites, &s, &model)?;
     let nics: Vec<&HostNic> = sites.iter().map(|s| &s.nic).chain(&backhaul).chain(&cables).collect();
-    let disk = prep::scenario_disk(dir, &bundle_dir, &model, image, &nics, &sites, hs.apply)?;
+    let earlier = match &hs.earlier {
+        Some(profile) => {
+            let (before, earlier) = bundle::render(profile, None, &dir.join("earlier"))?;
+            anyhow::ensure!(
+                before.name == model.name,
+                "earlier: {profile} is profile {:?}, not {:?}: an upgrade installs a bundle of the same profile",
+                before.name,
+                model.name
+            );
+            Some(earlier)
+        }
+        None => None,
+    };
+    anyhow::ensure!(
+        hs.kill_at.is_none() || hs.apply == Apply::Agent,
+        "kill-at: the agent kills an install it runs itself (apply: agent)"
+    );
+    let plan = prep::Plan { apply: hs.apply, kill_at: hs.kill_at.as_deref(), earlier: earlier.as_deref() };
+    let disk = prep::scenario_disk(dir, &bundle_dir, &model, image, &nics, &sites, &plan)?;
     outcome.phases.end("render+prep");
     let mut topo = Topology::new(&format!("h{index}"), dir, keep)?;
     topo.set_deadline(READY_TIMEOUT + Duration::from_secs(300));
     let wired = site::wire(&mut topo, &sites, &cables, dir, &saved.image.busybox)?;
-    let admin = if hs.apply == Apply::Ssh { Some(ssh::admin_network(&mut topo, &wired.sim)?) } else { None };
+    let admin = if hs.apply.over_ssh() { Some(ssh::admin_network(&mut topo, &wired.sim)?) } else { None };
     let (sim, routers, mut segs) = (wired.sim, wired.routers, Segments(wired.segs));
 
     // The host VM: install, reboot, cable the guests in.
@@ -247,7 +286,10 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
             dir,
             label,
         };
-        let confirmed = ssh_apply(&mut topo, &install, results)?;
+        let confirmed = match hs.apply {
+            Apply::SshYes => ssh::ssh_apply_yes(&mut topo, &install, sites[0].uplink.name.as_str(), results)?,
+            _ => ssh_apply(&mut topo, &install, results)?,
+        };
         if !confirmed {
             // Rolled back: what the rollback promises was checked; nothing to boot guests on.
             if results.iter().any(|r| !r.ok) {
@@ -262,6 +304,30 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         outcome.phases.add(name, took);
     }
     let reports = vm.reports();
+    if hs.earlier.is_some() {
+        let rc = reports.iter().find_map(|r| if let Host::EarlierRc(rc) = r { Some(rc.as_str()) } else { None });
+        results.push(CheckResult {
+            id: "install-earlier".into(),
+            desc: "the earlier bundle of the profile installs first (exit 0)".into(),
+            ok: rc == Some("0"),
+            detail: format!("exit {rc:?}"),
+        });
+    }
+    if let Some(line) = &hs.kill_at {
+        let killed = reports.contains(&Host::Killed(true));
+        results.push(CheckResult {
+            id: "killed".into(),
+            desc: format!(
+                "install.sh was killed (SIGKILL, its process group) right after printing {line:?}, before it ended"
+            ),
+            ok: killed,
+            detail: if killed {
+                String::new()
+            } else {
+                "install.sh ended (or never printed the line) before the kill".into()
+            },
+        });
+    }
     if let Some(rc) = reports.iter().find_map(|r| if let Host::InstallRc(rc) = r { Some(rc) } else { None }) {
         // install.sh run by the agent: a failure (and its rollback) ends the run, as a check a
         // broken bundle can name.

@@ -54,6 +54,16 @@ pub fn default_units(model: &vnetgen::model::Profile) -> Vec<&'static str> {
     units
 }
 
+/// What the host's agent does on its first boot besides `install.sh --yes`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plan<'a> {
+    pub apply: Apply,
+    /// Kill install.sh's process group once its output has a line containing this, then rerun it.
+    pub kill_at: Option<&'a str>,
+    /// An earlier bundle of the same profile, installed first (an upgrade).
+    pub earlier: Option<&'a Path>,
+}
+
 /// The scenario disk and what it implies: the tar of `prep/` and `bundle/`, the empty logs
 /// disk, install.sh's extra arguments, and for an install over SSH the admin's key.
 pub struct Disk {
@@ -71,20 +81,25 @@ pub fn scenario_disk(
     image: &HostImage,
     nics: &[&HostNic],
     sites: &[Site<'_>],
-    apply: Apply,
+    plan: &Plan<'_>,
 ) -> Result<Disk> {
     let stage = dir.join("disk");
     let prep = stage.join("prep");
     std::fs::create_dir_all(&prep)?;
     copy_dir(bundle_dir, &stage.join("bundle"))?;
+    let mut parts = vec!["prep", "bundle"];
+    if let Some(earlier) = plan.earlier {
+        copy_dir(earlier, &stage.join("bundle-earlier"))?;
+        parts.push("bundle-earlier");
+    }
     let mut install_args = Vec::new();
     if model.host.distro != vnetgen::profile::Distro::Debian {
         // The report says so: this host is Debian, the profile's distribution is not.
         install_args.push("--skip-host-check");
     }
-    write_prep(&prep, model, image, nics, &install_args, sites, apply)?;
+    write_prep(&prep, model, image, nics, &install_args, sites, plan)?;
     let key = dir.join("ssh-key");
-    if apply == Apply::Ssh {
+    if plan.apply.over_ssh() {
         // The admin's key, authorized for root as on a server one administers over SSH.
         let _ = std::fs::remove_file(&key);
         let out = std::process::Command::new("ssh-keygen")
@@ -104,7 +119,7 @@ pub fn scenario_disk(
         .arg(&tar)
         .arg("-C")
         .arg(&stage)
-        .args(["prep", "bundle"])
+        .args(&parts)
         .output()?;
     anyhow::ensure!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr).trim());
     let logs = dir.join("host-logs.tar");
@@ -121,7 +136,7 @@ pub fn write_prep(
     nics: &[&HostNic],
     install_args: &[&str],
     sites: &[Site<'_>],
-    apply: Apply,
+    plan: &Plan<'_>,
 ) -> Result<()> {
     let write = |rel: &str, text: &str, mode: u32| host_image::write_file(prep, rel, text, mode);
     let link = host_image::link_file;
@@ -166,7 +181,7 @@ pub fn write_prep(
     write(
         "var/lib/vt/scenario.conf",
         &format!(
-            "UPLINKS={}\nUPLINKS6={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\n",
+            "UPLINKS={}\nUPLINKS6={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\nKILL_AT={}\nEARLIER={}\n",
             sh_quote(&sites.iter().map(|s| s.nic.name.as_str()).collect::<Vec<_>>().join(" ")),
             // The uplinks the agent waits for to learn IPv6 and reports (`uplink6 NAME ADDRESS`).
             sh_quote(
@@ -179,9 +194,11 @@ pub fn write_prep(
             ),
             sh_quote(&cabling.join(" ")),
             sh_quote(&install_args.join(" ")),
-            if apply == Apply::Ssh { "ssh" } else { "agent" },
+            if plan.apply.over_ssh() { "ssh" } else { "agent" },
             // Whether the host serves DHCP on a network of the bundle (boot 2 waits for it).
-            u8::from(model.networks.iter().any(|n| n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some())))
+            u8::from(model.networks.iter().any(|n| n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some()))),
+            sh_quote(plan.kill_at.unwrap_or("")),
+            u8::from(plan.earlier.is_some()),
         ),
         0o644,
     )?;

@@ -147,6 +147,65 @@ pub fn ssh_apply(topo: &mut Topology, install: &Install<'_>, results: &mut Vec<C
     Ok(false)
 }
 
+/// The install over SSH with `--yes` (`Apply::SshYes`): no watchdog, so a step that fails must
+/// bring the network back by itself. Returns whether install.sh succeeded; if it failed, checks
+/// live that a new SSH session from the admin's network gets in at the host's old address and
+/// finds it on `uplink` again, and that /etc is as before install.sh.
+pub fn ssh_apply_yes(
+    topo: &mut Topology,
+    install: &Install<'_>,
+    uplink: &str,
+    results: &mut Vec<CheckResult>,
+) -> Result<bool> {
+    let Install { ssh, vm, args: install_args, dir, label, .. } = install;
+    let command = format!("cd /root/bundle && ./install.sh --yes {}", install_args.join(" "));
+    let argv = ssh.argv(command.trim_end());
+    topo.spawn("ssh-install", &ssh.ns, &argv.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let started = Instant::now();
+    let mut status = None;
+    // A session cut off for good (the network never came back) is what the checks below
+    // report, not an error of the run.
+    let ended = wait_for("install.sh --yes over SSH to end", Duration::from_secs(400), || {
+        status = topo.finished("ssh-install")?;
+        Ok(status.is_some())
+    });
+    let out = std::fs::read_to_string(dir.join("ssh-install.log")).unwrap_or_default();
+    let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+    eprintln!(
+        "vm-test: [{label}] install.sh --yes over SSH ended after {:.0}s: {status:?}",
+        started.elapsed().as_secs_f64()
+    );
+    let ok = status.is_some_and(|s| s.success()) && out.contains("done; undo with");
+    results.push(CheckResult {
+        id: "ssh-install".into(),
+        desc: "install.sh --yes over SSH completes (exit 0) and its session survives the change".into(),
+        ok,
+        detail: if ended.is_ok() { format!("{status:?}: {last}") } else { format!("the session never ended: {last}") },
+    });
+    if ok {
+        return Ok(true);
+    }
+    let (code, text) =
+        ssh.run(topo, &format!("ip -4 -o address show dev {}", sh_quote(uplink)), Duration::from_secs(20))?;
+    results.push(CheckResult {
+        id: "ssh-after-failure".into(),
+        desc: format!(
+            "after the failed install a new SSH session from the LAN gets in at the host's old address {} and finds it on {uplink} again",
+            ssh.host
+        ),
+        ok: code == 0 && text.contains(&format!("inet {}/", ssh.host)),
+        detail: format!("exit {code}: {text}"),
+    });
+    let answer = vm.ask("compare", "-", Duration::from_secs(60))?;
+    results.push(CheckResult {
+        id: "rollback-restores-etc".into(),
+        desc: "after the failed install every file under /etc is as it was before install.sh".into(),
+        ok: answer == "ok",
+        detail: answer,
+    });
+    Ok(false)
+}
+
 /// The admin's network, one hop behind the upstream router in `sim` (so the host's default
 /// route, the thing a wrong gateway breaks, carries the SSH session); returns its namespace.
 pub fn admin_network(topo: &mut Topology, sim: &str) -> Result<String> {
