@@ -99,7 +99,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             keys.iter().map(|k| Setting { comment: String::new(), key: k.to_string(), value: "0".into() }).collect();
         let text = t.render(
             "sysctl/bridge.conf.tera",
-            &Ctx { header: header(p, "bridged guest traffic bypasses the host firewall (seed 004)"), settings },
+            &Ctx { header: header(p, "bridged guest traffic bypasses the host firewall"), settings },
         )?;
         plan.host_file(BRIDGE, 0o644, text);
         let rule = t.render(
