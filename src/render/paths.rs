@@ -82,6 +82,7 @@ fn words(p: &Profile, n: &Network) -> Words {
                 w.in_accept.push_str(&format!(" and UFW's `route allow in on {up} out on {br}`"));
             }
             if n.mode == Mode::Nat {
+                w.dnat_accept.push_str(" and vnetgen-forward (UFW before.rules)");
                 w.in_refuse.push_str(&format!(" (and UFW's `route reject in on {up} out on {br}`)"));
             }
             w.host_accept = format!("UFW's `allow in on {br}` rules (DHCP, DNS)");
@@ -153,7 +154,7 @@ fn words(p: &Profile, n: &Network) -> Words {
                 masquerade: "firewalld policy vnetgen-nat-out".to_string(),
                 dnat: format!("firewalld policy vnetgen-nat-in forward-port (from zone {uplink_zone})"),
                 dnat_accept: "firewalld's accept of forward-port destinations".to_string(),
-                host_accept: format!("firewalld zone {zone} (services dhcp, dns; ICMP)"),
+                host_accept: format!("the services of firewalld zone {zone}"),
                 host_refuse: format!("firewalld zone {zone} (reject)"),
             }
         }
@@ -274,7 +275,7 @@ pub fn network_paths(p: &Profile) -> Vec<Paths> {
                     f.guest,
                     f.guest_port
                 ),
-                lines: forward_lines(p, n, f),
+                lines: forward_lines(p, n, f, "LAN client"),
             });
         }
     }
@@ -360,7 +361,7 @@ fn lines(p: &Profile, n: &Network) -> Vec<String> {
     out
 }
 
-fn forward_lines(p: &Profile, n: &Network, f: &Forward) -> Vec<String> {
+fn forward_lines(p: &Profile, n: &Network, f: &Forward, client: &str) -> Vec<String> {
     let up = p.uplink_device(n.uplink).as_str();
     let br = n.bridge.as_str();
     let w = words(p, n);
@@ -368,12 +369,12 @@ fn forward_lines(p: &Profile, n: &Network, f: &Forward) -> Vec<String> {
     let on = f.host_address.map_or(up.to_string(), |a| format!("{up} {a}"));
     vec![
         format!(
-            "in: LAN client → {on}:{}/{proto} → {} → {} → {br} → {}:{}",
+            "in: {client} → {on}:{}/{proto} → {} → {} → {br} → {}:{}",
             f.host_port, w.dnat, w.dnat_accept, f.guest, f.guest_port
         ),
         format!(
             "reply: {}:{} → {br} → accepted as part of the connection → conntrack reverses the DNAT → {up} → \
-             LAN client (it sees the host's address answer)",
+             {client} (it sees the host's address answer)",
             f.guest, f.guest_port
         ),
     ]
@@ -470,7 +471,7 @@ pub fn parse_flow(p: &Profile, words: &[String]) -> Result<Flow, String> {
 
 fn end_name(p: &Profile, e: &End) -> String {
     match e {
-        End::Lan(None) => "a LAN client".to_string(),
+        End::Lan(None) => "the LAN".to_string(),
         End::Lan(Some(a)) => format!("LAN {a}"),
         End::Host(None) => "the host".to_string(),
         End::Host(Some(a)) => format!("the host ({a})"),
@@ -510,6 +511,10 @@ enum Verdict {
 
 fn decide(p: &Profile, f: &Flow) -> (Verdict, Vec<String>) {
     use Verdict::*;
+    let client = match &f.from {
+        End::Lan(Some(a)) => format!("LAN {a}"),
+        _ => "LAN client".to_string(),
+    };
     let port = f.port;
     let proto = f.proto;
     match (&f.from, &f.to) {
@@ -536,7 +541,7 @@ fn decide(p: &Profile, f: &Flow) -> (Verdict, Vec<String>) {
                     });
                     match fw {
                         Some(fw) => {
-                            let mut l = forward_lines(p, n, fw);
+                            let mut l = forward_lines(p, n, fw, &client);
                             l.insert(0, format!(
                                 "only through the port forward: connect to the host's {}:{}/{}, not to the guest's address",
                                 fw.host_address.map_or(up.to_string(), |a| a.to_string()),
@@ -611,7 +616,7 @@ fn decide(p: &Profile, f: &Flow) -> (Verdict, Vec<String>) {
                         && (fw.host_address.is_none() || addr.is_none() || fw.host_address == *addr)
                 });
                 if let Some(fw) = hit {
-                    let mut l = forward_lines(p, n, fw);
+                    let mut l = forward_lines(p, n, fw, &client);
                     l.insert(0, format!("the port forward of network {} to {}:{}", n.name, fw.guest, fw.guest_port));
                     return (Accepted, l);
                 }

@@ -77,10 +77,26 @@ fn picture(p: &Profile) -> Picture {
     let custom = p.networks.iter().any(|n| n.mode.is_custom());
     let libvirt = p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged);
     let own = match p.host.firewall {
-        Firewall::Nftables => "vnetgen's rules in table inet vnetgen",
-        Firewall::Iptables => "vnetgen's rules in chains VNETGEN-*",
-        Firewall::Ufw => "UFW rules, NAT in before.rules (chains vnetgen-*)",
-        Firewall::Firewalld => "vnetgen's zones vnetgen-nat/vnetgen-routed and policies vnetgen-*",
+        Firewall::Nftables => "vnetgen's rules in table inet vnetgen".to_string(),
+        Firewall::Iptables => "vnetgen's rules in chains VNETGEN-*".to_string(),
+        Firewall::Ufw => "UFW rules, NAT in before.rules (chains vnetgen-*)".to_string(),
+        Firewall::Firewalld => {
+            let nat = p.networks.iter().filter(|n| n.mode == Mode::CustomNat).collect::<Vec<_>>();
+            let mut zones = Vec::new();
+            let mut policies = Vec::new();
+            if !nat.is_empty() {
+                zones.push(FIREWALLD_NAT_ZONE);
+                policies.push("vnetgen-nat-out");
+                if nat.iter().any(|n| !n.forwards.is_empty()) {
+                    policies.push("vnetgen-nat-in");
+                }
+            }
+            if p.networks.iter().any(|n| n.mode == Mode::CustomRouted) {
+                zones.push(FIREWALLD_ROUTED_ZONE);
+                policies.extend(["vnetgen-rt-out", "vnetgen-rt-in"]);
+            }
+            format!("zones {}, policies {}", zones.join(", "), policies.join(", "))
+        }
     };
     if custom || (p.host.firewall == Firewall::Ufw && libvirt) {
         host_lines.push(format!("firewall {}: {own}", p.host.firewall.as_str()));
@@ -301,8 +317,8 @@ fn glyph(mask: u8) -> char {
 fn draw_text(l: &Layout) -> String {
     let mut masks = vec![vec![0u8; l.width]; l.height];
     for &(r, c0, c1) in &l.hlines {
-        for c in c0..=c1 {
-            masks[r][c] |= if c > c0 { LEFT } else { 0 } | if c < c1 { RIGHT } else { 0 };
+        for (c, cell) in masks[r].iter_mut().enumerate().take(c1 + 1).skip(c0) {
+            *cell |= if c > c0 { LEFT } else { 0 } | if c < c1 { RIGHT } else { 0 };
         }
     }
     for &(c, r0, r1) in &l.vlines {
