@@ -70,6 +70,15 @@ enum Command {
     },
     /// Print the JSON Schema of the profile format.
     Schema,
+    /// Explain the packet paths through the host: every network's and port forward's, or, given a
+    /// FLOW, the chain, rule or NAT that decides it under the profile's firewall.
+    #[command(after_help = vnetgen::render::paths::FLOW_SYNTAX)]
+    Explain {
+        /// A built-in profile name, a path to a profile, or `-` for standard input.
+        profile: String,
+        /// FROM TO PORT[/PROTO], e.g. `lan vmnet 80/tcp` or `10.10.0.5 host 53/udp`.
+        flow: Vec<String>,
+    },
     /// Print a shell completion script (e.g. `vnetgen completions bash > /etc/bash_completion.d/vnetgen`).
     Completions {
         #[arg(value_enum)]
@@ -162,6 +171,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 Err(Failure::Invalid)
             }
+        }
+        Command::Explain { profile, flow } => {
+            use vnetgen::render::paths;
+            let model = load(&profile)?;
+            let flow = match flow.is_empty() {
+                true => None,
+                false => Some(paths::parse_flow(&model, &flow).map_err(Failure::Usage)?),
+            };
+            print!("{}", paths::explain(&model, flow.as_ref()));
+            Ok(())
         }
         Command::Schema => {
             print!("{}", vnetgen::schema_json());

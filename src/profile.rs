@@ -432,7 +432,7 @@ pub struct Guest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<S<GuestStack>>,
     /// `keep` or `disable`: disable IPv6 in the guest (sysctl), the fix for package managers that
-    /// hang on an IPv6 path the network does not route (seed 002). Default: keep.
+    /// hang on an IPv6 path the network does not route. Default: keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<S<GuestIpv6>>,
     /// Make apt use IPv4 only (`Acquire::ForceIPv4`), the apt-only alternative to `ipv6: disable`
@@ -445,7 +445,7 @@ pub struct Guest {
     pub outside: Option<S<String>>,
     /// An IPv6 address outside the host that `verify.sh` fetches over HTTP (port 80) when the
     /// guest has a global IPv6 address and an IPv6 default route: it tells a working IPv6 path
-    /// from a black hole that makes apt hang (seed 002). Default: none, and verify.sh skips it.
+    /// from a black hole that makes apt hang. Default: none, and verify.sh skips it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside6: Option<S<String>>,
     /// A DNS name `verify.sh` resolves to prove DNS works, e.g. `www.example.org`. Default: none,

@@ -213,7 +213,10 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         return Ok(());
     }
     if dummy_unit {
-        let unit = UnitCtx { header: header(p, "dummy port holding a bridge's MAC (seed 004)"), ip: ip.clone() };
+        let unit = UnitCtx {
+            header: header(p, "dummy port holding a bridge's MAC, as in the libvirt networking handbook"),
+            ip: ip.clone(),
+        };
         plan.host_file(DUMMY_UNIT, 0o644, t.render("ifcfg/dummy@.service.tera", &unit)?);
         files.push(DUMMY_UNIT.to_string());
     }

@@ -75,7 +75,7 @@ fn dir(n: &Network) -> String {
 
 /// Returns true if the distro release ships libvirt 10.4 or later, whose network driver reads
 /// `firewall_backend` from /etc/libvirt/network.conf (and defaults to nftables).
-fn has_firewall_backend_option(p: &Profile) -> bool {
+pub(super) fn has_firewall_backend_option(p: &Profile) -> bool {
     // A development release without a number (sid) compares above every number.
     let release = p.host.release_number();
     match p.host.distro {

@@ -16,9 +16,11 @@ mod netplan;
 mod networkd;
 mod networkmanager;
 mod nftables;
+pub mod paths;
 mod preflight;
 mod readme;
 mod sysctl;
+mod topology;
 mod ufw;
 
 use crate::bundle::Bundle;

@@ -29,6 +29,10 @@ struct Ctx {
     guest_text: Vec<String>,
     /// True if installing changes the uplink (a bridged network takes it over).
     uplink_changes: bool,
+    /// The topology picture (box-drawing text).
+    topology: String,
+    /// Each network's and forward's packet paths: (title, lines).
+    paths: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Serialize)]
@@ -140,8 +144,11 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             "DHCP on the first Ethernet NIC in bus order, found at run time".to_string()
         },
         guest_text: guest_text(p),
+        topology: super::topology::text(p),
+        paths: super::paths::network_paths(p).into_iter().map(|x| (x.title, x.lines)).collect(),
     };
     plan.bundle.add("README.md", 0o644, t.render("bundle/README.md.tera", &ctx)?);
+    plan.bundle.add("topology.svg", 0o644, super::topology::svg(p));
     Ok(())
 }
 
@@ -218,7 +225,7 @@ fn reasons(p: &Profile) -> Vec<Why> {
         out.push(why(
             "Why a custom network",
             "libvirt's nat and routed modes insert their own firewall rules, in an order that is \
-             hard to control (seed 004). A custom network is the host's own bridge, firewall and \
+             hard to control. A custom network is the host's own bridge, firewall and \
              DHCP server; libvirt only plugs guests into it (`<forward mode=\"bridge\"/>`) and \
              touches no firewall rule. The bridge MAC is pinned, because a bridge otherwise takes \
              the MAC of whichever guest starts first.",
@@ -278,7 +285,7 @@ fn reasons(p: &Profile) -> Vec<Why> {
             "NetworkManager reads /etc/NetworkManager/system-connections/*.nmconnection only when they \
              belong to root with mode 600. Each connection has a UUID derived from the profile, so a \
              re-install replaces it instead of adding a twin. A custom network's bridge gets a dummy \
-             port with the bridge's MAC (seed 004: a bridge takes the lowest MAC of its ports, so \
+             port with the bridge's MAC (as in the libvirt networking handbook: a bridge takes the lowest MAC of its ports, so \
              without it the MAC changes with whichever guest starts first) and its MAC pinned; \
              NetworkManager creates the dummy itself. A bridged uplink's port connection has \
              `autoconnect-priority=10`, so at boot it wins over the uplink's own connection, which \
@@ -300,11 +307,11 @@ fn reasons(p: &Profile) -> Vec<Why> {
         out.push(why(
             "Why ifcfg files, a dummy port, and no brctl",
             &format!(
-                "The bridges are ifcfg files in seed 004's shape, one per bridge and, for a bridged \
+                "The bridges are ifcfg files in the shape of the libvirt networking handbook's, one per bridge and, for a bridged \
                  network, the uplink's own file rewritten as a port (`BRIDGE=`; install.sh keeps the \
                  original and uninstall.sh puts it back). A custom network's bridge gets a dummy port \
                  carrying the bridge's MAC, because a bridge takes the lowest MAC of its ports. {dummy} \
-                 Commands use `ip link`, not seed 004's `brctl`: RHEL 8 no longer ships bridge-utils."
+                 Commands use `ip link`, not the handbook's `brctl`: RHEL 8 no longer ships bridge-utils."
             ),
         ));
     }
@@ -362,7 +369,7 @@ fn reasons(p: &Profile) -> Vec<Why> {
             "Why nftables.service gets a drop-in",
             "`/etc/nftables.conf` usually starts with `flush ruleset`, which deletes every table, \
              libvirt's included, whenever nftables.service starts or reloads: `virsh net-start` then \
-             fails, or running guests silently lose their network (seed 000). This bundle never \
+             fails, or running guests silently lose their network. This bundle never \
              flushes the ruleset: its rules live in their own table, `inet vnetgen`, replaced \
              atomically, and a drop-in for nftables.service puts vnetgen's and libvirt's rules back \
              after each flush.",
@@ -398,7 +405,7 @@ fn reasons(p: &Profile) -> Vec<Why> {
             "Why UFW gets route rules, and a block in before.rules",
             "UFW's default `deny (routed)` drops what guests send through the host, except ping: \
              UFW's before.rules accept forwarded ICMP echo, so ping works while HTTP and apt fail \
-             silently (seed 002). With libvirt's nftables backend (libvirt 10.4 and later) libvirt's \
+             silently. With libvirt's nftables backend (libvirt 10.4 and later) libvirt's \
              own accept does not help, because a drop in UFW's chains wins. The bundle adds `ufw \
              route allow in on <bridge> out on <uplink>` per network (and one per declared forward), \
              allows DHCP and DNS on the bridge, and rejects other new connections from outside, while \

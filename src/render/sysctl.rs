@@ -105,7 +105,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         let keys = keys.join(" ");
         let text = t.render(
             "sysctl/bridge.conf.tera",
-            &Ctx { header: header(p, "bridged guest traffic bypasses the host firewall (seed 004)"), settings },
+            &Ctx { header: header(p, "bridged guest traffic bypasses the host firewall"), settings },
         )?;
         plan.host_file(BRIDGE, 0o644, text);
         let rule = t.render(

@@ -5,11 +5,13 @@
 //! the guest's verify.sh in network namespaces, and tidy checks of the repository.
 
 mod cli;
+mod explain;
 mod firewall;
 mod golden;
 mod guest;
 mod install;
 mod matrix;
+mod picture;
 mod preflight;
 mod space;
 mod stacks;

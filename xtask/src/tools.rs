@@ -11,6 +11,8 @@ pub const TESTS: &[(&str, &str)] = &[
     ("dnsmasq", "dnsmasq-base"),
     ("virt-xml-validate", "libvirt-clients"),
     ("xmllint", "libxml2-utils"),
+    // topology.svg drawn by a real SVG renderer.
+    ("rsvg-convert", "librsvg2-bin"),
     ("shellcheck", "shellcheck"),
     ("ifup", "ifupdown"),
     ("brctl", "bridge-utils"),
