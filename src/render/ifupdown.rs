@@ -97,10 +97,17 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 lines,
             ));
             undo.push(ifdown_bridge);
+            // A bridge whose `ifup` failed half-way is up with the uplink as its port, but
+            // ifupdown does not know it: it goes too, with the addresses and routes it took.
+            let br = sh_quote(n.bridge.as_str());
+            undo.push(format!(
+                "if [ -e /sys/class/net/{br}/brif/{up} ]; then run ip link set dev {up} nomaster; run ip link delete dev {br}; fi"
+            ));
             plan.undo_after(
                 &format!("Bring {name} up again with its own configuration (restored above), if it has one."),
                 vec![format!(
-                    "if ifquery {up} >/dev/null 2>&1 && ! ifquery --state {up} >/dev/null 2>&1; then run ifup {up}; fi"
+                    "if ifquery {up} >/dev/null 2>&1 && ! ifquery --state {up} >/dev/null 2>&1; then \
+                     run ip address flush dev {up} scope global; run ifup {up}; fi"
                 )],
             );
         } else {

@@ -22,7 +22,8 @@
 //!   `VT ready UPTIME`
 //! - answers to the harness's commands: `VT probe ID RESULT…`, `VT udp ID RC OUTPUT`,
 //!   `VT mac ID MAC`,
-//!   `VT uninstall ID ANSWER`, `VT compare ID ANSWER`, `VT dumped`, `VT bye`
+//!   `VT uninstall ID ANSWER`, `VT compare ID ANSWER`, `VT rules ID ok|missing: …|changed: …`,
+//!   `VT reload ID rc=RC …`, `VT dumped`, `VT bye`
 
 /// A guest agent's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +124,7 @@ pub enum Host {
     },
     Ready,
     /// The answer to the harness's command `TAG ID …` (`probe`, `udp`, `mac`, `uninstall`,
-    /// `compare`).
+    /// `compare`, `rules`, `reload`).
     Answer {
         tag: String,
         id: String,
@@ -167,7 +168,7 @@ impl Host {
                 missing: args.split_once(" missing: ").map(|(_, why)| why.to_string()),
             },
             "ready" => Host::Ready,
-            "probe" | "udp" | "mac" | "uninstall" | "compare" => {
+            "probe" | "udp" | "mac" | "uninstall" | "compare" | "rules" | "reload" => {
                 let (id, rest) = args.split_once(' ').unwrap_or((args, ""));
                 Host::Answer { tag: word.to_string(), id: id.to_string(), rest: rest.to_string() }
             }
@@ -208,6 +209,8 @@ mod tests {
         "install:",
         "earlier",
         "killed",
+        "rules",
+        "reload",
         "install",
         "rebooting",
         "firewalld",

@@ -243,6 +243,7 @@ attempt() {
 # Take down the bridges (and dummy interfaces) before their files go.
 undo_1() {
 	if ifquery --state br0 >/dev/null 2>&1; then run ifdown br0; fi
+	if [ -e /sys/class/net/br0/brif/enp1s0 ]; then run ip link set dev enp1s0 nomaster; run ip link delete dev br0; fi
 	if ifquery --state virbr10 >/dev/null 2>&1; then run ifdown virbr10; fi
 	if ifquery --state virbr10-dummy >/dev/null 2>&1; then run ifdown virbr10-dummy; fi
 	if ifquery --state virbr11 >/dev/null 2>&1; then run ifdown virbr11; fi
@@ -321,7 +322,7 @@ attempt 'Put netfilter for bridged frames back as it was before install.sh (if b
 
 # Bring enp1s0 up again with its own configuration (restored above), if it has one.
 undo_after_3() {
-	if ifquery enp1s0 >/dev/null 2>&1 && ! ifquery --state enp1s0 >/dev/null 2>&1; then run ifup enp1s0; fi
+	if ifquery enp1s0 >/dev/null 2>&1 && ! ifquery --state enp1s0 >/dev/null 2>&1; then run ip address flush dev enp1s0 scope global; run ifup enp1s0; fi
 }
 attempt 'Bring enp1s0 up again with its own configuration (restored above), if it has one.' undo_after_3
 

@@ -16,7 +16,7 @@ finding() {
 }
 # The bridges an earlier install of this profile created (`bridges` in its state directory): an
 # upgrade replaces them, so their routes collide with nothing.
-EARLIER_BRIDGES=" $(tr '\n' ' ' <"${VNETGEN_STATE_DIR:-/var/lib/vnetgen/rhel8-bridge}/bridges" 2>/dev/null) "
+EARLIER_BRIDGES=" $(tr '\n' ' ' 2>/dev/null <"${VNETGEN_STATE_DIR:-/var/lib/vnetgen/rhel8-bridge}/bridges") "
 not_on_earlier_bridges() {
 	awk -v skip="$EARLIER_BRIDGES" '{ for (i = 1; i < NF; i++) if ($i == "dev" && index(skip, " " $(i + 1) " ")) next; print }'
 }

@@ -243,6 +243,7 @@ attempt() {
 # Take down the bridges (and dummy interfaces) before their files go.
 undo_1() {
 	if ifquery --state br0 >/dev/null 2>&1; then run ifdown br0; fi
+	if [ -e /sys/class/net/br0/brif/enp0s31f6 ]; then run ip link set dev enp0s31f6 nomaster; run ip link delete dev br0; fi
 }
 attempt 'Take down the bridges (and dummy interfaces) before their files go.' undo_1
 
@@ -279,7 +280,7 @@ attempt 'Put netfilter for bridged frames back as it was before install.sh (if b
 
 # Bring enp0s31f6 up again with its own configuration (restored above), if it has one.
 undo_after_2() {
-	if ifquery enp0s31f6 >/dev/null 2>&1 && ! ifquery --state enp0s31f6 >/dev/null 2>&1; then run ifup enp0s31f6; fi
+	if ifquery enp0s31f6 >/dev/null 2>&1 && ! ifquery --state enp0s31f6 >/dev/null 2>&1; then run ip address flush dev enp0s31f6 scope global; run ifup enp0s31f6; fi
 }
 attempt 'Bring enp0s31f6 up again with its own configuration (restored above), if it has one.' undo_after_2
 

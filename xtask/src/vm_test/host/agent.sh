@@ -11,7 +11,8 @@
 # bridges (as libvirt enslaves a guest's tap), report `VT ready …`, then serve the harness's
 # commands: `probe ID IP PORT`, `udp ID IP PORT NONCE`, `mac ID DEV`, `uninstall ID` (runs
 # uninstall.sh, compares /etc with its state before install.sh), `compare ID` (only compares),
-# `dump`, `reboot`, `poweroff`.
+# `rules ID` (a lived-in host's own firewall rules and files as before install.sh?), `reload ID
+# NAME` (reloads the host's firewall as its admin would), `dump`, `reboot`, `poweroff`.
 set -u
 exec 3>/dev/ttyS1
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
@@ -19,7 +20,7 @@ say() { printf 'VT %s\n' "$*" >&3; }
 
 STATE=/var/lib/vt
 mkdir -p "$STATE/logs"
-UPLINKS="" UPLINKS6="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1 KILL_AT="" EARLIER=0
+UPLINKS="" UPLINKS6="" CABLES="" INSTALL_ARGS="" APPLY=agent DHCP_SERVER=1 KILL_AT="" EARLIER=0 LIVED_IN=0 LIVED_FILES=""
 # shellcheck source=/dev/null
 [ -r "$STATE/scenario.conf" ] && . "$STATE/scenario.conf"
 n=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
@@ -129,6 +130,42 @@ wait_uplink() {
 	done
 }
 
+# rules_state: a lived-in host's own firewall: every iptables and ip6tables chain and rule but
+# vnetgen's, one a line, sorted.
+rules_state() {
+	local t
+	for t in filter nat mangle raw; do
+		iptables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v4 /"
+		ip6tables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v6 /"
+	done | grep -v -- 'VNETGEN-' | sort -u
+}
+
+# host_rules: `ok` if every rule of the host's own from before install.sh is still there and its
+# rules files (LIVED_FILES) are unchanged; else what is missing or changed.
+host_rules() {
+	local missing changed
+	missing=$(rules_state | comm -23 "$STATE/rules-before" - | head -n 8 | tr '\n' '|')
+	changed=$(cd / && sha256sum -c "$STATE/files-before" 2>&1 | grep -v ': OK$' | tr '\n' '|')
+	if [ -n "$missing" ]; then
+		echo "missing: $missing"
+	elif [ -n "$changed" ]; then
+		echo "changed: $changed"
+	else
+		echo ok
+	fi
+}
+
+# reload NAME: reload the host's firewall as its admin would; print `rc=RC` and the last line.
+reload() {
+	local out rc
+	case "$1" in
+	netfilter-persistent) out=$(netfilter-persistent reload 2>&1) ;;
+	*) echo "rc=2 unknown reload $1"; return ;;
+	esac
+	rc=$?
+	echo "rc=$rc $(printf '%s' "$out" | tail -n 1)" | sed 's/ $//'
+}
+
 # compare: print `ok` or what differs in /etc from its state before install.sh.
 compare() {
 	etc_state >"$STATE/etc-after"
@@ -183,6 +220,12 @@ serve() {
 		compare)
 			say "compare $a $(compare)"
 			;;
+		rules)
+			say "rules $a $(host_rules)"
+			;;
+		reload)
+			say "reload $a $(reload "$b")"
+			;;
 		reboot)
 			reboot_now
 			exit 0
@@ -201,6 +244,12 @@ case $n in
 	wait_uplink
 	rm -rf /root/bundle
 	etc_state >"$STATE/etc-before"
+	if [ "$LIVED_IN" = 1 ]; then
+		# The lived-in host's own firewall, as its services left it before the bundle came.
+		rules_state >"$STATE/rules-before"
+		# shellcheck disable=SC2086 # LIVED_FILES is a list of paths below /
+		(cd / && sha256sum $LIVED_FILES) >"$STATE/files-before"
+	fi
 	if ! tar -xf /dev/vdb -C /root bundle; then
 		say "fatal cannot unpack the bundle"
 		dump

@@ -64,11 +64,38 @@ pub struct HostScenario {
     /// runs it again (apply: agent only).
     #[serde(default)]
     pub kill_at: Option<String>,
+    /// A lived-in host: what it runs before install.sh (its distribution's stock firewall,
+    /// Docker's rules, fail2ban's chain). After the reboot every rule and chain of the host's own
+    /// must still be in the kernel and its rules files unchanged (`host-rules-kept`), SSH from
+    /// the LAN must still get in (`ssh-from-lan`) and a port its firewall closes must stay
+    /// closed (`closed-port`).
+    #[serde(default)]
+    pub lived_in: Vec<prep::LivedIn>,
+    /// Firewall reloads run after the checks, each followed by every LAN-side check again
+    /// (`ID@after:RELOAD`): what a reload of the host's firewall must not break.
+    #[serde(default)]
+    pub reloads: Vec<Reload>,
     /// Deliberately broken bundles, as in the netns tier.
     #[serde(default)]
     pub mutations: Vec<Mutation>,
     #[serde(skip)]
     pub name: String,
+}
+
+/// A reload of the host's firewall, as its admin runs it (the agent knows each command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reload {
+    /// `netfilter-persistent reload` (Debian's iptables-persistent: whole tables restored).
+    NetfilterPersistent,
+}
+
+impl Reload {
+    fn name(self) -> &'static str {
+        match self {
+            Reload::NetfilterPersistent => "netfilter-persistent",
+        }
+    }
 }
 
 /// How a host scenario installs its bundle.
@@ -213,6 +240,31 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         });
     }
 
+    if !hs.lived_in.is_empty() {
+        let host_check = |id: &str, target: &str, expect: &str, why: &str| scenario::Check {
+            id: id.into(),
+            kind: scenario::CheckKind::LanTcp,
+            guest: None,
+            target: Some(target.into()),
+            name: None,
+            expect: expect.into(),
+            why: Some(why.into()),
+            uplink: Some(sites[0].uplink.name.to_string()),
+        };
+        s.checks.push(host_check(
+            "ssh-from-lan",
+            "{uplink}:22",
+            "SSH-2.0",
+            "the host's own firewall still lets SSH in",
+        ));
+        s.checks.push(host_check(
+            "closed-port",
+            "{uplink}:8080",
+            "dropped",
+            "a port the host's own firewall closes stays closed (its policy drops; ssh-from-lan is the control)",
+        ));
+    }
+
     // The host's NICs: the uplinks, a WiFi access point's backhaul, one cable per guest.
     let (backhaul, cables) = site::nics(&sites, &s, &model)?;
     let nics: Vec<&HostNic> = sites.iter().map(|s| &s.nic).chain(&backhaul).chain(&cables).collect();
@@ -233,7 +285,12 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         hs.kill_at.is_none() || hs.apply == Apply::Agent,
         "kill-at: the agent kills an install it runs itself (apply: agent)"
     );
-    let plan = prep::Plan { apply: hs.apply, kill_at: hs.kill_at.as_deref(), earlier: earlier.as_deref() };
+    let plan = prep::Plan {
+        apply: hs.apply,
+        lived_in: &hs.lived_in,
+        kill_at: hs.kill_at.as_deref(),
+        earlier: earlier.as_deref(),
+    };
     let disk = prep::scenario_disk(dir, &bundle_dir, &model, image, &nics, &sites, &plan)?;
     outcome.phases.end("render+prep");
     let mut topo = Topology::new(&format!("h{index}"), dir, keep)?;
@@ -394,6 +451,41 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
     })?;
     outcome.phases.end("guests");
     results.extend(checks::check_all(&s, &segs, &guests, &topo, &vm)?);
+    if !hs.lived_in.is_empty() {
+        let answer = vm.ask("rules", "-", Duration::from_secs(60))?;
+        results.push(CheckResult {
+            id: "host-rules-kept".into(),
+            desc:
+                "every firewall rule and chain of the host's own (its stock rules, Docker's, fail2ban's) is still in \
+                   the kernel after install and reboot, and its rules files are unchanged"
+                    .into(),
+            ok: answer == "ok",
+            detail: answer,
+        });
+    }
+    for reload in &hs.reloads {
+        let answer = vm.ask("reload", reload.name(), Duration::from_secs(180))?;
+        results.push(CheckResult {
+            id: format!("reload:{}", reload.name()),
+            desc: format!("the host's firewall reloads ({})", reload.name()),
+            ok: answer == "rc=0",
+            detail: answer,
+        });
+        // The LAN's view again: forwards, refusals, the host's own ports.
+        let again: Vec<scenario::Check> = s
+            .checks
+            .iter()
+            .filter(|c| matches!(c.kind, scenario::CheckKind::LanTcp | scenario::CheckKind::LanUdp))
+            .map(|c| scenario::Check { id: format!("{}@after:{}", c.id, reload.name()), ..c.clone() })
+            .collect();
+        let all = std::mem::replace(&mut s.checks, again);
+        let after = checks::check_all(&s, &segs, &guests, &topo, &vm);
+        s.checks = all;
+        for mut r in after? {
+            r.desc = format!("after the reload: {}", r.desc);
+            results.push(r);
+        }
+    }
     outcome.phases.end("checks");
     // The logs of failed checks show the host as the checks found it, before uninstall.sh.
     let dumped = results.iter().any(|r| !r.ok);

@@ -8,6 +8,7 @@ use super::site::{nth, HostNic, Site};
 use super::Apply;
 use crate::vm_test::bundle::copy_dir;
 use anyhow::{bail, Result};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use vnetgen::model::{Firewall, Stack, UplinkKind, UplinkV4, UplinkV6};
 use vnetgen::profile::NetplanRenderer;
@@ -54,10 +55,27 @@ pub fn default_units(model: &vnetgen::model::Profile) -> Vec<&'static str> {
     units
 }
 
+/// What a lived-in host runs before the bundle comes (`lived-in:` of a host scenario).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LivedIn {
+    /// The distribution's own firewall, enabled as its admin leaves it: for the iptables backend
+    /// Debian's iptables-persistent files with an SSH-only policy (INPUT and FORWARD DROP, v4
+    /// and v6), the equivalent of RHEL's stock /etc/sysconfig/iptables.
+    StockFirewall,
+    /// What Docker 27's daemon does to the firewall at every start (iptables backend, IPv6 on):
+    /// docker0, its chains and jumps, FORWARD DROP in iptables and ip6tables, its masquerade.
+    Docker,
+    /// fail2ban's chain for sshd with a ban, jumped to first from INPUT.
+    Fail2ban,
+}
+
 /// What the host's agent does on its first boot besides `install.sh --yes`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Plan<'a> {
     pub apply: Apply,
+    /// What the host runs before the bundle (the agent records its rules before install.sh).
+    pub lived_in: &'a [LivedIn],
     /// Kill install.sh's process group once its output has a line containing this, then rerun it.
     pub kill_at: Option<&'a str>,
     /// An earlier bundle of the same profile, installed first (an upgrade).
@@ -157,6 +175,8 @@ pub fn write_prep(
     if !stanzas.is_empty() {
         write("etc/network/interfaces", &interfaces(&stanzas), 0o644)?;
     }
+    let (lived, lived_files) = lived_in(model, plan.lived_in)?;
+    put(prep, &lived)?;
     write("etc/resolv.conf", &format!("nameserver {}\n", sites[0].seg.router), 0o644)?;
     // Where the profile's distribution keeps a system tool the bundle's units name (Arch: in
     // /usr/bin), the tool is there too, as on that distribution.
@@ -181,7 +201,8 @@ pub fn write_prep(
     write(
         "var/lib/vt/scenario.conf",
         &format!(
-            "UPLINKS={}\nUPLINKS6={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\nKILL_AT={}\nEARLIER={}\n",
+            "UPLINKS={}\nUPLINKS6={}\nCABLES={}\nINSTALL_ARGS={}\nAPPLY={}\nDHCP_SERVER={}\nKILL_AT={}\nEARLIER={}\n\
+             LIVED_IN={}\nLIVED_FILES={}\n",
             sh_quote(&sites.iter().map(|s| s.nic.name.as_str()).collect::<Vec<_>>().join(" ")),
             // The uplinks the agent waits for to learn IPv6 and reports (`uplink6 NAME ADDRESS`).
             sh_quote(
@@ -199,11 +220,105 @@ pub fn write_prep(
             u8::from(model.networks.iter().any(|n| n.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some()))),
             sh_quote(plan.kill_at.unwrap_or("")),
             u8::from(plan.earlier.is_some()),
+            u8::from(!plan.lived_in.is_empty()),
+            sh_quote(&lived_files.join(" ")),
         ),
         0o644,
     )?;
     Ok(())
 }
+
+/// A lived-in host's own firewall and the services that add to it, started on every boot
+/// before the agent runs; and the host's own rules files, which the bundle must leave as they
+/// are (paths below /).
+fn lived_in(model: &vnetgen::model::Profile, what: &[LivedIn]) -> Result<(Files, Vec<String>)> {
+    let mut files = Files::new();
+    let mut own = Vec::new();
+    for w in what {
+        match w {
+            LivedIn::StockFirewall => {
+                if model.host.firewall != Firewall::Iptables {
+                    bail!("lived-in: stock-firewall is staged for the iptables backend only so far");
+                }
+                let rules = |icmp: &str| {
+                    format!(
+                        "# The admin's firewall: SSH only.\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n\
+                         :OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n\
+                         -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p {icmp} -j ACCEPT\n\
+                         -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n"
+                    )
+                };
+                files.push(file("etc/iptables/rules.v4", rules("icmp"), 0o640));
+                files.push(file("etc/iptables/rules.v6", rules("ipv6-icmp"), 0o640));
+                own.extend(["etc/iptables/rules.v4".to_string(), "etc/iptables/rules.v6".to_string()]);
+            }
+            LivedIn::Docker => {
+                files.extend(service("vt-docker", "Docker's firewall rules (iptables backend, IPv6)", DOCKER))
+            }
+            LivedIn::Fail2ban => files.extend(service("vt-fail2ban", "fail2ban's sshd chain with a ban", FAIL2BAN)),
+        }
+    }
+    Ok((files, own))
+}
+
+/// A oneshot unit run at every boot after the distribution's firewall loader, enabled.
+fn service(name: &str, about: &str, script: &str) -> Files {
+    vec![
+        file(format!("usr/local/sbin/{name}"), script, 0o755),
+        file(
+            format!("etc/systemd/system/{name}.service"),
+            format!(
+                "[Unit]\nDescription=vnetgen vm-test: {about}\n\
+                 After=netfilter-persistent.service network-pre.target\n\n\
+                 [Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/{name}\n\n\
+                 [Install]\nWantedBy=multi-user.target\n"
+            ),
+            0o644,
+        ),
+        symlink(
+            format!("etc/systemd/system/multi-user.target.wants/{name}.service"),
+            format!("/etc/systemd/system/{name}.service"),
+        ),
+    ]
+}
+
+/// What Docker 27's daemon puts in the firewall at start (iptables backend, `ip6tables: true`).
+const DOCKER: &str = r#"#!/bin/sh
+set -e
+ip link add docker0 type bridge 2>/dev/null || true
+ip addr replace 172.17.0.1/16 dev docker0
+ip link set docker0 up
+for t in iptables ip6tables; do
+	for c in DOCKER DOCKER-USER DOCKER-ISOLATION-STAGE-1 DOCKER-ISOLATION-STAGE-2; do $t -w -N "$c" 2>/dev/null || true; done
+	$t -w -A DOCKER-USER -j RETURN
+	$t -w -A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+	$t -w -A DOCKER-ISOLATION-STAGE-1 -j RETURN
+	$t -w -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+	$t -w -A DOCKER-ISOLATION-STAGE-2 -j RETURN
+	$t -w -A FORWARD -j DOCKER-ISOLATION-STAGE-1
+	$t -w -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+	$t -w -A FORWARD -o docker0 -j DOCKER
+	$t -w -A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+	$t -w -A FORWARD -i docker0 -o docker0 -j ACCEPT
+	$t -w -I FORWARD -j DOCKER-USER
+	$t -w -P FORWARD DROP
+	$t -w -t nat -N DOCKER 2>/dev/null || true
+	$t -w -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+	$t -w -t nat -A DOCKER -i docker0 -j RETURN
+done
+iptables -w -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+iptables -w -t nat -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+sysctl -qw net.ipv4.ip_forward=1
+"#;
+
+/// fail2ban's iptables action for its sshd jail, with one banned address.
+const FAIL2BAN: &str = r#"#!/bin/sh
+set -e
+iptables -w -N f2b-sshd
+iptables -w -A f2b-sshd -s 192.0.2.66/32 -j REJECT --reject-with icmp-port-unreachable
+iptables -w -A f2b-sshd -j RETURN
+iptables -w -I INPUT 1 -p tcp -m multiport --dports 22 -j f2b-sshd
+"#;
 
 /// What goes at a path of `prep/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
