@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use std::io::{Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vnetgen::{builtin, diag, templates::Templates};
@@ -216,7 +216,11 @@ fn load(arg: &str) -> Result<vnetgen::model::Profile, Failure> {
     let checked = vnetgen::check(&bytes);
     if !checked.diagnostics.is_empty() {
         let source = String::from_utf8_lossy(&bytes);
-        let text = diag::render_all(&checked.diagnostics, &file, &source);
+        let text = if diag::use_color(std::io::stderr().is_terminal(), |name| std::env::var_os(name)) {
+            diag::render_all_colored(&checked.diagnostics, &file, &source)
+        } else {
+            diag::render_all(&checked.diagnostics, &file, &source)
+        };
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
     checked.model.ok_or(Failure::Invalid)

@@ -47,8 +47,9 @@ fn error_cases_give_their_diagnostics() {
         if out.status.code() != Some(want_code) {
             problems.push(format!("{stem}: exit {:?}, expected {want_code}", out.status.code()));
         }
-        if !warning_only && !stderr.contains(": error: ") {
-            problems.push(format!("{stem}: no `file:line:col: error:` line"));
+        let located = stderr.starts_with("error: ") && stderr.contains(&format!("--> {rel}:"));
+        if !warning_only && !located {
+            problems.push(format!("{stem}: no `error:` line followed by `--> file:line:col`"));
         }
         // Rendering an invalid profile writes nothing at all.
         let tmp = TempDir::new("err");
@@ -99,7 +100,11 @@ fn hostile_documents_are_refused() {
             vnetgen().args(["render", "-", "--out"]).arg(tmp.path().join("out")).write_stdin(bytes).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(65), "{what}: exit {:?}, stderr: {stderr}", out.status.code());
-        assert!(stderr.starts_with("<stdin>:"), "{what}: no located diagnostic: {stderr}");
+        assert!(
+            stderr.starts_with("error: ")
+                && stderr.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("--> <stdin>:")),
+            "{what}: no located diagnostic: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{what}: panicked: {stderr}");
         assert!(files_below(tmp.path()).is_empty(), "{what}: wrote files");
         assert!(start.elapsed() < Duration::from_secs(20), "{what}: took {:?}", start.elapsed());
