@@ -59,7 +59,9 @@ enum Command {
         /// A built-in profile name, a path to a profile, or `-` for standard input.
         profile: String,
         /// json: `{"file", "valid", "diagnostics": [{"file", "line", "column", "severity",
-        /// "message", "help"}]}` on standard output; the exit code is the same (0 or 65).
+        /// "message", "help", "related": [{"line", "column", "message"}]}]}` on standard output
+        /// (`related`: the other places a problem involves, e.g. the first of two forwards of a
+        /// port); the exit code is the same (0 or 65).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -151,6 +153,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         "severity": if d.is_error() { "error" } else { "warning" },
                         "message": d.message,
                         "help": d.help,
+                        "related": d.related.iter().map(|r| serde_json::json!({
+                            "line": r.loc.line,
+                            "column": r.loc.col,
+                            "message": r.label,
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();

@@ -257,7 +257,7 @@ fn templates_can_be_overridden_from_a_directory() {
 }
 
 /// `check --format json`: one JSON document with every diagnostic (file, line, column, severity,
-/// message, help) and the same exit codes as the text output; `list --format json` names every
+/// message, help, related places) and the same exit codes as the text output; `list --format json` names every
 /// built-in profile.
 #[test]
 fn check_and_list_speak_json() {
@@ -281,6 +281,18 @@ fn check_and_list_speak_json() {
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((doc["valid"].as_bool(), doc["diagnostics"].as_array().map(Vec::len)), (Some(true), Some(0)));
+
+    // A clash names the earlier item in `related`; other diagnostics have none.
+    let out =
+        vnetgen().args(["check", "--format", "json", "tests/errors/forward-same-host-port.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &doc["diagnostics"][0];
+    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(20), Some(20)), "{doc}");
+    assert_eq!(d["related"], serde_json::json!([{"line": 17, "column": 20, "message": "already forwarded here"}]));
+    let out = vnetgen().args(["check", "--format", "json", "tests/errors/unknown-key.yaml"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["diagnostics"][0]["related"], serde_json::json!([]), "{doc}");
 
     let out = vnetgen().args(["list", "--format", "json"]).output().unwrap();
     assert!(out.status.success());
