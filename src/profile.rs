@@ -713,7 +713,10 @@ fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
         let expected = expected.trim_start_matches(" one of").trim();
         (
             format!("unknown key {field}"),
-            Some(format!("valid keys here: {expected}; `vnetgen schema` documents every key")),
+            Some(format!(
+                "{}valid keys here: {expected}; `vnetgen schema` documents every key",
+                did_you_mean(field, expected)
+            )),
         )
     } else if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
         (format!("key `{key}` is given twice"), Some("a mapping takes each key once; keep one of them".to_string()))
@@ -722,7 +725,7 @@ fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
     } else if let Some(rest) = message.strip_prefix("unknown variant ") {
         let (value, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
         let expected = expected.trim_start_matches(" one of").trim();
-        (format!("unknown value {value}"), Some(format!("expected one of {expected}")))
+        (format!("unknown value {value}"), Some(format!("{}expected one of {expected}", did_you_mean(value, expected))))
     } else if message == "invalid u16" {
         ("expected a whole number from 0 to 65535".to_string(), None)
     } else if message == "invalid u32" {
@@ -749,6 +752,29 @@ fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
     }
 }
 
+/// `did you mean `NAME`? ` when one of the `, `-separated `valid` names is close to the
+/// backquoted `word` (see `closest`), else nothing.
+fn did_you_mean(word: &str, valid: &str) -> String {
+    let word = word.trim_matches('`');
+    let valid: Vec<&str> = valid.split(", ").map(str::trim).filter(|v| !v.is_empty()).collect();
+    closest(word, &valid).map_or(String::new(), |name| format!("did you mean `{name}`? "))
+}
+
+/// The valid name closest to `word` when it is plausibly what was meant: the same ignoring
+/// case, or at most a third of the word's length in edits (a swap of neighbours counts one;
+/// rustc's bound), never more than 3. The first of equally close names wins.
+fn closest<'a>(word: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    let bound = (word.chars().count().max(3) / 3).min(3);
+    valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(&lower, &v.to_lowercase()), *v))
+        .filter(|(d, _)| *d <= bound)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+        .filter(|v| *v != word)
+}
+
 /// Serializes a profile as YAML (used by `vnetgen show` and the bundle's `profile.yaml`).
 pub fn to_yaml(profile: &Profile) -> String {
     serde_saphyr::to_string(profile).expect("a profile always serializes")
@@ -757,6 +783,32 @@ pub fn to_yaml(profile: &Profile) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[track_caller]
+    fn check_closest(word: &str, valid: &[&str], expect: Option<&str>) {
+        assert_eq!(closest(word, valid), expect, "{word} among {valid:?}");
+    }
+
+    #[test]
+    fn closest_suggests_only_near_names() {
+        let distros = ["debian", "ubuntu", "fedora", "rhel", "arch"];
+        check_closest("debain", &distros, Some("debian"));
+        check_closest("Debian", &distros, Some("debian"));
+        check_closest("fedroa", &distros, Some("fedora"));
+        check_closest("rhle", &distros, Some("rhel"));
+        check_closest("windows", &distros, None);
+        check_closest("deb", &distros, None);
+        check_closest("", &distros, None);
+        let keys = ["name", "mode", "bridge", "bridge-mac", "uplink", "ipv4", "ipv6", "dns", "forwards"];
+        check_closest("brigde-mac", &keys, Some("bridge-mac"));
+        check_closest("forward", &keys, Some("forwards"));
+        check_closest("ipv5", &keys, Some("ipv4"));
+        check_closest("bridge-colour", &keys, None);
+        check_closest("mtu", &keys, None);
+        check_closest("ip", &keys, None);
+        check_closest("NetworkManager", &["networkd", "NetworkManager"], None);
+        check_closest("networkmanager", &["networkd", "NetworkManager"], Some("NetworkManager"));
+    }
 
     #[track_caller]
     fn check_earlier_key(yaml: &str, line: u32, col: u32, expect: Option<(u32, u32)>) {
