@@ -445,6 +445,7 @@ fn binary_agrees(case: &Case, rendered: bool, findings: &mut Findings) {
         let out = assert_cmd::Command::cargo_bin("vnetgen")
             .expect("the vnetgen binary is built")
             .args(&args)
+            .env("NO_COLOR", "1")
             .timeout(Duration::from_secs(60))
             .output()
             .expect("vnetgen runs");
