@@ -99,7 +99,8 @@ impl Diagnostic {
             }
         };
         if let Some(help) = &self.help {
-            group = group.element(Level::HELP.message(help.as_str()));
+            // A help line may quote the profile: no control character reaches the terminal.
+            group = group.element(Level::HELP.message(annotate_snippets::normalize_untrusted_str(help)));
         }
         let mut out = renderer(color).render(&[group]);
         out.push('\n');
@@ -292,6 +293,12 @@ mod tests {
             Diagnostic::error(Loc::new(3, 2, 1), "again").with_related(Loc::new(1, 1, 1), "first here"),
             src,
             "error: again\n --> p.yaml:3:2\n  |\n1 | a: 1\n  | - first here\n2 | bb: two\n3 |     c: x\n  |     ^\n",
+        );
+        // Control characters of the profile are drawn as symbols, in the help line too.
+        check_render(
+            Diagnostic::error(Loc::new(1, 1, 1), "x").with_help("rename \u{1b}[2J"),
+            src,
+            "error: x\n --> p.yaml:1:1\n  |\n1 | a: 1\n  | ^\n  |\n  = help: rename \u{241b}[2J\n",
         );
         // No such line: the place alone.
         check_render(Diagnostic::error(Loc::new(9, 1, 1), "gone"), src, "error: gone\n--> p.yaml:9:1\n");
