@@ -24,6 +24,8 @@ struct Cx {
     diags: Vec<Diagnostic>,
     /// Every lowered forward's host side, across all networks, with the place of its port.
     claims: Vec<(Proto, u16, Option<Ipv4Addr>, Loc)>,
+    /// Where each uplink is declared: its name, and its static IPv4 address if it has one.
+    uplink_locs: BTreeMap<String, (Loc, Option<Loc>)>,
 }
 
 impl Cx {
@@ -242,10 +244,12 @@ impl Cx {
         let mut uplinks = Vec::new();
         let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
         for u in &h.uplinks.value {
+            let address = u.value.ipv4.as_ref().and_then(|a| a.value.address.as_ref()).map(|a| a.loc);
+            self.uplink_locs.entry(u.value.name.value.clone()).or_insert((u.value.name.loc, address));
             if let Some(prev) = seen.insert(u.value.name.value.clone(), u.value.name.loc) {
-                self.err(
-                    u.value.name.loc,
-                    format!("uplink {} is listed twice (first at line {})", u.value.name.value, prev.line),
+                self.diags.push(
+                    Diagnostic::error(u.value.name.loc, format!("uplink {} is listed twice", u.value.name.value))
+                        .with_related(prev, "first listed here"),
                 );
             }
             if let Some(up) = self.uplink(u) {
@@ -743,11 +747,17 @@ impl Cx {
                 ok = false;
             }
             if let Some(prev) = by_ip.insert(ip, hv.ip.loc) {
-                self.err(hv.ip.loc, format!("address {ip} is given to two hosts (first at line {})", prev.line));
+                self.diags.push(
+                    Diagnostic::error(hv.ip.loc, format!("address {ip} is given to two hosts"))
+                        .with_related(prev, "first given here"),
+                );
                 ok = false;
             }
             if let Some(prev) = by_mac.insert(mac, hv.mac.loc) {
-                self.err(hv.mac.loc, format!("MAC {mac} has two fixed leases (first at line {})", prev.line));
+                self.diags.push(
+                    Diagnostic::error(hv.mac.loc, format!("MAC {mac} has two fixed leases"))
+                        .with_related(prev, "first lease here"),
+                );
                 ok = false;
             }
             if hv.name.is_some() && name.is_none() {
@@ -837,7 +847,10 @@ impl Cx {
                 ok = false;
             }
             if let Some(prev) = by_ip.insert(ip, hv.ip.loc) {
-                self.err(hv.ip.loc, format!("address {ip} is given to two hosts (first at line {})", prev.line));
+                self.diags.push(
+                    Diagnostic::error(hv.ip.loc, format!("address {ip} is given to two hosts"))
+                        .with_related(prev, "first given here"),
+                );
                 ok = false;
             }
             hosts.push(Lease6 { duid, ip });
@@ -894,10 +907,10 @@ impl Cx {
                 .iter()
                 .find(|(p, q, a, _)| p == proto && q == port && (a.is_none() || addr.is_none() || a == addr));
             if let Some((_, _, _, first)) = earlier {
-                self.err_help(
-                    *loc,
-                    format!("host port {port}/{} is already forwarded (line {})", proto.as_str(), first.line),
-                    "a host port can reach one guest only; pick another host port",
+                self.diags.push(
+                    Diagnostic::error(*loc, format!("host port {port}/{} is already forwarded", proto.as_str()))
+                        .with_related(*first, "already forwarded here")
+                        .with_help("a host port can reach one guest only; pick another host port"),
                 );
             }
         }
@@ -910,14 +923,19 @@ impl Cx {
         let Some(h) = host else { return };
         for (i, a) in nets.iter().enumerate() {
             if a.mode == Mode::Bridged {
-                if let Some(b) = nets[..i].iter().find(|b| b.mode == Mode::Bridged && b.uplink == a.uplink) {
-                    let up = &h.uplinks[a.uplink].name;
-                    let loc = raws[i].value.uplink.as_ref().map_or(raws[i].value.mode.loc, |u| u.loc);
-                    self.err_help(
-                        loc,
-                        format!("uplink {up} is already the port of bridge {} (network {})", b.bridge, b.name),
-                        "an Ethernet device can be a port of one bridge only: put these guests on the first \
-                         bridged network, or give this network an uplink of its own",
+                if let Some(j) = nets[..i].iter().position(|b| b.mode == Mode::Bridged && b.uplink == a.uplink) {
+                    let (b, up) = (&nets[j], &h.uplinks[a.uplink].name);
+                    let uplink_loc = |r: &S<raw::Network>| r.value.uplink.as_ref().map_or(r.value.mode.loc, |u| u.loc);
+                    self.diags.push(
+                        Diagnostic::error(
+                            uplink_loc(&raws[i]),
+                            format!("uplink {up} is already the port of bridge {} (network {})", b.bridge, b.name),
+                        )
+                        .with_related(uplink_loc(&raws[j]), format!("bridge {} takes {up} here", b.bridge))
+                        .with_help(
+                            "an Ethernet device can be a port of one bridge only: put these guests on the first \
+                             bridged network, or give this network an uplink of its own",
+                        ),
                     );
                 }
             }
@@ -926,15 +944,22 @@ impl Cx {
                 let name = a.dummy_name();
                 let taken = nets.iter().map(|b| b.bridge.as_str()).chain(h.uplinks.iter().map(|u| u.name.as_str()));
                 if let Some(other) = taken.into_iter().find(|t| *t == name) {
-                    self.err_help(
-                        raws[i].value.bridge.loc,
-                        format!("bridge {}'s dummy interface {name} has the name of interface {other}", a.bridge),
-                        format!(
+                    let other_loc = match nets.iter().position(|b| b.bridge.as_str() == other) {
+                        Some(j) => raws[j].value.bridge.loc,
+                        None => self.uplink_locs.get(other).map_or(Loc::default(), |(l, _)| *l),
+                    };
+                    self.diags.push(
+                        Diagnostic::error(
+                            raws[i].value.bridge.loc,
+                            format!("bridge {}'s dummy interface {name} has the name of interface {other}", a.bridge),
+                        )
+                        .with_related(other_loc, format!("interface {other} is named here"))
+                        .with_help(format!(
                             "on `stack: {}` a custom network holds its bridge's MAC with a dummy port \
                              `<bridge>{DUMMY_SUFFIX}`; rename bridge {} or interface {other}",
                             h.stack.as_str(),
                             a.bridge
-                        ),
+                        )),
                     );
                 }
             }
@@ -946,46 +971,60 @@ impl Cx {
     /// `b` of another.
     fn connection_ids(&mut self, raws: &[S<raw::Network>], nets: &[Network], host: Option<&Host>) {
         let Some(h) = host.filter(|h| matches!(h.stack, Stack::Networkmanager | Stack::Ifcfg)) else { return };
-        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (i, n) in nets.iter().enumerate() {
             for id in n.nm_connection_ids(&h.uplinks[n.uplink].name) {
-                if let Some(other) = seen.get(&id) {
-                    self.err_help(
-                        raws[i].value.bridge.loc,
-                        format!("NetworkManager connection {id} of network {} is also one of network {other}", n.name),
-                        format!(
+                if let Some(&j) = seen.get(&id) {
+                    let other = &nets[j].name;
+                    self.diags.push(
+                        Diagnostic::error(
+                            raws[i].value.bridge.loc,
+                            format!(
+                                "NetworkManager connection {id} of network {} is also one of network {other}",
+                                n.name
+                            ),
+                        )
+                        .with_related(raws[j].value.bridge.loc, format!("network {other} has connection {id} here"))
+                        .with_help(format!(
                             "vnetgen names a bridge's connection vnetgen-<bridge>, a bridged uplink's \
                              vnetgen-<bridge>-port-<uplink> and a dummy port's vnetgen-<bridge>{DUMMY_SUFFIX}; \
                              rename bridge {}",
                             n.bridge
-                        ),
+                        )),
                     );
                     break;
                 }
-                seen.insert(id, n.name.as_str());
+                seen.insert(id, i);
             }
         }
     }
 
     /// Checks between networks (names, bridges, subnets, forwards), and against the uplinks.
     fn cross_network(&mut self, raws: &[S<raw::Network>], nets: &[Network], host: Option<&Host>) {
-        let mut names: BTreeMap<&str, u32> = BTreeMap::new();
-        let mut bridges: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut names: BTreeMap<&str, Loc> = BTreeMap::new();
+        let mut bridges: BTreeMap<&str, Loc> = BTreeMap::new();
         for r in raws {
             let n = &r.value;
-            if let Some(line) = names.insert(&n.name.value, n.name.loc.line) {
-                self.err(n.name.loc, format!("network name {} is used twice (first at line {line})", n.name.value));
+            if let Some(first) = names.insert(&n.name.value, n.name.loc) {
+                self.diags.push(
+                    Diagnostic::error(n.name.loc, format!("network name {} is used twice", n.name.value))
+                        .with_related(first, "first used here"),
+                );
             }
-            if let Some(line) = bridges.insert(&n.bridge.value, n.bridge.loc.line) {
-                self.err_help(
-                    n.bridge.loc,
-                    format!("bridge {} is used by two networks (first at line {line})", n.bridge.value),
-                    "every network needs a bridge of its own, e.g. virbr10, virbr11",
+            if let Some(first) = bridges.insert(&n.bridge.value, n.bridge.loc) {
+                self.diags.push(
+                    Diagnostic::error(n.bridge.loc, format!("bridge {} is used by two networks", n.bridge.value))
+                        .with_related(first, "first used here")
+                        .with_help("every network needs a bridge of its own, e.g. virbr10, virbr11"),
                 );
             }
             if let Some(h) = host {
                 if h.uplinks.iter().any(|u| u.name.0 == n.bridge.value) {
-                    self.err(n.bridge.loc, format!("bridge {} has the name of an uplink", n.bridge.value));
+                    let uplink = self.uplink_locs.get(&n.bridge.value).map_or(Loc::default(), |(l, _)| *l);
+                    self.diags.push(
+                        Diagnostic::error(n.bridge.loc, format!("bridge {} has the name of an uplink", n.bridge.value))
+                            .with_related(uplink, "the uplink is named here"),
+                    );
                 }
             }
         }
@@ -994,22 +1033,28 @@ impl Cx {
             self.bridge_ports(raws, nets, host);
             self.connection_ids(raws, nets, host);
             for (i, a) in nets.iter().enumerate() {
-                for b in nets.iter().take(i) {
+                for (j, b) in nets.iter().enumerate().take(i) {
                     if let (Some(x), Some(y)) = (&a.ipv4, &b.ipv4) {
                         if x.subnet.overlaps(y.subnet) {
-                            let loc = raws[i].value.ipv4.as_ref().map_or(raws[i].loc, |s| s.value.subnet.loc);
-                            self.err(
-                                loc,
-                                format!("subnet {} overlaps subnet {} of network {}", x.subnet, y.subnet, b.name),
+                            let loc = |r: &S<raw::Network>| r.value.ipv4.as_ref().map_or(r.loc, |s| s.value.subnet.loc);
+                            self.diags.push(
+                                Diagnostic::error(
+                                    loc(&raws[i]),
+                                    format!("subnet {} overlaps subnet {} of network {}", x.subnet, y.subnet, b.name),
+                                )
+                                .with_related(loc(&raws[j]), format!("network {}'s subnet", b.name)),
                             );
                         }
                     }
                     if let (Some(x), Some(y)) = (&a.ipv6, &b.ipv6) {
                         if x.subnet.overlaps(y.subnet) {
-                            let loc = raws[i].value.ipv6.as_ref().map_or(raws[i].loc, |s| s.value.subnet.loc);
-                            self.err(
-                                loc,
-                                format!("subnet {} overlaps subnet {} of network {}", x.subnet, y.subnet, b.name),
+                            let loc = |r: &S<raw::Network>| r.value.ipv6.as_ref().map_or(r.loc, |s| s.value.subnet.loc);
+                            self.diags.push(
+                                Diagnostic::error(
+                                    loc(&raws[i]),
+                                    format!("subnet {} overlaps subnet {} of network {}", x.subnet, y.subnet, b.name),
+                                )
+                                .with_related(loc(&raws[j]), format!("network {}'s subnet", b.name)),
                             );
                         }
                     }

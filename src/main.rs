@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use std::io::{Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vnetgen::{builtin, diag, templates::Templates};
@@ -59,7 +59,9 @@ enum Command {
         /// A built-in profile name, a path to a profile, or `-` for standard input.
         profile: String,
         /// json: `{"file", "valid", "diagnostics": [{"file", "line", "column", "severity",
-        /// "message", "help"}]}` on standard output; the exit code is the same (0 or 65).
+        /// "message", "help", "related": [{"line", "column", "message"}]}]}` on standard output
+        /// (`related`: the other places a problem involves, e.g. the first of two forwards of a
+        /// port); the exit code is the same (0 or 65).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -160,6 +162,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         "severity": if d.is_error() { "error" } else { "warning" },
                         "message": d.message,
                         "help": d.help,
+                        "related": d.related.iter().map(|r| serde_json::json!({
+                            "line": r.loc.line,
+                            "column": r.loc.col,
+                            "message": r.label,
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -235,7 +242,11 @@ fn load(arg: &str) -> Result<vnetgen::model::Profile, Failure> {
     let checked = vnetgen::check(&bytes);
     if !checked.diagnostics.is_empty() {
         let source = String::from_utf8_lossy(&bytes);
-        let text = diag::render_all(&checked.diagnostics, &file, &source);
+        let text = if diag::use_color(std::io::stderr().is_terminal(), |name| std::env::var_os(name)) {
+            diag::render_all_colored(&checked.diagnostics, &file, &source)
+        } else {
+            diag::render_all(&checked.diagnostics, &file, &source)
+        };
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
     checked.model.ok_or(Failure::Invalid)

@@ -520,7 +520,11 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             // Missing or empty only because an error above set its entry aside: already reported.
             return Parsed { profile: None, errors };
         }
-        errors.push(yaml_diagnostic(&message, loc));
+        let mut diagnostic = yaml_diagnostic(&message, loc);
+        if message.starts_with("duplicate mapping key") {
+            diagnostic = diagnostic.with_related(earlier_key(&lines, loc).unwrap_or_default(), "first given here");
+        }
+        errors.push(diagnostic);
         if errors.len() >= MAX_STRUCTURAL_ERRORS {
             return Parsed { profile: None, errors };
         }
@@ -646,6 +650,56 @@ fn set_aside_entry(lines: &mut [String], message: &str, loc: Loc) -> Option<Stri
     Some(key)
 }
 
+/// Where the key a duplicate-key error at `loc` repeats was first given: the same key earlier in
+/// the same mapping (a block mapping's lines above at the same column, up to the start of the
+/// mapping; or a flow mapping's entries before it on the same line).
+fn earlier_key(lines: &[String], loc: Loc) -> Option<Loc> {
+    let line = lines.get((loc.line as usize).checked_sub(1)?)?;
+    let col = loc.col.checked_sub(1)? as usize;
+    let (before, at) = line.split_at(line.char_indices().nth(col)?.0);
+    let key = at.split(':').next()?.trim();
+    if key.is_empty() {
+        return None;
+    }
+    let loc_of = |row: usize, byte: usize, text: &str| {
+        Loc::new(row as u32 + 1, text[..byte].chars().count() as u32 + 1, key.chars().count() as u32)
+    };
+    if !before.chars().all(|c| c == ' ' || c == '-') {
+        // A flow mapping: an earlier `KEY:` on this line after `{` or `,`.
+        return before
+            .match_indices(key)
+            .map(|(i, _)| i)
+            .find(|&i| {
+                let preceded = before[..i].trim_end().ends_with(['{', ',']);
+                preceded && before[i + key.len()..].trim_start().starts_with(':')
+            })
+            .map(|i| loc_of(loc.line as usize - 1, i, line));
+    }
+    for row in (0..loc.line as usize - 1).rev() {
+        let text = &lines[row];
+        let body = text.trim_start_matches([' ', '-']);
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let start = text.len() - body.len();
+        let key_col = text[..start].chars().count();
+        if key_col > col {
+            continue;
+        }
+        if key_col < col {
+            return None;
+        }
+        if body.split(':').next().map(str::trim) == Some(key) {
+            return Some(loc_of(row, start, text));
+        }
+        if text[..start].contains('-') {
+            // The first key of a sequence item's mapping: the mapping starts here.
+            return None;
+        }
+    }
+    None
+}
+
 /// Turns the YAML crate's message into ours: location suffix removed, a help line where the fix is
 /// known.
 fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
@@ -659,14 +713,19 @@ fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
         let expected = expected.trim_start_matches(" one of").trim();
         (
             format!("unknown key {field}"),
-            Some(format!("valid keys here: {expected}; `vnetgen schema` documents every key")),
+            Some(format!(
+                "{}valid keys here: {expected}; `vnetgen schema` documents every key",
+                did_you_mean(field, expected)
+            )),
         )
+    } else if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        (format!("key `{key}` is given twice"), Some("a mapping takes each key once; keep one of them".to_string()))
     } else if let Some(rest) = message.strip_prefix("missing field ") {
         (format!("missing required key {rest}"), None)
     } else if let Some(rest) = message.strip_prefix("unknown variant ") {
         let (value, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
         let expected = expected.trim_start_matches(" one of").trim();
-        (format!("unknown value {value}"), Some(format!("expected one of {expected}")))
+        (format!("unknown value {value}"), Some(format!("{}expected one of {expected}", did_you_mean(value, expected))))
     } else if message == "invalid u16" {
         ("expected a whole number from 0 to 65535".to_string(), None)
     } else if message == "invalid u32" {
@@ -693,7 +752,79 @@ fn yaml_diagnostic(message: &str, loc: Loc) -> Diagnostic {
     }
 }
 
+/// `did you mean `NAME`? ` when one of the `, `-separated `valid` names is close to the
+/// backquoted `word` (see `closest`), else nothing.
+fn did_you_mean(word: &str, valid: &str) -> String {
+    let word = word.trim_matches('`');
+    let valid: Vec<&str> = valid.split(", ").map(str::trim).filter(|v| !v.is_empty()).collect();
+    closest(word, &valid).map_or(String::new(), |name| format!("did you mean `{name}`? "))
+}
+
+/// The valid name closest to `word` when it is plausibly what was meant: the same ignoring
+/// case, or at most a third of the word's length in edits (a swap of neighbours counts one;
+/// rustc's bound), never more than 3. The first of equally close names wins.
+fn closest<'a>(word: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    let bound = (word.chars().count().max(3) / 3).min(3);
+    valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(&lower, &v.to_lowercase()), *v))
+        .filter(|(d, _)| *d <= bound)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+        .filter(|v| *v != word)
+}
+
 /// Serializes a profile as YAML (used by `vnetgen show` and the bundle's `profile.yaml`).
 pub fn to_yaml(profile: &Profile) -> String {
     serde_saphyr::to_string(profile).expect("a profile always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_closest(word: &str, valid: &[&str], expect: Option<&str>) {
+        assert_eq!(closest(word, valid), expect, "{word} among {valid:?}");
+    }
+
+    #[test]
+    fn closest_suggests_only_near_names() {
+        let distros = ["debian", "ubuntu", "fedora", "rhel", "arch"];
+        check_closest("debain", &distros, Some("debian"));
+        check_closest("Debian", &distros, Some("debian"));
+        check_closest("fedroa", &distros, Some("fedora"));
+        check_closest("rhle", &distros, Some("rhel"));
+        check_closest("windows", &distros, None);
+        check_closest("deb", &distros, None);
+        check_closest("", &distros, None);
+        let keys = ["name", "mode", "bridge", "bridge-mac", "uplink", "ipv4", "ipv6", "dns", "forwards"];
+        check_closest("brigde-mac", &keys, Some("bridge-mac"));
+        check_closest("forward", &keys, Some("forwards"));
+        check_closest("ipv5", &keys, Some("ipv4"));
+        check_closest("bridge-colour", &keys, None);
+        check_closest("mtu", &keys, None);
+        check_closest("ip", &keys, None);
+        check_closest("NetworkManager", &["networkd", "NetworkManager"], None);
+        check_closest("networkmanager", &["networkd", "NetworkManager"], Some("NetworkManager"));
+    }
+
+    #[track_caller]
+    fn check_earlier_key(yaml: &str, line: u32, col: u32, expect: Option<(u32, u32)>) {
+        let lines: Vec<String> = yaml.split('\n').map(str::to_string).collect();
+        let got = earlier_key(&lines, Loc::new(line, col, 0)).map(|l| (l.line, l.col));
+        assert_eq!(got, expect, "{yaml}");
+    }
+
+    #[test]
+    fn earlier_key_finds_the_first_of_a_repeated_key_in_its_own_mapping() {
+        check_earlier_key("a: 1\nb:\n  c: 2\n  a: 3\na: 4", 5, 1, Some((1, 1)));
+        check_earlier_key("a: 1\nb:\n  c: 2\n  a: 3\n  c: 4", 5, 3, Some((3, 3)));
+        check_earlier_key("a: 1\nb:\n  c: 2\n  a: 3", 4, 3, None);
+        check_earlier_key("l:\n  - a: 1\n    # note\n\n    b: 2\n    a: 3", 6, 5, Some((2, 5)));
+        check_earlier_key("l:\n  - a: 1\n  - b: 2\n    a: 3", 4, 5, None);
+        check_earlier_key("x: {a: 1, b: 2, a: 3}", 1, 17, Some((1, 5)));
+        check_earlier_key("x: {ab: 1, b: 2, b: 3}", 1, 18, Some((1, 12)));
+    }
 }

@@ -7,10 +7,12 @@ use assert_cmd::Command;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// The binary, run from the repository, with plain diagnostics whatever the caller's environment.
 fn vnetgen() -> Command {
     let mut c = Command::cargo_bin("vnetgen").unwrap();
     c.current_dir(repo());
     c.timeout(Duration::from_secs(60));
+    c.env("NO_COLOR", "1");
     c
 }
 
@@ -47,8 +49,9 @@ fn error_cases_give_their_diagnostics() {
         if out.status.code() != Some(want_code) {
             problems.push(format!("{stem}: exit {:?}, expected {want_code}", out.status.code()));
         }
-        if !warning_only && !stderr.contains(": error: ") {
-            problems.push(format!("{stem}: no `file:line:col: error:` line"));
+        let located = stderr.starts_with("error: ") && stderr.contains(&format!("--> {rel}:"));
+        if !warning_only && !located {
+            problems.push(format!("{stem}: no `error:` line followed by `--> file:line:col`"));
         }
         // Rendering an invalid profile writes nothing at all.
         let tmp = TempDir::new("err");
@@ -99,7 +102,11 @@ fn hostile_documents_are_refused() {
             vnetgen().args(["render", "-", "--out"]).arg(tmp.path().join("out")).write_stdin(bytes).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(65), "{what}: exit {:?}, stderr: {stderr}", out.status.code());
-        assert!(stderr.starts_with("<stdin>:"), "{what}: no located diagnostic: {stderr}");
+        assert!(
+            stderr.starts_with("error: ")
+                && stderr.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("--> <stdin>:")),
+            "{what}: no located diagnostic: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{what}: panicked: {stderr}");
         assert!(files_below(tmp.path()).is_empty(), "{what}: wrote files");
         assert!(start.elapsed() < Duration::from_secs(20), "{what}: took {:?}", start.elapsed());
@@ -252,7 +259,7 @@ fn templates_can_be_overridden_from_a_directory() {
 }
 
 /// `check --format json`: one JSON document with every diagnostic (file, line, column, severity,
-/// message, help) and the same exit codes as the text output; `list --format json` names every
+/// message, help, related places) and the same exit codes as the text output; `list --format json` names every
 /// built-in profile.
 #[test]
 fn check_and_list_speak_json() {
@@ -276,6 +283,18 @@ fn check_and_list_speak_json() {
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((doc["valid"].as_bool(), doc["diagnostics"].as_array().map(Vec::len)), (Some(true), Some(0)));
+
+    // A clash names the earlier item in `related`; other diagnostics have none.
+    let out =
+        vnetgen().args(["check", "--format", "json", "tests/errors/forward-same-host-port.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &doc["diagnostics"][0];
+    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(20), Some(20)), "{doc}");
+    assert_eq!(d["related"], serde_json::json!([{"line": 17, "column": 20, "message": "already forwarded here"}]));
+    let out = vnetgen().args(["check", "--format", "json", "tests/errors/unknown-key.yaml"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["diagnostics"][0]["related"], serde_json::json!([]), "{doc}");
 
     let out = vnetgen().args(["list", "--format", "json"]).output().unwrap();
     assert!(out.status.success());
@@ -342,4 +361,73 @@ fn sha256sums_verifies_the_bundle() {
     assert_eq!(listed, files_below(&dir).len() - 2, "every file but MANIFEST and SHA256SUMS is listed");
     std::fs::write(dir.join("install.sh"), "#!/bin/sh\n").unwrap();
     assert!(!check().status.success(), "sha256sum -c passed a changed install.sh");
+}
+
+/// Diagnostics are coloured by the conventions of no-color.org and CLICOLOR: `CLICOLOR_FORCE=1`
+/// colours them even on a pipe, `NO_COLOR` wins over it, `CLICOLOR=0` turns the forcing off only
+/// when `CLICOLOR_FORCE` is unset, and by default a pipe gets plain text, the same bytes as the
+/// error corpus.
+#[test]
+fn diagnostics_on_a_pipe_are_coloured_only_when_forced() {
+    let case = "tests/errors/forward-same-host-port";
+    let plain = std::fs::read_to_string(repo().join(format!("{case}.stderr"))).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::cargo_bin("vnetgen").unwrap();
+        c.current_dir(repo()).timeout(Duration::from_secs(60)).args(["check", &format!("{case}.yaml")]);
+        for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM"] {
+            c.env_remove(var);
+        }
+        c.envs(env.iter().copied());
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(65), "{env:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let forced = run(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.contains("\x1b["), "CLICOLOR_FORCE=1 gives no ANSI escapes: {forced}");
+    assert_eq!(strip_ansi(&forced), plain, "the coloured text is not the plain text with escapes");
+    assert_eq!(run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]), plain, "NO_COLOR=1 does not win");
+    assert_eq!(run(&[]), plain, "a pipe is coloured by default");
+    assert_eq!(run(&[("CLICOLOR", "1")]), plain, "CLICOLOR=1 colours a pipe");
+    assert_eq!(run(&[("CLICOLOR_FORCE", "0")]), plain, "CLICOLOR_FORCE=0 forces colour");
+}
+
+/// On a terminal (`script` gives the binary a pseudo-terminal) diagnostics are coloured, unless
+/// `NO_COLOR` or `CLICOLOR=0` says otherwise.
+#[test]
+fn diagnostics_on_a_terminal_are_coloured() {
+    let Some(script) = crate::support::tool("script", "bsdutils") else { return };
+    let bin = assert_cmd::cargo::cargo_bin("vnetgen");
+    let case = "tests/errors/forward-same-host-port";
+    let plain = std::fs::read_to_string(repo().join(format!("{case}.stderr"))).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let line = format!("'{}' check {case}.yaml", bin.display());
+        let mut c = std::process::Command::new(&script);
+        c.current_dir(repo()).args(["-qec", &line, "/dev/null"]);
+        for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE"] {
+            c.env_remove(var);
+        }
+        c.env("TERM", "xterm").envs(env.iter().copied());
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(65), "{env:?}: {}", String::from_utf8_lossy(&out.stderr));
+        // The terminal ends lines with CR LF.
+        String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n")
+    };
+    let tty = run(&[]);
+    assert!(tty.contains("\x1b["), "no ANSI escapes on a terminal: {tty}");
+    assert_eq!(strip_ansi(&tty), plain);
+    assert_eq!(run(&[("NO_COLOR", "1")]), plain, "NO_COLOR=1 on a terminal");
+    assert_eq!(run(&[("CLICOLOR", "0")]), plain, "CLICOLOR=0 on a terminal");
+}
+
+/// `text` without its ANSI SGR sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        rest = after.find('m').map_or("", |m| &after[m + 1..]);
+    }
+    out.push_str(rest);
+    out
 }

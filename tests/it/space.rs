@@ -10,7 +10,7 @@
 //! - render is deterministic (two renders, same bytes), no bundle path is both a file and a
 //!   directory, and the bundle's resolved `profile.yaml` checks again to itself;
 //! - the binary agrees on a sample: `check` and `render` exit 0 or 65 together (never 101), and
-//!   65's stderr has `file:line:col`;
+//!   65's stderr has `--> file:line:col`;
 //! - the files of a diverse sample of bundles (the richest bundle of every stack × firewall seen,
 //!   and a few more) pass the real tools of `tools.rs`, in batches.
 //!
@@ -445,6 +445,7 @@ fn binary_agrees(case: &Case, rendered: bool, findings: &mut Findings) {
         let out = assert_cmd::Command::cargo_bin("vnetgen")
             .expect("the vnetgen binary is built")
             .args(&args)
+            .env("NO_COLOR", "1")
             .timeout(Duration::from_secs(60))
             .output()
             .expect("vnetgen runs");
@@ -463,13 +464,15 @@ fn binary_agrees(case: &Case, rendered: bool, findings: &mut Findings) {
     }
 }
 
-/// Returns true if a line of `stderr` starts with `file:LINE:COL:`.
+/// Returns true if a line of `stderr` reads `--> file:LINE:COL`.
 fn has_location(stderr: &str, file: &str) -> bool {
     let number = |s: Option<&str>| s.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    stderr.lines().filter_map(|l| l.strip_prefix(file)?.strip_prefix(':')).any(|rest| {
-        let mut parts = rest.splitn(3, ':');
-        number(parts.next()) && number(parts.next()) && parts.next().is_some()
-    })
+    stderr.lines().filter_map(|l| l.trim_start().strip_prefix("--> ")?.strip_prefix(file)?.strip_prefix(':')).any(
+        |rest| {
+            let mut parts = rest.splitn(2, ':');
+            number(parts.next()) && number(parts.next())
+        },
+    )
 }
 
 // ---- the real tools on a sample ----

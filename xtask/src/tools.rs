@@ -33,6 +33,8 @@ pub const TESTS: &[(&str, &str)] = &[
     ("ps", "procps"),
     ("sha256sum", "coreutils"),
     ("man", "man-db"),
+    // A pseudo-terminal for the coloured-diagnostics test.
+    ("script", "bsdutils"),
 ];
 
 /// What the VM suite needs.
