@@ -97,7 +97,9 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         };
         let path = conf_path(&n.bridge);
         plan.host_file(&path, 0o644, t.render("dnsmasq/dnsmasq.conf.tera", &conf)?);
-        let unit_name = sh_quote(&format!("vnetgen-dnsmasq@{}.service", n.bridge));
+        let unit = format!("vnetgen-dnsmasq@{}.service", n.bridge);
+        plan.enables(&unit);
+        let unit_name = sh_quote(&unit);
         plan.step(
             &format!("Serve DHCP and DNS on {} now and at every boot.", n.bridge),
             &[],

@@ -190,7 +190,9 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 plan.host_file(&env, 0o644, t.render("ifcfg/ifcfg.tera", &ctx)?);
                 dummy_unit = true;
                 up.push(format!("run ifup {qb}"));
-                let unit = sh_quote(&format!("dummy@{br}.service"));
+                let unit = format!("dummy@{br}.service");
+                plan.enables(&unit);
+                let unit = sh_quote(&unit);
                 up.push(format!("run systemctl enable {unit}"));
                 up.push(format!("run systemctl restart {unit}"));
                 down.push(format!("run systemctl disable --now {unit} || true"));

@@ -30,6 +30,8 @@ struct Ctx {
     networks: Vec<String>,
     /// The bridges of its networks (names, quoted).
     bridges: Vec<String>,
+    /// The units of vnetgen's it enables (names, quoted).
+    units: Vec<String>,
     /// 1 if installing changes the uplink (a bridged network enslaves it): the connectivity guard.
     guard: u8,
     /// The firewall is firewalld: the scripts get `firewalld_up`.
@@ -103,6 +105,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             .collect(),
         networks: p.networks.iter().map(|n| sh_quote(n.name.as_str())).collect(),
         bridges: p.networks.iter().map(|n| sh_quote(n.bridge.as_str())).collect(),
+        units: plan.units.iter().map(|u| sh_quote(u)).collect(),
         guard: u8::from(p.networks.iter().any(|n| n.mode == Mode::Bridged)),
         firewalld: p.host.firewall == Firewall::Firewalld,
         steps: steps(&plan.install),

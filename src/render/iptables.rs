@@ -121,6 +121,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     plan.require("iptables-restore", "iptables");
     plan.require("ip6tables-restore", "iptables");
     let (f4, f6) = (sh_quote(&format!("/{RULES4}")), sh_quote(&format!("/{RULES6}")));
+    plan.enables("vnetgen-iptables.service");
     plan.step("Let systemd see the new and changed unit.", &[UNIT], vec!["run systemctl daemon-reload".into()]);
     plan.step(
         "Check the rules, then load vnetgen's chains and their jumps (the host's own rules and other tools' \

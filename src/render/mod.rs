@@ -108,6 +108,9 @@ pub struct Plan {
     pub tracked: Vec<String>,
     /// Commands install.sh needs, with the package that provides them.
     pub requires: BTreeMap<String, String>,
+    /// The systemd units of vnetgen's that install.sh enables: recorded in the state directory,
+    /// so that an upgrade disables those the new bundle no longer has.
+    pub units: Vec<String>,
 }
 
 /// A block of vnetgen's inside a host file that belongs to the distro (see [`Plan::edits`]).
@@ -161,6 +164,11 @@ impl Plan {
             return;
         }
         self.uninstall_after.push(Step { comment: comment.to_string(), when_changed: vec![], lines });
+    }
+
+    /// Notes a unit of vnetgen's that install.sh enables.
+    pub fn enables(&mut self, unit: &str) {
+        self.units.push(unit.to_string());
     }
 
     pub fn require(&mut self, cmd: &str, package: &str) {

@@ -81,6 +81,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         vec!["run systemctl daemon-reload".into()],
     );
     if !custom.is_empty() {
+        plan.enables("vnetgen-nftables.service");
         let rules = sh_quote(&format!("/{RULES}"));
         plan.step(
             "Check the rules, then replace table inet vnetgen atomically (no other table is touched).",

@@ -617,6 +617,27 @@ fn an_upgrade_removes_what_the_earlier_bundle_installed_and_uninstall_restores_t
     assert!(!rig.state.exists(), "state directory left behind");
 }
 
+#[test]
+fn an_upgrade_disables_the_earlier_bundles_units_it_no_longer_has() {
+    // The earlier bundle served DHCP on virbr9 (vnetgen-dnsmasq@virbr9, enabled by its
+    // install.sh: a link under /etc that no file of the bundle records); the new one on virbr10.
+    let text = vnetgen::builtin::get("server-custom-routed").unwrap().replace("virbr10", "virbr9");
+    let model = vnetgen::check(text.as_bytes()).model.unwrap();
+    let rig = Rig::new("server-custom-routed");
+    let earlier = rig.bundle.parent().unwrap().join("earlier");
+    vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap().write_to(&earlier, false).unwrap();
+    ok(&rig.run_bundle(&earlier, "install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert!(rig.calls().contains("systemctl enable vnetgen-dnsmasq@virbr9.service"), "{}", rig.calls());
+    let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    let calls = rig.calls();
+    assert!(calls.contains("systemctl disable --now vnetgen-dnsmasq@virbr9.service"), "{text}\n{calls}");
+    assert!(!calls.contains("disable --now vnetgen-nftables"), "disabled a unit both bundles have:\n{calls}");
+    assert!(calls.contains("systemctl enable vnetgen-dnsmasq@virbr10.service"), "{calls}");
+    // A third run of the same bundle has nothing of an earlier one to disable.
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert!(!rig.calls().contains("disable"), "{}", rig.calls());
+}
+
 /// The admin's edits after install.sh are not lost by uninstall.sh: in a distro file where
 /// vnetgen only put a marked block, just the block goes and their new line stays; a file vnetgen
 /// installed and they changed is put back with their version kept beside it, hidden

@@ -220,6 +220,8 @@ declare -A CHANGED=()
 ANY_CHANGED=0
 RESUME=0
 FIRST=0
+OWNED_UNITS=()
+OWNED_BRIDGES=(br0 virbr0)
 APPLIED=()
 
 # changed PATH...: true if this run installed any of the given host files.
@@ -535,8 +537,6 @@ if [ -e "$STATE_DIR/incomplete" ]; then
 fi
 if [ "$DRY_RUN" = 0 ]; then
 	: >"$STATE_DIR/incomplete"
-	# This bundle's bridges: an upgrade's preflight takes their routes for its own.
-	printf '%s\n' br0 virbr0 >"$STATE_DIR/bridges"
 fi
 # 1 if no earlier run of this profile's bundles left anything behind: a failure then undoes
 # everything this run did (files and running state) with uninstall.sh.
@@ -558,6 +558,23 @@ if [ "$DRY_RUN" = 0 ]; then
 			undefine_network "$net"
 		fi
 	done <<<"$(tracked_networks)"
+	# Its units and bridges, which would run until the next boot (and its units start again).
+	while IFS= read -r unit; do
+		if [ -n "$unit" ] && ! printf '%s\n' "${OWNED_UNITS[@]}" | grep -qxF -- "$unit"; then
+			say "an earlier bundle of this profile enabled $unit; this one does not: disabling it"
+			run systemctl disable --now "$unit" || say "could not disable $unit"
+		fi
+	done <<<"$(cat "$STATE_DIR/units" 2>/dev/null)"
+	while IFS= read -r br; do
+		if [ -n "$br" ] && ! printf '%s\n' "${OWNED_BRIDGES[@]}" | grep -qxF -- "$br" && [ -d "/sys/class/net/$br/bridge" ]; then
+			say "an earlier bundle of this profile created bridge $br; this one does not: removing it"
+			run ip link delete dev "$br" || say "could not remove bridge $br"
+		fi
+	done <<<"$(cat "$STATE_DIR/bridges" 2>/dev/null)"
+	# This bundle's units and bridges, for the next upgrade (and its preflight: their routes
+	# are its own).
+	printf '%s\n' "${OWNED_UNITS[@]}" >"$STATE_DIR/units"
+	printf '%s\n' "${OWNED_BRIDGES[@]}" >"$STATE_DIR/bridges"
 fi
 
 # 1. Files, each at its target path.
