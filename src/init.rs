@@ -264,26 +264,27 @@ struct Drafter {
 }
 
 impl Drafter {
-    /// Comment lines, each wrapped at 100 columns (a continuation indented by two).
+    /// A comment paragraph, wrapped at 100 columns (an indented note's continuation lines indented by
+    /// two more).
     fn comment(&mut self, indent: usize, text: &str) {
         const WIDTH: usize = 100;
-        for line in text.lines() {
-            let lead = line.len() - line.trim_start().len();
-            let mut cur = String::new();
-            for word in line.split_whitespace() {
-                let room = WIDTH.saturating_sub(indent + 2);
-                if !cur.is_empty() && cur.len() + 1 + word.len() > room {
-                    let _ = writeln!(self.out, "{:indent$}# {cur}", "");
-                    cur = " ".repeat(lead + 2);
-                } else if !cur.trim().is_empty() {
-                    cur.push(' ');
-                } else if cur.is_empty() {
-                    cur = " ".repeat(lead);
-                }
-                cur.push_str(word);
+        let lead = text.len() - text.trim_start().len();
+        let room = WIDTH.saturating_sub(indent + 2);
+        let mut cur = " ".repeat(lead);
+        let mut empty = true;
+        for word in text.split_whitespace() {
+            if !empty && cur.len() + 1 + word.len() > room {
+                let _ = writeln!(self.out, "{:indent$}# {cur}", "");
+                cur = " ".repeat(if lead > 0 { lead + 2 } else { 0 });
+                empty = true;
             }
-            let _ = writeln!(self.out, "{:indent$}# {cur}", "");
+            if !empty {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+            empty = false;
         }
+        let _ = writeln!(self.out, "{:indent$}# {cur}", "");
     }
 
     /// `key: value` with its comments; a TODO gets `TODO` and a comment saying what to fill in.
@@ -308,9 +309,9 @@ impl Drafter {
     fn run(mut self, h: &Host) -> String {
         self.comment(
             0,
-            "Drafted by `vnetgen init` from this host, read-only. Each value names the fact it was\n\
-             taken from; a value it could not detect is TODO: fill those in, edit the network at the\n\
-             end, then run `vnetgen check` on this file.",
+            "Drafted by `vnetgen init` from this host, read-only. Each value names the fact it was taken \
+             from; a value it could not detect is TODO: fill those in, edit the network at the end, then \
+             run `vnetgen check` on this file.",
         );
         self.line(0, "version: 1");
         let name = match &h.hostname {
@@ -554,8 +555,8 @@ impl Drafter {
             self.comment(
                 2,
                 &format!(
-                    "Edit this: guests on a bridged network are machines on {0}'s LAN and lease from its\n\
-                     router; bridge {bridge} takes over {0}'s MAC so the host keeps its own lease. For guests\n\
+                    "Edit this: guests on a bridged network are machines on {0}'s LAN and lease from its \
+                     router; bridge {bridge} takes over {0}'s MAC so the host keeps its own lease. For guests \
                      behind the host instead, use `mode: custom-nat` with an `ipv4:` subnet.",
                     u.name
                 ),
@@ -578,8 +579,8 @@ impl Drafter {
         self.comment(
             2,
             &format!(
-                "Edit this: a custom NAT network, because {why}: the host's stack runs the bridge,\n\
-                 dnsmasq hands out addresses and the host's firewall masquerades. Subnet {subnet} collides\n\
+                "Edit this: a custom NAT network, because {why}: the host's stack runs the bridge, \
+                 dnsmasq hands out addresses and the host's firewall masquerades. Subnet {subnet} collides \
                  with none of {avoided}."
             ),
         );
@@ -622,7 +623,7 @@ fn uplinks(h: &Host) -> Vec<Uplink<'_>> {
                 None => {
                     let link = links.iter().find(|l| &l.name == dev);
                     let mut whys = vec![why];
-                    if let Some(k) = link.and_then(|l| l.kind.as_deref()) {
+                    if let Some(k) = link.and_then(|l| l.kind.as_deref()).filter(|k| *k == "bridge") {
                         whys.push(format!(
                             "from ip -d link: {dev} is a {k}; if it already bridges a physical uplink, name that \
                              device here instead"
@@ -882,7 +883,7 @@ fn firewall(h: &Host, up: Option<&str>) -> (Value, Option<Value>) {
 fn free_subnet(h: &Host) -> (Subnet4, String) {
     let mut taken: Vec<Subnet4> = Vec::new();
     if let Probe::Found(links) = &h.links {
-        taken.extend(links.iter().flat_map(|l| &l.addrs).filter_map(|a| cidr4(&a.cidr)));
+        taken.extend(links.iter().flat_map(|l| &l.addrs).filter(|a| a.scope != "host").filter_map(|a| cidr4(&a.cidr)));
     }
     if let Probe::Found(routes) = &h.routes {
         taken.extend(routes.iter().filter(|r| r.family == 4 && r.dst != "default").filter_map(|r| cidr4(&r.dst)));

@@ -728,7 +728,7 @@ pub fn todos(text: &str) -> Vec<Diagnostic> {
         let message = if key.is_empty() { "this value is TODO".to_string() } else { format!("`{key}` is TODO") };
         out.push(
             Diagnostic::error(Loc::new(i as u32 + 1, col, value.trim().len() as u32), message)
-                .with_help(format!("vnetgen init could not detect {what}; fill it in (the comment above says how)")),
+                .with_help(format!("vnetgen init could not detect {what}; fill it in")),
         );
     }
     out

@@ -8,6 +8,7 @@ mod cli;
 mod firewall;
 mod golden;
 mod guest;
+mod init;
 mod install;
 mod matrix;
 mod preflight;
