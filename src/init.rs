@@ -51,6 +51,8 @@ pub struct Host {
     pub links: Probe<Vec<Link>>,
     /// `ip -j route` and `ip -j -6 route`.
     pub routes: Probe<Vec<Route>>,
+    /// `nameserver` lines of `/etc/resolv.conf`.
+    pub nameservers: Probe<Vec<String>>,
     /// `nmcli -t -f DEVICE,TYPE,STATE,CONNECTION device`.
     pub nm_devices: Probe<Vec<NmDevice>>,
     /// `networkctl list --json=short` (or its table).
@@ -435,6 +437,34 @@ impl Drafter {
                 self.comment(8, &format!("ip -j route: default via {g} is outside {}: no gateway written", a.cidr))
             }
             None => self.comment(8, &format!("ip -j route: no IPv4 default route via {}: no gateway written", u.name)),
+        }
+        // A static uplink's DNS servers: resolv.conf's, unless it only names a local resolver
+        // (systemd-resolved's stub, dnsmasq), which does not say where it forwards.
+        match &h.nameservers {
+            Probe::Found(ns) => {
+                let usable: Vec<&String> =
+                    ns.iter().filter(|n| n.parse::<std::net::IpAddr>().is_ok_and(|a| !a.is_loopback())).collect();
+                if usable.is_empty() {
+                    self.comment(
+                        8,
+                        &format!(
+                            "/etc/resolv.conf names no DNS server but a local resolver ({}): add `dns:` with the \
+                             uplink's DNS servers if the bundle should set them",
+                            if ns.is_empty() { "none".to_string() } else { ns.join(", ") }
+                        ),
+                    );
+                } else {
+                    let list: Vec<String> = usable.iter().map(|n| scalar(n)).collect();
+                    self.comment(8, &format!("from /etc/resolv.conf: nameserver {}", list.join(", ")));
+                    self.line(8, "dns:");
+                    for n in list {
+                        self.line(10, &format!("- {n}"));
+                    }
+                }
+            }
+            Probe::NotDetected(why) => {
+                self.comment(8, &format!("DNS servers not detected ({why}): add `dns:` if the bundle should set them"))
+            }
         }
     }
 

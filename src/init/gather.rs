@@ -16,15 +16,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn gather(root: &Path) -> Host {
     let g = Gather { root: root.to_path_buf() };
     let links = g.links();
-    let uplink_names: Vec<String> = match &links {
-        Probe::Found(l) => l.iter().map(|l| l.name.clone()).collect(),
-        Probe::NotDetected(_) => Vec::new(),
+    let routes = g.routes();
+    // Only the uplinks' zones matter: one `firewall-cmd` run per default route's device.
+    let uplink_names: BTreeSet<String> = match &routes {
+        Probe::Found(r) => r.iter().filter(|r| r.dst == "default").filter_map(|r| r.dev.clone()).collect(),
+        Probe::NotDetected(_) => BTreeSet::new(),
     };
     Host {
         hostname: g.hostname(),
         os: g.os_release(),
         links,
-        routes: g.routes(),
+        routes,
+        nameservers: probe(g.read("/etc/resolv.conf").map(|t| parse_resolv_conf(&t))),
         nm_devices: g.nm_devices(),
         networkd_links: g.networkd_links(),
         netplan: g.netplan(),
@@ -242,7 +245,7 @@ impl Gather {
             .collect()
     }
 
-    fn firewalld(&self, links: &[String]) -> Probe<Firewalld> {
+    fn firewalld(&self, links: &BTreeSet<String>) -> Probe<Firewalld> {
         match run("firewall-cmd", &["--state"]) {
             Ok(_) => {
                 let zones = links
@@ -342,6 +345,16 @@ pub(super) fn parse_os_release(path: &str, text: &str) -> OsRelease {
         }
     }
     os
+}
+
+/// The `nameserver` addresses of resolv.conf.
+pub(super) fn parse_resolv_conf(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some("nameserver")).then(|| f.next().map(str::to_string)).flatten()
+        })
+        .collect()
 }
 
 pub(super) fn parse_ip_links(links: &str, addrs: &str) -> Result<Vec<Link>, String> {
@@ -655,6 +668,8 @@ mod tests {
         assert_eq!(t.unwrap(), vec![("inet".to_string(), "filter".to_string())]);
         let r = parse_iptables_rules("-P INPUT ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A FORWARD -j LIBVIRT_FWX\n-A LIBVIRT_INP -j ACCEPT\n");
         assert_eq!(r, vec!["-A INPUT -p tcp --dport 22 -j ACCEPT"]);
+        let ns = parse_resolv_conf("# x\nnameserver 192.0.2.53\nsearch lan\nnameserver fe80::1%eth0\n");
+        assert_eq!(ns, vec!["192.0.2.53", "fe80::1%eth0"]);
         assert_eq!(
             parse_libvirt_firewall_backend("#firewall_backend = \"x\"\nfirewall_backend = \"iptables\"\n").as_deref(),
             Some("iptables")
