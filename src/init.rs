@@ -574,7 +574,11 @@ impl Drafter {
             taken_ifs.extend(nets.iter().filter_map(|n| n.bridge.clone()));
         }
         let wifi = up.and_then(|u| u.link).and_then(|l| l.wireless.found()).map(|w| w.is_some());
-        let wired = wifi == Some(false) && up.is_some_and(|u| u.link.is_some_and(|l| l.address.is_some()));
+        // A bridge cannot be a port of another bridge; a bond, VLAN or veth can.
+        let virtual_kind = up.and_then(|u| u.link).and_then(|l| l.kind.clone()).filter(|k| k == "bridge");
+        let wired = wifi == Some(false)
+            && virtual_kind.is_none()
+            && up.is_some_and(|u| u.link.is_some_and(|l| l.address.is_some()));
         let free = |stem: &str, from: u32, taken: &BTreeSet<String>| {
             (from..).map(|i| format!("{stem}{i}")).find(|n| !taken.contains(n)).expect("a free name")
         };
@@ -603,6 +607,11 @@ impl Drafter {
         let bridge = free("virbr", 10, &taken_ifs);
         let why = match (up, wifi) {
             (Some(u), Some(true)) => format!("{} is WiFi, which cannot be bridged", u.name),
+            (Some(u), Some(false)) if virtual_kind.is_some() => format!(
+                "{} is a {}, which cannot be a port of another bridge (name its physical port to bridge that)",
+                u.name,
+                virtual_kind.as_deref().unwrap_or("")
+            ),
             (Some(u), _) => format!("it is not known whether {} is Ethernet (a wired uplink could be bridged)", u.name),
             (None, _) => "no uplink was detected".to_string(),
         };
