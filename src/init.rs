@@ -220,6 +220,9 @@ pub struct Firewalld {
     /// (interface, zone) from `firewall-cmd --get-zone-of-interface`.
     #[serde(default)]
     pub zones: Vec<(String, String)>,
+    /// `firewall-cmd --get-default-zone`: the zone of an interface that names none.
+    #[serde(default)]
+    pub default_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -843,9 +846,17 @@ fn firewall(h: &Host, up: Option<&str>) -> (Value, Option<Value>) {
     if let Probe::Found(f) = &h.firewalld {
         if f.running {
             let v = Value::known("firewalld", "from firewall-cmd --state: running");
-            let zone = up
-                .and_then(|u| f.zones.iter().find(|(i, _)| i == u))
-                .map(|(i, z)| Value::known(scalar(z), format!("from firewall-cmd --get-zone-of-interface={i}: {z}")));
+            let zone = up.map(|u| match (f.zones.iter().find(|(i, _)| i == u), &f.default_zone) {
+                (Some((i, z)), _) => Value::known(scalar(z), format!("from firewall-cmd --get-zone-of-interface={i}: {z}")),
+                (None, Some(d)) => Value::known(
+                    scalar(d),
+                    format!("from firewall-cmd --get-default-zone: {d} ({u} is in no zone of its own, so in the default one)"),
+                ),
+                (None, None) => Value::todo(format!(
+                    "firewall-cmd names no zone of {u} and no default zone: the zone {u} is in (`firewall-cmd \
+                     --get-active-zones`)"
+                )),
+            });
             return (v, zone);
         }
     }

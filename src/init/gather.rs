@@ -255,11 +255,17 @@ impl Gather {
                         Some((l.clone(), z.trim().to_string())).filter(|(_, z)| !z.is_empty())
                     })
                     .collect();
-                Probe::Found(Firewalld { running: true, zones })
+                let default_zone = run("firewall-cmd", &["--get-default-zone"])
+                    .ok()
+                    .map(|z| z.trim().to_string())
+                    .filter(|z| !z.is_empty());
+                Probe::Found(Firewalld { running: true, zones, default_zone })
             }
             // `firewall-cmd --state` prints "not running" and exits 252 when it is installed
             // but stopped.
-            Err(e) if e.contains("not running") => Probe::Found(Firewalld { running: false, zones: Vec::new() }),
+            Err(e) if e.contains("not running") => {
+                Probe::Found(Firewalld { running: false, zones: Vec::new(), default_zone: None })
+            }
             Err(e) => Probe::NotDetected(e),
         }
     }
