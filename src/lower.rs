@@ -1502,7 +1502,7 @@ pub fn used_uplinks(p: &Profile) -> BTreeSet<&str> {
 /// The release a code name stands for: `Some(Some("12"))` for `bookworm`, `Some(None)` for a
 /// development release without a number (`sid`, `testing`, `unstable`, `rawhide`), `None` for
 /// anything that is not a name of `distro`'s.
-fn release_by_name(distro: Distro, name: &str) -> Option<Option<&'static str>> {
+pub fn release_by_name(distro: Distro, name: &str) -> Option<Option<&'static str>> {
     const DEBIAN: &[(&str, &str)] =
         &[("buster", "10"), ("bullseye", "11"), ("bookworm", "12"), ("trixie", "13"), ("forky", "14")];
     const UBUNTU: &[(&str, &str)] = &[

@@ -21,7 +21,7 @@ struct Cli {
     command: Command,
 }
 
-/// How `list` and `check` print.
+/// How `list`, `check` and `show` print (`show`'s text is YAML).
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     Text,
@@ -69,6 +69,22 @@ enum Command {
     Show {
         /// A built-in profile name, a path to a profile, or `-` for standard input.
         profile: String,
+        /// text: the profile as YAML; json: the same document as JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Draft a profile of this host (read-only): every detected fact as a comment naming its
+    /// source, TODO where a value could not be detected.
+    Init {
+        /// Write the draft to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Read the host's files below DIR instead of / (for tests).
+        #[arg(long, hide = true, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Print the JSON Schema of the profile format.
     Schema,
@@ -198,9 +214,36 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}: ok: {} network(s)", label(&profile), model.networks.len());
             Ok(())
         }
-        Command::Show { profile } => {
+        Command::Show { profile, format } => {
             let model = load(&profile)?;
-            print!("{}", vnetgen::resolved_yaml(&model));
+            match format {
+                Format::Text => print!("{}", vnetgen::resolved_yaml(&model)),
+                Format::Json => print!("{}", vnetgen::resolved_json(&model)),
+            }
+            Ok(())
+        }
+        Command::Init { out, force, root } => {
+            let host = vnetgen::init::gather(root.as_deref().unwrap_or(Path::new("/")));
+            let text = vnetgen::init::draft(&host);
+            let Some(out) = out else {
+                print!("{text}");
+                return Ok(());
+            };
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true);
+            if force {
+                options.create(true).truncate(true);
+            } else {
+                options.create_new(true);
+            }
+            let mut file = match options.open(&out) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Failure::Usage(format!("{} exists; --force replaces it", out.display())));
+                }
+                r => r.with_context(|| format!("creating {}", out.display()))?,
+            };
+            file.write_all(text.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {}: fill in every TODO, then `vnetgen check {}`", out.display(), out.display());
             Ok(())
         }
         Command::Render { profile, out, tar, force, templates } => {

@@ -780,6 +780,42 @@ pub fn to_yaml(profile: &Profile) -> String {
     serde_saphyr::to_string(profile).expect("a profile always serializes")
 }
 
+/// Every value written as the literal `TODO` — what `vnetgen init` writes for a value it could not
+/// detect — as an error at that value, with what to fill in.
+pub fn todos(text: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let body = line.split(" #").next().unwrap_or("").trim_end();
+        let (key, value) = match body.trim_start().trim_start_matches("- ").split_once(':') {
+            Some((k, v)) => (k.trim(), v),
+            None => ("", body.trim_start().strip_prefix("- ").unwrap_or("")),
+        };
+        if !["TODO", "\"TODO\"", "'TODO'"].contains(&value.trim()) {
+            continue;
+        }
+        let col = body.len() - value.trim_start().len() + 1;
+        let col = body[..col - 1].chars().count() as u32 + 1;
+        let what = match key {
+            "name" => "a name (the profile's or an uplink's interface)",
+            "distro" => "the host's distribution",
+            "release" => "the distribution's release",
+            "stack" => "the program that configures the host's network",
+            "firewall" => "the host's firewall",
+            "kind" => "whether the uplink is Ethernet or WiFi",
+            "mac" => "the uplink's permanent MAC address",
+            "method" => "how the uplink gets its address",
+            "" => "this value",
+            other => other,
+        };
+        let message = if key.is_empty() { "this value is TODO".to_string() } else { format!("`{key}` is TODO") };
+        out.push(
+            Diagnostic::error(Loc::new(i as u32 + 1, col, value.trim().len() as u32), message)
+                .with_help(format!("vnetgen init could not detect {what}; fill it in")),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,23 @@ fn show_round_trips_for_every_builtin_profile() {
     }
 }
 
+/// `show --format json` is the resolved profile as JSON: one JSON object, the same document as
+/// the YAML `show` (JSON is YAML, so `show -` reads it back to the same text), for every built-in
+/// profile.
+#[test]
+fn show_json_is_the_resolved_profile() {
+    for (name, _, _) in vnetgen::builtin::PROFILES {
+        let yaml = vnetgen().args(["show", name]).output().unwrap();
+        let json = vnetgen().args(["show", name, "--format", "json"]).output().unwrap();
+        assert!(json.status.success(), "{name}: show --format json failed");
+        let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!((doc["version"].as_u64(), doc["name"].as_str()), (Some(1), Some(*name)), "{name}: {doc}");
+        assert!(doc["host"]["release"].is_string(), "{name}: defaults are not filled in: {doc}");
+        let back = vnetgen().args(["show", "-"]).write_stdin(json.stdout.clone()).output().unwrap();
+        assert_eq!(String::from_utf8(back.stdout).unwrap(), String::from_utf8(yaml.stdout).unwrap(), "{name}");
+    }
+}
+
 #[test]
 fn an_existing_directory_that_is_not_a_bundle_is_never_overwritten_without_force() {
     let tmp = TempDir::new("force");
@@ -308,7 +325,7 @@ fn check_and_list_speak_json() {
 /// parses with `bash -n`), and `man`, a roff page that `man -l` formats.
 #[test]
 fn completions_and_man_page() {
-    let subcommands = ["list", "render", "check", "show", "schema", "completions", "man"];
+    let subcommands = ["list", "render", "check", "show", "schema", "completions", "man", "init"];
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = vnetgen().args(["completions", shell]).output().unwrap();
         assert!(out.status.success(), "{shell}");

@@ -9,6 +9,7 @@ mod explain;
 mod firewall;
 mod golden;
 mod guest;
+mod init;
 mod install;
 mod matrix;
 mod picture;
