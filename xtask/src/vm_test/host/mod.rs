@@ -18,6 +18,7 @@
 //! (`ap.sh`: hostapd on the second radio, in a namespace inside the host VM).
 
 mod image;
+mod init;
 mod prep;
 mod site;
 mod ssh;
@@ -71,6 +72,10 @@ pub struct HostScenario {
     /// closed (`closed-port`).
     #[serde(default)]
     pub lived_in: Vec<prep::LivedIn>,
+    /// The host drafts its own profile with `vnetgen init` (over SSH; `apply: ssh-yes`): the
+    /// scenario's profile gives only the networks, and says what init must detect.
+    #[serde(default)]
+    pub init: bool,
     /// Firewall reloads run after the checks, each followed by every LAN-side check again
     /// (`ID@after:RELOAD`): what a reload of the host's firewall must not break.
     #[serde(default)]
@@ -167,6 +172,7 @@ pub fn run(flags: &VmTest) -> Result<Summary> {
     cache.share()?;
     let accel = qemu::choose(&flags.accel, &image, &out_dir.join("kvm-probe"))?;
     let saved = qemu::save(&image, accel, &out_dir.join("saved-guest"))?;
+    let binary = if scenarios.iter().any(|s| s.init) { Some(init::binary()?) } else { None };
     let setup = start.elapsed();
     let jobs = suite::jobs(scenarios.iter().map(|s| (s.name.as_str(), &s.mutations[..])), &out_dir);
     let workers = flags.jobs.unwrap_or(DEFAULT_JOBS);
@@ -180,6 +186,7 @@ pub fn run(flags: &VmTest) -> Result<Summary> {
             saved: &saved,
             image: hosts.iter().find(|h| (h.distro, h.flavor) == keys[job.scenario]).expect("an image per key"),
             vcpus,
+            binary: binary.as_deref(),
         };
         suite::verdict(job.label.clone(), &job.dir, job.mutation, |outcome| execute(&run, outcome))
     });
@@ -209,10 +216,12 @@ struct Run<'a> {
     image: &'a HostImage,
     /// The host VM's vCPUs.
     vcpus: usize,
+    /// This build's vnetgen binary, for scenarios with `init`.
+    binary: Option<&'a std::path::Path>,
 }
 
 fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
-    let Run { scenario: hs, job, keep, saved, image, vcpus } = *run;
+    let Run { scenario: hs, job, keep, saved, image, vcpus, binary } = *run;
     let (mutation, index, dir, label) = (job.mutation, job.index, job.dir.as_path(), &job.label);
     let results = &mut outcome.checks;
     let (model, bundle_dir) = bundle::render(&hs.profile, mutation, dir)?;
@@ -285,11 +294,16 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         hs.kill_at.is_none() || hs.apply == Apply::Agent,
         "kill-at: the agent kills an install it runs itself (apply: agent)"
     );
+    anyhow::ensure!(
+        !hs.init || hs.apply == Apply::SshYes,
+        "init: the admin drafts the profile over SSH (apply: ssh-yes)"
+    );
     let plan = prep::Plan {
         apply: hs.apply,
         lived_in: &hs.lived_in,
         kill_at: hs.kill_at.as_deref(),
         earlier: earlier.as_deref(),
+        binary: if hs.init { binary } else { None },
     };
     let disk = prep::scenario_disk(dir, &bundle_dir, &model, image, &nics, &sites, &plan)?;
     outcome.phases.end("render+prep");
@@ -343,6 +357,10 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
             dir,
             label,
         };
+        if hs.init && !init::draft_render_copy(&topo, &install.ssh, &hs.profile, &model, dir, results)? {
+            vm.dump(&mut topo, dir)?;
+            return Ok(());
+        }
         let confirmed = match hs.apply {
             Apply::SshYes => ssh::ssh_apply_yes(&mut topo, &install, sites[0].uplink.name.as_str(), results)?,
             _ => ssh_apply(&mut topo, &install, results)?,
@@ -468,7 +486,7 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         results.push(CheckResult {
             id: format!("reload:{}", reload.name()),
             desc: format!("the host's firewall reloads ({})", reload.name()),
-            ok: answer == "rc=0",
+            ok: answer == "rc=0" || answer.starts_with("rc=0 "),
             detail: answer,
         });
         // The LAN's view again: forwards, refusals, the host's own ports.

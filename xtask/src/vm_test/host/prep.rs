@@ -80,6 +80,8 @@ pub struct Plan<'a> {
     pub kill_at: Option<&'a str>,
     /// An earlier bundle of the same profile, installed first (an upgrade).
     pub earlier: Option<&'a Path>,
+    /// This build's vnetgen binary, put on the host (`init`).
+    pub binary: Option<&'a Path>,
 }
 
 /// The scenario disk and what it implies: the tar of `prep/` and `bundle/`, the empty logs
@@ -105,6 +107,12 @@ pub fn scenario_disk(
     let prep = stage.join("prep");
     std::fs::create_dir_all(&prep)?;
     copy_dir(bundle_dir, &stage.join("bundle"))?;
+    if let Some(binary) = plan.binary {
+        let to = prep.join(super::init::BINARY);
+        std::fs::create_dir_all(to.parent().expect("a directory"))?;
+        std::fs::copy(binary, &to)?;
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
     let mut parts = vec!["prep", "bundle"];
     if let Some(earlier) = plan.earlier {
         copy_dir(earlier, &stage.join("bundle-earlier"))?;
