@@ -191,7 +191,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 dummy_unit = true;
                 up.push(format!("run ifup {qb}"));
                 let unit = sh_quote(&format!("dummy@{br}.service"));
-                up.push(format!("run systemctl enable {unit}"));
+                up.push(format!("enable_unit {unit}"));
                 up.push(format!("run systemctl restart {unit}"));
                 down.push(format!("run systemctl disable --now {unit} || true"));
             }
