@@ -31,6 +31,12 @@ pub const TESTS: &[(&str, &str)] = &[
     ("ps", "procps"),
     ("sha256sum", "coreutils"),
     ("man", "man-db"),
+    // The Debian package test: cargo deb's `$auto` dependencies, and installing into a scratch root.
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("dpkg", "dpkg"),
+    ("bash", "bash"),
+    // install.sh --dry-run's diffs, applied.
+    ("patch", "patch"),
 ];
 
 /// What the VM suite needs.
