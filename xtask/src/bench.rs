@@ -52,7 +52,7 @@ pub fn run(flags: &Bench) -> Result<()> {
     ensure!(status.success(), "cargo build --release failed");
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bin = target.join("release/vnetgen");
-    let work = Scratch::new(&target.join("bench"))?;
+    let work = Scratch::new(&flags.dir.clone().unwrap_or_else(|| target.join("bench")))?;
     let profiles: Vec<&str> = if flags.profiles.is_empty() {
         vnetgen::builtin::PROFILES.iter().map(|(name, _, _)| *name).collect()
     } else {
@@ -184,7 +184,7 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new(parent: &Path) -> Result<Scratch> {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let dir = parent.join(format!("run-{}", std::process::id()));
+        let dir = parent.join(format!("vnetgen-bench-{}", std::process::id()));
         std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Scratch(dir))
     }

@@ -7,7 +7,7 @@ usage: cargo xtask test [--allow-missing-tools] [--no-vm]
        cargo xtask vm-test [--tier netns|host] [--scenario NAME]... [--profile PATH] [--accel auto|kvm|tcg]
                            [--jobs N] [--mirror URI] [--keep] [--clean]
        cargo xtask fuzz [--target check|render] [--secs N] [--jobs N]
-       cargo xtask bench [--runs N] [--profile NAME]...
+       cargo xtask bench [--runs N] [--profile NAME]... [--dir DIR]
        cargo xtask deb
 
   test      install the tools the tests need (apt, as root on Debian), run every test and the VM suite
@@ -37,6 +37,8 @@ fuzz:
 bench:
   --runs N            runs of each command (default 100)
   --profile NAME      only this built-in profile; repeatable (default: every built-in profile)
+  --dir DIR           write the bundles under DIR (default target/bench; e.g. /dev/shm leaves the
+                      disk out of the times)
 
 environment:
   VNETGEN_VM_CACHE    where the VM images are cached (default /var/cache/vnetgen-vm)
@@ -59,6 +61,8 @@ pub struct Bench {
     pub runs: usize,
     /// Only these built-in profiles (all when empty).
     pub profiles: Vec<String>,
+    /// Where the bundles are written (default `target/bench`).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// `cargo xtask test`.
@@ -215,7 +219,7 @@ fn fuzz(args: &[String]) -> Result<Fuzz> {
 }
 
 fn bench(args: &[String]) -> Result<Bench> {
-    let mut b = Bench { runs: 100, profiles: Vec::new() };
+    let mut b = Bench { runs: 100, profiles: Vec::new(), dir: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |what: &str| it.next().cloned().with_context(|| format!("{a} needs {what}"));
@@ -225,6 +229,7 @@ fn bench(args: &[String]) -> Result<Bench> {
                 anyhow::ensure!(b.runs > 0, "--runs needs a number above 0");
             }
             "--profile" => b.profiles.push(value("a built-in profile name")?),
+            "--dir" => b.dir = Some(value("a directory")?.into()),
             other => bail!("unknown option {other:?} for `cargo xtask bench`\n\n{USAGE}"),
         }
     }
@@ -277,13 +282,15 @@ mod tests {
     fn bench_and_deb_flags_parse_and_bad_ones_are_refused() {
         let Task::Bench(b) = parse(&args("bench")).unwrap() else { panic!("not bench") };
         assert_eq!((b.runs, b.profiles.len()), (100, 0));
-        let Task::Bench(b) = parse(&args("bench --runs 5 --profile laptop-wifi --profile homelab-multi")).unwrap()
+        let Task::Bench(b) =
+            parse(&args("bench --runs 5 --profile laptop-wifi --profile homelab-multi --dir /dev/shm")).unwrap()
         else {
             panic!("not bench")
         };
         assert_eq!((b.runs, b.profiles), (5, args("laptop-wifi homelab-multi")));
+        assert_eq!(b.dir.as_deref(), Some(std::path::Path::new("/dev/shm")));
         assert!(matches!(parse(&args("deb")).unwrap(), Task::Deb));
-        for bad in ["bench --runs 0", "bench --runs", "bench --profile", "bench -x", "deb --frob"] {
+        for bad in ["bench --runs 0", "bench --runs", "bench --profile", "bench --dir", "bench -x", "deb --frob"] {
             assert!(parse(&args(bad)).is_err(), "{bad} was accepted");
         }
     }
