@@ -97,15 +97,28 @@ impl Bundle {
     }
 
     fn write_tree(&self, root: &Path) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt as _;
-        fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        // Each directory once, parents first (a sorted set of every file's ancestors).
+        let mut dirs: std::collections::BTreeSet<&Path> = std::collections::BTreeSet::new();
+        for path in self.files.keys() {
+            dirs.extend(Path::new(path).ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()));
+        }
+        for dir in dirs {
+            let dir = root.join(dir);
+            fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         for (path, f) in &self.files {
             let dest = root.join(path);
-            if let Some(dir) = dest.parent() {
-                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
-            fs::write(&dest, &f.bytes).with_context(|| format!("writing {}", dest.display()))?;
-            fs::set_permissions(&dest, fs::Permissions::from_mode(f.mode))
+            // The temp tree is new and ours: a file that exists already is an error, not replaced.
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(f.mode)
+                .open(&dest)
+                .with_context(|| format!("creating {}", dest.display()))?;
+            file.write_all(&f.bytes).with_context(|| format!("writing {}", dest.display()))?;
+            // The umask may have cleared bits of the mode given to open.
+            file.set_permissions(fs::Permissions::from_mode(f.mode))
                 .with_context(|| format!("setting mode of {}", dest.display()))?;
         }
         Ok(())

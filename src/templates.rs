@@ -1,11 +1,10 @@
 //! The templates: embedded in the binary, optionally overridden file by file from a directory
-//! (`--templates DIR`), rendered with tera. Autoescaping is off: every value reaching a template
+//! (`--templates DIR`), rendered with minijinja, each parsed only when first rendered. Autoescaping is off: every value reaching a template
 //! was validated by `lower` and quoted by the renderer that built the context (`sh_quote`,
 //! `xml_attr`); the `sh` filter is there for the few values templates quote themselves.
 
 use anyhow::{Context as _, Result};
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Every template, by name (its path under `templates/`). The tidy test checks that this list
 /// matches the directory and that every template is used.
@@ -49,38 +48,39 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("sysctl/forwarding.conf.tera", include_str!("../templates/sysctl/forwarding.conf.tera")),
 ];
 
-/// A ready tera instance.
+/// The template engine, parsing each template the first time a renderer asks for it: a bundle
+/// uses a fraction of them, and parsing them all would cost more than the rest of `render`.
 pub struct Templates {
-    tera: tera::Tera,
+    env: minijinja::Environment<'static>,
 }
 
 impl Templates {
     /// The embedded templates, with any file of the same name under `override_dir` used instead.
     pub fn load(override_dir: Option<&Path>) -> Result<Templates> {
-        let mut sources: Vec<(String, String)> = Vec::new();
-        for (name, text) in EMBEDDED {
-            let text = match override_dir {
-                Some(dir) if dir.join(name).is_file() => std::fs::read_to_string(dir.join(name))
-                    .with_context(|| format!("reading template override {}", dir.join(name).display()))?,
-                _ => (*text).to_string(),
-            };
-            sources.push((name.to_string(), text));
-        }
         if let Some(dir) = override_dir {
             anyhow::ensure!(dir.is_dir(), "template directory {} does not exist", dir.display());
         }
-        let mut tera = tera::Tera::default();
-        tera.autoescape_on(vec![]);
-        tera.add_raw_templates(sources).context("parsing templates")?;
-        tera.register_filter("sh", sh_filter);
-        Ok(Templates { tera })
+        let dir: Option<PathBuf> = override_dir.map(Path::to_path_buf);
+        let mut env = minijinja::Environment::new();
+        // tera's whitespace: no block trimming, the source's last newline kept.
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .context("configuring the template syntax")?;
+        env.set_syntax(syntax);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // An undefined value is an error, except as a condition (`{% if x %}`).
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+        env.add_filter("sh", sh_filter);
+        env.set_loader(move |name| source(dir.as_deref(), name));
+        Ok(Templates { env })
     }
 
     /// Renders template `name` with `ctx` (any serializable struct).
     pub fn render(&self, name: &str, ctx: &impl serde::Serialize) -> Result<String> {
-        let ctx = tera::Context::from_serialize(ctx).with_context(|| format!("building context for {name}"))?;
-        let mut out = self.tera.render(name, &ctx).map_err(|e| {
-            let mut msg = format!("rendering template {name}");
+        let rendered = self.env.get_template(name).and_then(|t| t.render(minijinja::value::Serde(ctx)));
+        let mut out = rendered.map_err(|e| {
+            let mut msg = format!("rendering template {name}: {e}");
             let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
             while let Some(s) = src {
                 msg.push_str(&format!(": {s}"));
@@ -95,11 +95,28 @@ impl Templates {
     }
 }
 
-fn sh_filter(v: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    match v {
-        tera::Value::String(s) => Ok(tera::Value::String(sh_quote(s))),
-        tera::Value::Number(n) => Ok(tera::Value::String(n.to_string())),
-        other => Err(tera::Error::msg(format!("sh filter takes a string, got {other}"))),
+/// The source of template `name`: the override directory's file of that name if there is one,
+/// else the embedded one.
+fn source(dir: Option<&Path>, name: &str) -> Result<Option<String>, minijinja::Error> {
+    if let Some(path) = dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+        return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("reading template override {}", path.display()),
+            )
+            .with_source(e)
+        });
+    }
+    Ok(EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, text)| (*text).to_string()))
+}
+
+fn sh_filter(v: minijinja::Value) -> Result<String, minijinja::Error> {
+    if let Some(s) = v.as_str() {
+        Ok(sh_quote(s))
+    } else if v.is_number() {
+        Ok(v.to_string())
+    } else {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("sh filter takes a string, got {v}")))
     }
 }
 

@@ -103,7 +103,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         plan.step(
             &format!("Serve DHCP and DNS on {} now and at every boot.", n.bridge),
             &[],
-            vec![format!("run systemctl enable {unit_name}")],
+            vec![format!("enable_unit {unit_name}")],
         );
         plan.step(
             &format!("Restart the DHCP server of {} to read its new configuration.", n.bridge),

@@ -193,7 +193,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                 let unit = format!("dummy@{br}.service");
                 plan.enables(&unit);
                 let unit = sh_quote(&unit);
-                up.push(format!("run systemctl enable {unit}"));
+                up.push(format!("enable_unit {unit}"));
                 up.push(format!("run systemctl restart {unit}"));
                 down.push(format!("run systemctl disable --now {unit} || true"));
             }

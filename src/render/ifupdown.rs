@@ -172,7 +172,12 @@ fn take_over(port: &str, bridge: &str) -> Vec<String> {
     vec![
         "track etc/network/interfaces".into(),
         "if [ \"$DRY_RUN\" = 1 ]; then".into(),
-        format!("\tsay {}", sh_quote(&format!("would comment out {port}'s stanza in /etc/network/interfaces"))),
+        "\t# shellcheck disable=SC2016 # $1, $2 and $0 are awk's".into(),
+        format!(
+            "\twould_edit etc/network/interfaces {} awk -v ifc={} -v note={note} {program} {file}",
+            sh_quote(&format!("would comment out {port}'s stanza in /etc/network/interfaces")),
+            sh_quote(port)
+        ),
         format!("elif [ -f {file} ]; then"),
         format!("\tawk -v ifc={} -v note={note} {program} {file} >{file}.vnetgen-new", sh_quote(port)),
         // Atomic, with the file's own mode and owner: the old file or the new one, never half.

@@ -130,7 +130,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         vec![
             format!("run iptables-restore --test --noflush {f4}"),
             format!("run ip6tables-restore --test --noflush {f6}"),
-            "run systemctl enable vnetgen-iptables.service".into(),
+            "enable_unit vnetgen-iptables.service".into(),
             "run systemctl restart vnetgen-iptables.service".into(),
         ],
     );

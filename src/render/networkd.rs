@@ -90,7 +90,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     plan.step(
         "systemd-networkd creates and configures the bridges; make sure it runs now and at boot.",
         &[],
-        vec!["run systemctl enable --now systemd-networkd.service".into()],
+        vec!["enable_unit systemd-networkd.service --now".into()],
     );
     let changed_refs: Vec<&str> = changed.iter().map(String::as_str).collect();
     let mut lines = vec!["run networkctl reload".to_string()];

@@ -88,7 +88,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             &[RULES, UNIT],
             vec![
                 format!("run nft -c -f {rules}"),
-                "run systemctl enable vnetgen-nftables.service".into(),
+                "enable_unit vnetgen-nftables.service".into(),
                 "run systemctl restart vnetgen-nftables.service".into(),
             ],
         );

@@ -27,6 +27,8 @@ struct Ctx {
     profile: String,
     /// The profile's state directory (quoted): an earlier install's bridges are listed there.
     state_dir: String,
+    /// Whether a check asks whether a route is on an earlier install's bridge.
+    earlier_bridges: bool,
     checks: Vec<Check>,
 }
 
@@ -318,10 +320,12 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             format!("the profile's firewall is {unit} but {unit}.service is not running: the bundle's rules for it do nothing"),
         ));
     }
+    let earlier_bridges = checks.iter().any(|c| c.when.contains("not_on_earlier_bridges"));
     let ctx = Ctx {
         version: super::VERSION,
         profile: sh_quote(p.name.as_str()),
         state_dir: sh_quote(&p.state_dir()),
+        earlier_bridges,
         checks,
     };
     plan.bundle.add("preflight.sh", 0o755, t.render("install/preflight.sh.tera", &ctx)?);

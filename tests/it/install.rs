@@ -38,15 +38,28 @@ if [ "$name" = sysctl ]; then
 		esac
 	done
 fi
+if [ "$name" = systemctl ]; then
+	unit=${*: -1}
+	case "$1" in
+	is-enabled) [ -e "$STUB_STATE/enabled-$unit" ]; exit ;;
+	is-active) [ -e "$STUB_STATE/active-$unit" ]; exit ;;
+	enable) touch "$STUB_STATE/enabled-$unit"; if [ "$2" = --now ]; then touch "$STUB_STATE/active-$unit"; fi ;;
+	esac
+fi
 if [ "$name" = virsh ]; then
 	for a in "$@"; do case "$a" in net-*) cmd=$a ;; esac; done
 	case "$cmd" in
 	net-info) [ -e "$STUB_STATE/defined" ] || exit 1
-		if [ -e "$STUB_STATE/active" ]; then echo 'Active:         yes'; else echo 'Active:         no'; fi ;;
+		# One write, as virsh's buffered output.
+		active=no autostart=no
+		if [ -e "$STUB_STATE/active" ]; then active=yes; fi
+		if [ -e "$STUB_STATE/autostart" ]; then autostart=yes; fi
+		printf 'Active:         %s\nAutostart:      %s\n' "$active" "$autostart" ;;
+	net-autostart) case " $* " in *" --disable "*) rm -f "$STUB_STATE/autostart" ;; *) touch "$STUB_STATE/autostart" ;; esac ;;
 	net-define) touch "$STUB_STATE/defined" ;;
 	net-start) touch "$STUB_STATE/active" ;;
 	net-destroy) rm -f "$STUB_STATE/active" ;;
-	net-undefine) rm -f "$STUB_STATE/defined" ;;
+	net-undefine) rm -f "$STUB_STATE/defined" "$STUB_STATE/autostart" ;;
 	esac
 fi
 exit 0
@@ -174,7 +187,11 @@ fn install_backs_up_applies_is_idempotent_and_uninstall_restores_byte_for_byte()
     assert!(text.contains("would run: nft -c -f /etc/vnetgen/nftables.nft"), "{text}");
     assert_eq!(rig.snapshot(), before, "dry run changed files");
     assert!(!rig.state.exists(), "dry run created the state directory");
-    assert!(!rig.calls().contains("systemctl "), "dry run ran systemctl:\n{}", rig.calls());
+    assert!(
+        rig.calls().lines().all(|c| !c.starts_with("systemctl ") || c.starts_with("systemctl is-")),
+        "dry run ran systemctl:\n{}",
+        rig.calls()
+    );
 
     // The real run installs every host file, then applies them.
     let text = ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
@@ -681,4 +698,119 @@ fn uninstall_keeps_the_admins_later_edits() {
     std::fs::write(rig.root.join("etc/libvirt/network.conf"), "# rewritten by the admin\n").unwrap();
     ok(&rig.run("uninstall.sh", &["--force"], None));
     assert_eq!(rig.snapshot(), before, "--force did not restore the host exactly");
+}
+
+/// The host paths a dry run's output shows diffs for (its `+++ /PATH` lines; `/dev/null` for a
+/// removal is named by the `--- /PATH` line before it).
+fn diffed(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(p) = l.strip_prefix("+++ ") {
+            let p = if p == "/dev/null" { lines[i - 1].trim_start_matches("--- ") } else { p };
+            out.push(p.trim_start_matches('/').to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A dry run changes nothing — no file, no state directory, no lock, no command but read-only
+/// queries — and its output is the change itself: a unified diff per file that `patch` applies
+/// to a copy of the root to give exactly what the real install leaves. After the install a dry
+/// run has nothing to show; after the admin edits one installed file, it shows that file alone.
+#[test]
+fn dry_run_shows_every_files_diff_and_changes_nothing() {
+    let Some(patch) = crate::support::tool("patch", "patch") else { return };
+    let rig = Rig::new("laptop-wifi");
+    write(&rig.root, "etc/systemd/network/10-vnetgen-virbr0.netdev", "# the user's own\n");
+    write(&rig.root, "etc/hostname", "laptop\n");
+    let before = rig.snapshot();
+    let args = ["--dry-run", "--skip-host-check", "--skip-preflight"];
+
+    let text = ok(&rig.run("install.sh", &args, None));
+    assert_eq!(rig.snapshot(), before, "dry run changed files");
+    assert!(!rig.state.exists(), "dry run created the state directory");
+    let lock = rig.state.with_extension("lock");
+    assert!(!lock.exists(), "dry run left a lock");
+    for call in rig.calls().lines() {
+        let query = ["virsh -q net-info ", "virsh -q net-uuid ", "systemctl is-enabled ", "systemctl is-active "];
+        assert!(query.iter().any(|q| call.starts_with(q)), "dry run ran {call}");
+    }
+    assert_eq!(diffed(&text), files_below(&rig.bundle.join("host")), "{text}");
+    assert!(text.contains("--- /etc/systemd/network/10-vnetgen-virbr0.netdev\n"), "{text}");
+    assert!(text.contains("-# the user's own\n"), "{text}");
+    assert!(text.contains("--- /dev/null\n+++ /etc/vnetgen/nftables.nft\n"), "{text}");
+    assert!(text.contains("would run: virsh -q net-define"), "{text}");
+
+    // The diffs, applied to a copy, give what the real install writes.
+    let copy = rig.root.parent().unwrap().join("patched");
+    crate::support::sh(&["cp", "-a", &rig.root.display().to_string(), &copy.display().to_string()]);
+    let out = Command::new(patch)
+        .args(["-p1", "-s", "-d"])
+        .arg(&copy)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            std::io::Write::write_all(c.stdin.as_mut().unwrap(), text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "patch failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    for f in files_below(&rig.root) {
+        assert_eq!(std::fs::read(copy.join(&f)).ok(), std::fs::read(rig.root.join(&f)).ok(), "{f}");
+    }
+    assert_eq!(files_below(&copy), files_below(&rig.root));
+
+    // Installed: nothing to show.
+    let installed = rig.snapshot();
+    let state = files_below(&rig.state);
+    let text = ok(&rig.run("install.sh", &args, None));
+    assert!(text.contains("dry run: nothing would change"), "{text}");
+    assert!(!text.contains("+++ ") && !text.contains("would run:"), "{text}");
+
+    // One file edited: that file's diff alone.
+    let nft = rig.root.join("etc/vnetgen/nftables.nft");
+    let mine = format!("{}# the admin's line\n", std::fs::read_to_string(&nft).unwrap());
+    std::fs::write(&nft, &mine).unwrap();
+    let text = ok(&rig.run("install.sh", &args, None));
+    assert_eq!(diffed(&text), ["etc/vnetgen/nftables.nft"], "{text}");
+    assert!(text.contains("\n-# the admin's line\n"), "{text}");
+    std::fs::write(&nft, std::fs::read(rig.bundle.join("host/etc/vnetgen/nftables.nft")).unwrap()).unwrap();
+    assert_eq!(rig.snapshot(), installed, "dry runs changed the installed host");
+    assert_eq!(files_below(&rig.state), state, "dry runs changed the state directory");
+}
+
+/// A dry run of an upgrade shows what its first step would put back: the earlier bundle's
+/// files this one does not have, removed (or restored), as diffs; nothing changes.
+#[test]
+fn dry_run_of_an_upgrade_shows_what_it_would_put_back() {
+    let rig = Rig::new("laptop-wifi");
+    let text = vnetgen::builtin::get("laptop-wifi").unwrap().replace("virbr0", "virbr9").replace("vmnet", "vmnet9");
+    let model = vnetgen::check(text.as_bytes()).model.unwrap();
+    let upgrade = rig.bundle.parent().unwrap().join("bundle2");
+    vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap().write_to(&upgrade, false).unwrap();
+    write(&rig.root, "etc/systemd/network/10-vnetgen-virbr0.netdev", "# the admin's own virbr0\n");
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    let installed = rig.snapshot();
+    let state = files_below(&rig.state);
+
+    let text =
+        ok(&rig.run_bundle(&upgrade, "install.sh", &["--dry-run", "--skip-host-check", "--skip-preflight"], None));
+    assert!(text.contains("would remove /etc/systemd/network/10-vnetgen-virbr0.network"), "{text}");
+    assert!(text.contains("--- /etc/systemd/network/10-vnetgen-virbr0.network\n+++ /dev/null\n"), "{text}");
+    assert!(text.contains("would restore /etc/systemd/network/10-vnetgen-virbr0.netdev"), "{text}");
+    assert!(text.contains("+# the admin's own virbr0\n"), "{text}");
+    assert!(text.contains("would run: virsh -q net-undefine vmnet"), "{text}");
+    assert!(text.contains("+++ /etc/systemd/network/10-vnetgen-virbr9.netdev"), "{text}");
+    assert_eq!(rig.snapshot(), installed, "the dry run changed the host");
+    assert_eq!(files_below(&rig.state), state, "the dry run changed the state directory");
 }

@@ -5,6 +5,7 @@
 //! the guest's verify.sh in network namespaces, and tidy checks of the repository.
 
 mod cli;
+mod deb;
 mod explain;
 mod firewall;
 mod golden;

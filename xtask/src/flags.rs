@@ -7,10 +7,14 @@ usage: cargo xtask test [--allow-missing-tools] [--no-vm]
        cargo xtask vm-test [--tier netns|host] [--scenario NAME]... [--profile PATH] [--accel auto|kvm|tcg]
                            [--jobs N] [--mirror URI] [--keep] [--clean]
        cargo xtask fuzz [--target check|render] [--secs N] [--jobs N]
+       cargo xtask bench [--runs N] [--profile NAME]... [--dir DIR]
+       cargo xtask deb
 
   test      install the tools the tests need (apt, as root on Debian), run every test and the VM suite
   vm-test   boot QEMU guests against rendered bundles and check real packets (root)
   fuzz      run the cargo-fuzz targets for a while each (nightly + cargo-fuzz; not part of `test`)
+  bench     time whole `vnetgen` processes (release build), and cloud-init's net-convert if installed
+  deb       build the Debian package (cargo-deb) with the man page and completions in target/
 
 vm-test:
   --tier netns|host   the bundle applied in network namespaces (default), or installed on fresh
@@ -30,6 +34,12 @@ fuzz:
   --secs N            how long each target runs (default 60)
   --jobs N            fuzzing processes per target (default 1)
 
+bench:
+  --runs N            runs of each command (default 100)
+  --profile NAME      only this built-in profile; repeatable (default: every built-in profile)
+  --dir DIR           write the bundles under DIR (default target/bench; e.g. /dev/shm leaves the
+                      disk out of the times)
+
 environment:
   VNETGEN_VM_CACHE    where the VM images are cached (default /var/cache/vnetgen-vm)
 ";
@@ -39,7 +49,20 @@ pub enum Task {
     Test(Test),
     VmTest(VmTest),
     Fuzz(Fuzz),
+    Bench(Bench),
+    Deb,
     Help,
+}
+
+/// `cargo xtask bench`.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    /// Runs of each command.
+    pub runs: usize,
+    /// Only these built-in profiles (all when empty).
+    pub profiles: Vec<String>,
+    /// Where the bundles are written (default `target/bench`).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// `cargo xtask test`.
@@ -121,6 +144,11 @@ pub fn parse(args: &[String]) -> Result<Task> {
         }
         "vm-test" => vm_test(rest).map(Task::VmTest),
         "fuzz" => fuzz(rest).map(Task::Fuzz),
+        "bench" => bench(rest).map(Task::Bench),
+        "deb" => match rest.first() {
+            None => Ok(Task::Deb),
+            Some(other) => bail!("unknown option {other:?} for `cargo xtask deb`\n\n{USAGE}"),
+        },
         "help" | "--help" | "-h" => Ok(Task::Help),
         other => bail!("unknown task {other:?}\n\n{USAGE}"),
     }
@@ -190,6 +218,24 @@ fn fuzz(args: &[String]) -> Result<Fuzz> {
     Ok(f)
 }
 
+fn bench(args: &[String]) -> Result<Bench> {
+    let mut b = Bench { runs: 100, profiles: Vec::new(), dir: None };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |what: &str| it.next().cloned().with_context(|| format!("{a} needs {what}"));
+        match a.as_str() {
+            "--runs" => {
+                b.runs = value("a number")?.parse().context("--runs needs a number")?;
+                anyhow::ensure!(b.runs > 0, "--runs needs a number above 0");
+            }
+            "--profile" => b.profiles.push(value("a built-in profile name")?),
+            "--dir" => b.dir = Some(value("a directory")?.into()),
+            other => bail!("unknown option {other:?} for `cargo xtask bench`\n\n{USAGE}"),
+        }
+    }
+    Ok(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +274,23 @@ mod tests {
         for bad in
             ["fuzz --target", "fuzz --target lower", "fuzz --secs 0", "fuzz --secs x", "fuzz --jobs 0", "fuzz -x"]
         {
+            assert!(parse(&args(bad)).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn bench_and_deb_flags_parse_and_bad_ones_are_refused() {
+        let Task::Bench(b) = parse(&args("bench")).unwrap() else { panic!("not bench") };
+        assert_eq!((b.runs, b.profiles.len()), (100, 0));
+        let Task::Bench(b) =
+            parse(&args("bench --runs 5 --profile laptop-wifi --profile homelab-multi --dir /dev/shm")).unwrap()
+        else {
+            panic!("not bench")
+        };
+        assert_eq!((b.runs, b.profiles), (5, args("laptop-wifi homelab-multi")));
+        assert_eq!(b.dir.as_deref(), Some(std::path::Path::new("/dev/shm")));
+        assert!(matches!(parse(&args("deb")).unwrap(), Task::Deb));
+        for bad in ["bench --runs 0", "bench --runs", "bench --profile", "bench --dir", "bench -x", "deb --frob"] {
             assert!(parse(&args(bad)).is_err(), "{bad} was accepted");
         }
     }

@@ -9,7 +9,13 @@
 //!   reboot.
 //! - `cargo xtask fuzz` (`fuzz`): runs the cargo-fuzz targets of `fuzz/` for a while each (nightly
 //!   and cargo-fuzz; not part of `test` or CI).
+//! - `cargo xtask bench` (`bench`): times whole `vnetgen` processes of the release build, and
+//!   cloud-init's `net-convert` on the same bridge when it is installed (not part of CI).
+//! - `cargo xtask deb` (`deb`): the Debian package, with the man page and completions the binary
+//!   generates (`cargo test` builds and installs it into a scratch root, `tests/it/deb.rs`).
 
+mod bench;
+mod deb;
 mod flags;
 mod fuzz;
 mod test;
@@ -22,6 +28,8 @@ fn main() -> anyhow::Result<()> {
         flags::Task::Test(t) => test::run(&t),
         flags::Task::VmTest(v) => vm_test::run(&v),
         flags::Task::Fuzz(f) => fuzz::run(&f),
+        flags::Task::Bench(b) => bench::run(&b),
+        flags::Task::Deb => deb::run().map(|deb| println!("{}", deb.display())),
         flags::Task::Help => {
             print!("{}", flags::USAGE);
             Ok(())

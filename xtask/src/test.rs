@@ -22,11 +22,14 @@ pub fn run(flags: &Test) -> Result<()> {
     let start = Instant::now();
     let sh = Shell::new()?;
     ensure_tools(&sh, TESTS, allow_missing)?;
+    // The package test (tests/it/deb.rs) builds the Debian package with cargo-deb.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::deb::ensure_cargo_deb(&cargo)?;
     if vm {
         ensure_tools(&sh, VM_SUITE, false)?;
     }
     let require = if allow_missing { "0" } else { "1" };
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = std::process::Command::new(&cargo)
         .args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .env("VNETGEN_REQUIRE_TOOLS", require)
         .stdout(std::process::Stdio::piped())

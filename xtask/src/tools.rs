@@ -35,6 +35,12 @@ pub const TESTS: &[(&str, &str)] = &[
     ("man", "man-db"),
     // A pseudo-terminal for the coloured-diagnostics test.
     ("script", "bsdutils"),
+    // The Debian package test: cargo deb's `$auto` dependencies, and installing into a scratch root.
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("dpkg", "dpkg"),
+    ("bash", "bash"),
+    // install.sh --dry-run's diffs, applied.
+    ("patch", "patch"),
 ];
 
 /// What the VM suite needs.

@@ -22,14 +22,41 @@ FORCE=0
 say() { printf '%s (%s): %s\n' "$SCRIPT" "$PROFILE" "$*"; }
 die() { printf '%s: error: %s\n' "$SCRIPT" "$*" >&2; exit 1; }
 
+# Changes a dry run found (files it would change, commands it would run).
+WOULD_CHANGE=0
+
 # run CMD...: run a command, or only print it with --dry-run.
 run() {
 	if [ "$DRY_RUN" = 1 ]; then
+		WOULD_CHANGE=1
 		printf 'would run:'
 		printf ' %q' "$@"
 		printf '\n'
 	else
 		"$@"
+	fi
+}
+
+# show_diff PATH OLD NEW: with --dry-run, the unified diff that turning file OLD (/PATH as it is,
+# or /dev/null when it does not exist) into NEW (or /dev/null: removed) would make to /PATH.
+show_diff() {
+	local rel=$1 old=$2 new=$3 rc=0
+	if [ ! -e "$old" ]; then old=/dev/null; fi
+	WOULD_CHANGE=1
+	diff -u -L "$(if [ "$old" = /dev/null ]; then echo /dev/null; else echo "/$rel"; fi)" \
+		-L "$(if [ "$new" = /dev/null ]; then echo /dev/null; else echo "/$rel"; fi)" "$old" "$new" || rc=$?
+	# 1: they differ (what is shown); 2: diff could not read them.
+	if [ "$rc" -gt 1 ]; then die "could not compare /$rel"; fi
+}
+
+# would_edit PATH WHAT CMD...: with --dry-run, for a file a step edits in place: CMD prints the
+# edited /PATH; if that differs from /PATH, say WHAT and show the diff.
+would_edit() {
+	local rel=$1 what=$2
+	shift 2
+	if [ -f "$ROOT/$rel" ] && ! cmp -s "$ROOT/$rel" <("$@"); then
+		say "$what"
+		show_diff "$rel" "$ROOT/$rel" <("$@")
 	fi
 }
 
@@ -77,6 +104,10 @@ drifted() {
 # DIR/.NAME.vnetgen-kept.
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
+	if [ "$DRY_RUN" = 1 ]; then
+		restore_preview "$rel"
+		return 0
+	fi
 	if [ -e "$STATE_DIR/backup/$rel" ] || [ -e "$STATE_DIR/created/$rel" ]; then
 		if drifted "$rel" && grep -q '^# BEGIN vnetgen' "$dst" 2>/dev/null; then
 			run sh -c 'awk "/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }" "$1" >"$1.vnetgen-new"' _ "$dst"
@@ -115,9 +146,35 @@ restore_file() {
 	fi
 }
 
-# network_active NAME: true if the libvirt network exists and is running.
+# restore_preview PATH: what restore_file PATH would do, as diffs (--dry-run).
+restore_preview() {
+	local rel=$1 dst="$ROOT/$1"
+	if [ ! -e "$STATE_DIR/backup/$rel" ] && [ ! -e "$STATE_DIR/created/$rel" ]; then return 0; fi
+	if drifted "$rel" && grep -q '^# BEGIN vnetgen' "$dst" 2>/dev/null; then
+		say "/$rel changed since install.sh: would remove only vnetgen's block, your other changes stay"
+		show_diff "$rel" "$dst" <(without_block <"$dst")
+		return 0
+	fi
+	if drifted "$rel"; then
+		local kept
+		kept="$(dirname "$rel")/.$(basename "$rel").vnetgen-kept"
+		say "/$rel changed since install.sh: would keep your version as /$kept"
+		show_diff "$kept" /dev/null "$dst"
+	fi
+	if [ -e "$STATE_DIR/backup/$rel" ]; then
+		say "would restore /$rel"
+		show_diff "$rel" "$dst" "$STATE_DIR/backup/$rel"
+	elif [ -e "$dst" ]; then
+		say "would remove /$rel"
+		show_diff "$rel" "$dst" /dev/null
+	fi
+}
+
+# network_active NAME: true if the libvirt network exists and is running. grep reads all of
+# virsh's output (no -q): under pipefail, a virsh that a grep quitting early made fail with
+# SIGPIPE would read as "not running".
 network_active() {
-	virsh -q net-info "$1" 2>/dev/null | grep -Eq '^Active: +yes'
+	virsh -q net-info "$1" 2>/dev/null | grep -E '^Active: +yes' >/dev/null
 }
 
 # undefine_network NAME: remove a network install.sh created, or put back the one it replaced.
@@ -293,6 +350,8 @@ fi
 if [ "$DRY_RUN" = 0 ]; then
 	rm -rf "$STATE_DIR"
 	say "done: the host is back as it was before install.sh"
+elif [ "$WOULD_CHANGE" = 0 ]; then
+	say "dry run: nothing would change"
 else
 	say "dry run: nothing was changed"
 fi

@@ -14,12 +14,6 @@ finding() {
 	printf 'preflight: %s: %s\n' "$1" "$2"
 	if [ "$1" = fatal ]; then fatal=1; fi
 }
-# The bridges an earlier install of this profile created (`bridges` in its state directory): an
-# upgrade replaces them, so their routes collide with nothing.
-EARLIER_BRIDGES=" $(tr '\n' ' ' 2>/dev/null <"${VNETGEN_STATE_DIR:-/var/lib/vnetgen/ubuntu-netplan-bridge}/bridges") "
-not_on_earlier_bridges() {
-	awk -v skip="$EARLIER_BRIDGES" '{ for (i = 1; i < NF; i++) if ($i == "dev" && index(skip, " " $(i + 1) " ")) next; print }'
-}
 if [ -d /sys/class/net/enp3s0/wireless ] || [ -L /sys/class/net/enp3s0/phy80211 ]; then
 	finding fatal 'uplink enp3s0 is wireless but the profile says ethernet: a WiFi uplink cannot be bridged (access points drop frames from guests'\'' MACs); set kind: wifi'
 fi

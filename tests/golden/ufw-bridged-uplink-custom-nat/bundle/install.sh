@@ -28,14 +28,41 @@ FORCE=0
 say() { printf '%s (%s): %s\n' "$SCRIPT" "$PROFILE" "$*"; }
 die() { printf '%s: error: %s\n' "$SCRIPT" "$*" >&2; exit 1; }
 
+# Changes a dry run found (files it would change, commands it would run).
+WOULD_CHANGE=0
+
 # run CMD...: run a command, or only print it with --dry-run.
 run() {
 	if [ "$DRY_RUN" = 1 ]; then
+		WOULD_CHANGE=1
 		printf 'would run:'
 		printf ' %q' "$@"
 		printf '\n'
 	else
 		"$@"
+	fi
+}
+
+# show_diff PATH OLD NEW: with --dry-run, the unified diff that turning file OLD (/PATH as it is,
+# or /dev/null when it does not exist) into NEW (or /dev/null: removed) would make to /PATH.
+show_diff() {
+	local rel=$1 old=$2 new=$3 rc=0
+	if [ ! -e "$old" ]; then old=/dev/null; fi
+	WOULD_CHANGE=1
+	diff -u -L "$(if [ "$old" = /dev/null ]; then echo /dev/null; else echo "/$rel"; fi)" \
+		-L "$(if [ "$new" = /dev/null ]; then echo /dev/null; else echo "/$rel"; fi)" "$old" "$new" || rc=$?
+	# 1: they differ (what is shown); 2: diff could not read them.
+	if [ "$rc" -gt 1 ]; then die "could not compare /$rel"; fi
+}
+
+# would_edit PATH WHAT CMD...: with --dry-run, for a file a step edits in place: CMD prints the
+# edited /PATH; if that differs from /PATH, say WHAT and show the diff.
+would_edit() {
+	local rel=$1 what=$2
+	shift 2
+	if [ -f "$ROOT/$rel" ] && ! cmp -s "$ROOT/$rel" <("$@"); then
+		say "$what"
+		show_diff "$rel" "$ROOT/$rel" <("$@")
 	fi
 }
 
@@ -83,6 +110,10 @@ drifted() {
 # DIR/.NAME.vnetgen-kept.
 restore_file() {
 	local rel=$1 dst="$ROOT/$1"
+	if [ "$DRY_RUN" = 1 ]; then
+		restore_preview "$rel"
+		return 0
+	fi
 	if [ -e "$STATE_DIR/backup/$rel" ] || [ -e "$STATE_DIR/created/$rel" ]; then
 		if drifted "$rel" && grep -q '^# BEGIN vnetgen' "$dst" 2>/dev/null; then
 			run sh -c 'awk "/^# BEGIN vnetgen/ { skip = 1 } !skip { print } /^# END vnetgen/ { skip = 0 }" "$1" >"$1.vnetgen-new"' _ "$dst"
@@ -121,9 +152,35 @@ restore_file() {
 	fi
 }
 
-# network_active NAME: true if the libvirt network exists and is running.
+# restore_preview PATH: what restore_file PATH would do, as diffs (--dry-run).
+restore_preview() {
+	local rel=$1 dst="$ROOT/$1"
+	if [ ! -e "$STATE_DIR/backup/$rel" ] && [ ! -e "$STATE_DIR/created/$rel" ]; then return 0; fi
+	if drifted "$rel" && grep -q '^# BEGIN vnetgen' "$dst" 2>/dev/null; then
+		say "/$rel changed since install.sh: would remove only vnetgen's block, your other changes stay"
+		show_diff "$rel" "$dst" <(without_block <"$dst")
+		return 0
+	fi
+	if drifted "$rel"; then
+		local kept
+		kept="$(dirname "$rel")/.$(basename "$rel").vnetgen-kept"
+		say "/$rel changed since install.sh: would keep your version as /$kept"
+		show_diff "$kept" /dev/null "$dst"
+	fi
+	if [ -e "$STATE_DIR/backup/$rel" ]; then
+		say "would restore /$rel"
+		show_diff "$rel" "$dst" "$STATE_DIR/backup/$rel"
+	elif [ -e "$dst" ]; then
+		say "would remove /$rel"
+		show_diff "$rel" "$dst" /dev/null
+	fi
+}
+
+# network_active NAME: true if the libvirt network exists and is running. grep reads all of
+# virsh's output (no -q): under pipefail, a virsh that a grep quitting early made fail with
+# SIGPIPE would read as "not running".
 network_active() {
-	virsh -q net-info "$1" 2>/dev/null | grep -Eq '^Active: +yes'
+	virsh -q net-info "$1" 2>/dev/null | grep -E '^Active: +yes' >/dev/null
 }
 
 # undefine_network NAME: remove a network install.sh created, or put back the one it replaced.
@@ -285,6 +342,7 @@ install_file() {
 	ANY_CHANGED=1
 	if [ "$DRY_RUN" = 1 ]; then
 		say "would install /$rel (mode $mode)"
+		show_diff "$rel" "$dst" "$src"
 		return 0
 	fi
 	backup_once "$rel"
@@ -303,28 +361,26 @@ install_file() {
 edit_file() {
 	local rel=$1 at=$2 mode=$3
 	local block="$BUNDLE_DIR/edits/$rel" dst="$ROOT/$rel" new
-	new="$dst.vnetgen-new"
 	if [ "$DRY_RUN" = 1 ]; then
-		new=$(mktemp)
-	else
-		mkdir -p "$(dirname "$dst")"
+		if [ -f "$dst" ] && cmp -s <(with_block "$block" "$at" "$dst") "$dst" &&
+			{ [ "$mode" = keep ] || [ "$(stat -c %a "$dst")" = "${mode#0}" ]; }; then
+			return 0
+		fi
+		CHANGED[$rel]=1
+		ANY_CHANGED=1
+		say "would put vnetgen's block at the $at of /$rel"
+		show_diff "$rel" "$dst" <(with_block "$block" "$at" "$dst")
+		return 0
 	fi
-	if [ "$at" = top ]; then
-		{ cat "$block"; if [ -f "$dst" ]; then without_block <"$dst"; fi; } >"$new"
-	else
-		{ if [ -f "$dst" ]; then without_block <"$dst"; fi; cat "$block"; } >"$new"
-	fi
+	new="$dst.vnetgen-new"
+	mkdir -p "$(dirname "$dst")"
+	with_block "$block" "$at" "$dst" >"$new"
 	if [ -f "$dst" ] && cmp -s "$new" "$dst" && { [ "$mode" = keep ] || [ "$(stat -c %a "$dst")" = "${mode#0}" ]; }; then
 		rm -f "$new"
 		return 0
 	fi
 	CHANGED[$rel]=1
 	ANY_CHANGED=1
-	if [ "$DRY_RUN" = 1 ]; then
-		rm -f "$new"
-		say "would put vnetgen's block at the $at of /$rel"
-		return 0
-	fi
 	backup_once "$rel"
 	if [ -f "$dst" ]; then
 		chmod --reference="$dst" "$new"
@@ -336,6 +392,16 @@ edit_file() {
 	mv -f "$new" "$dst"
 	record "$rel"
 	say "put vnetgen's block at the $at of /$rel"
+}
+
+# with_block BLOCK top|end FILE: FILE (if it exists) without its vnetgen block, with BLOCK at
+# its top or end.
+with_block() {
+	if [ "$2" = top ]; then
+		{ cat "$1"; if [ -f "$3" ]; then without_block <"$3"; fi; }
+	else
+		{ if [ -f "$3" ]; then without_block <"$3"; fi; cat "$1"; }
+	fi
 }
 
 # track PATH...: back up host files that the commands after it change in place; settle PATH...
@@ -359,6 +425,15 @@ settle() {
 	done
 }
 
+# enable_unit UNIT [--now]: enable a systemd unit (and start it, with --now) unless it already is.
+enable_unit() {
+	if systemctl is-enabled --quiet "$1" 2>/dev/null &&
+		{ [ "${2:-}" != --now ] || systemctl is-active --quiet "$1" 2>/dev/null; }; then
+		return 0
+	fi
+	run systemctl enable ${2:+"$2"} "$1"
+}
+
 # define_network NAME [INDEX HOSTXML]...: define (or update), autostart and start a libvirt
 # network from libvirt/NAME/network.xml. If the network was already running, its DHCP host
 # entries are added live (virsh net-update) so running guests keep their network.
@@ -377,7 +452,7 @@ define_network() {
 					virsh net-dumpxml --inactive "$name" >"$STATE_DIR/libvirt/$name.orig.xml"
 					# Whether it started with libvirtd and ran: uninstall.sh puts that back too.
 					{
-						if virsh -q net-info "$name" | grep -Eq '^Autostart: +yes'; then echo autostart; fi
+						if virsh -q net-info "$name" | grep -E '^Autostart: +yes' >/dev/null; then echo autostart; fi
 						if network_active "$name"; then echo active; fi
 					} >"$STATE_DIR/libvirt/$name.orig.state"
 				else
@@ -386,7 +461,9 @@ define_network() {
 			fi
 		fi
 		uuid=$(virsh -q net-uuid "$name" 2>/dev/null || true)
-		if [[ $uuid =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]]; then
+		if [ "$DRY_RUN" = 1 ]; then
+			run virsh -q net-define "$xml"
+		elif [[ $uuid =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]]; then
 			# libvirt redefines an existing network (the distribution's `default`, or this bundle's
 			# from an earlier run) only under its own UUID.
 			defined=$(mktemp)
@@ -406,7 +483,9 @@ define_network() {
 			say "network $name is running: other changes apply at its next start (virsh net-destroy $name && virsh net-start $name)"
 		fi
 	fi
-	run virsh -q net-autostart "$name"
+	if ! virsh -q net-info "$name" 2>/dev/null | grep -E '^Autostart: +yes' >/dev/null; then
+		run virsh -q net-autostart "$name"
+	fi
 	if ! network_active "$name"; then
 		run virsh -q net-start "$name"
 	fi
@@ -545,7 +624,8 @@ if [ -z "$(tracked_files)" ] && [ -z "$(tracked_networks)" ]; then FIRST=1; fi
 # 0. An upgrade: what an earlier bundle of this profile installed and this one does not — its
 # files put back (the host's own originals, backed up by the first install, stay the backups of
 # record), its libvirt networks removed.
-if [ "$DRY_RUN" = 0 ]; then
+# A dry run shows what would be put back; reading a state directory changes nothing.
+if [ -d "$STATE_DIR" ]; then
 	while IFS= read -r rel; do
 		if [ -n "$rel" ] && ! owned "$rel"; then
 			say "an earlier bundle of this profile installed /$rel; this one does not:"
@@ -607,7 +687,7 @@ if changed etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridg
 fi
 
 # systemd-networkd creates and configures the bridges; make sure it runs now and at boot.
-run systemctl enable --now systemd-networkd.service
+enable_unit systemd-networkd.service --now
 
 # Have systemd-networkd read the new files and create the bridges.
 if changed etc/systemd/network/10-vnetgen-enp3s0.network etc/systemd/network/10-vnetgen-br0.netdev etc/systemd/network/10-vnetgen-br0.network etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network; then
@@ -638,7 +718,9 @@ define_network vmnet
 
 trap - EXIT
 if [ "$DRY_RUN" = 0 ]; then rm -f "$STATE_DIR/incomplete"; fi
-if [ "$DRY_RUN" = 1 ]; then
+if [ "$DRY_RUN" = 1 ] && [ "$WOULD_CHANGE" = 0 ]; then
+	say "dry run: nothing would change: the host already matches the bundle"
+elif [ "$DRY_RUN" = 1 ]; then
 	say "dry run: nothing was changed"
 elif [ "$ANY_CHANGED" = 0 ]; then
 	say "nothing to do: the host already matches the bundle"

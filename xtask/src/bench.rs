@@ -1,0 +1,210 @@
+//! `cargo xtask bench`: how long `vnetgen` takes, as a user sees it. Builds the release binary,
+//! then times whole processes (spawn to exit, the wall clock) of `render`, `check` and `list`, N
+//! runs each per built-in profile, and prints the median and 90th percentile. When cloud-init is
+//! installed it also times `cloud-init devel net-convert` on the network-config v2 equivalent of
+//! the host side of `ubuntu-netplan-bridge` (the uplink as a port of bridge br0, netplan out) and
+//! prints how many times slower that is than rendering the whole bundle; when it is not, it says
+//! so and how to install it. Not part of `cargo xtask test` or CI: timings depend on the machine.
+
+use crate::flags::Bench;
+use anyhow::{ensure, Context as _, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The profile compared with cloud-init, and cloud-init's input for the same host side: the
+/// profile's netplan file (uplink enp3s0 without addresses, bridge br0 on DHCP with the uplink's
+/// MAC), in network-config v2.
+const COMPARED: &str = "ubuntu-netplan-bridge";
+const NETWORK_CONFIG: &str = "\
+network:
+  version: 2
+  ethernets:
+    enp3s0:
+      dhcp4: false
+      dhcp6: false
+      accept-ra: false
+      link-local: []
+  bridges:
+    br0:
+      interfaces: [enp3s0]
+      macaddress: \"52:54:00:3c:0a:11\"
+      dhcp4: true
+      dhcp6: false
+      accept-ra: true
+      parameters:
+        stp: false
+        forward-delay: 0
+";
+
+/// cloud-init is a Python program: a run takes hundreds of milliseconds, so fewer runs suffice.
+const CLOUD_INIT_RUNS: usize = 20;
+
+pub fn run(flags: &Bench) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has a parent")?.to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: building the release binary");
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--locked", "--bin", "vnetgen"])
+        .status()
+        .context("starting cargo build")?;
+    ensure!(status.success(), "cargo build --release failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = target.join("release/vnetgen");
+    let work = Scratch::new(&flags.dir.clone().unwrap_or_else(|| target.join("bench")))?;
+    let profiles: Vec<&str> = if flags.profiles.is_empty() {
+        vnetgen::builtin::PROFILES.iter().map(|(name, _, _)| *name).collect()
+    } else {
+        flags.profiles.iter().map(String::as_str).collect()
+    };
+    for p in &profiles {
+        ensure!(vnetgen::builtin::get(p).is_some(), "no built-in profile named {p:?}");
+    }
+    let n = flags.runs;
+    println!("vnetgen {} ({}), {n} runs each, process wall time", bin.display(), git_describe(&root));
+    println!("bundles written under {} ({})", work.0.display(), fs_type(&work.0));
+    println!();
+    println!("{:<44} {:>10} {:>10} {:>10}", "command", "median ms", "p90 ms", "min ms");
+    let list = time_runs(n, || Command::new(&bin).arg("list").stdout(Stdio::null()).status())?;
+    print_row("list", &list);
+    let mut renders = Vec::new();
+    for p in &profiles {
+        let out = work.0.join(format!("{p}-bundle"));
+        let check = time_runs(n, || Command::new(&bin).args(["check", p]).stdout(Stdio::null()).status())?;
+        print_row(&format!("check {p}"), &check);
+        let render =
+            time_runs(n, || Command::new(&bin).args(["render", p, "--out"]).arg(&out).stdout(Stdio::null()).status())?;
+        print_row(&format!("render {p} --out DIR"), &render);
+        renders.push((*p, render));
+    }
+    println!();
+    let all: Vec<Duration> = renders.iter().flat_map(|(_, t)| t.iter().copied()).collect();
+    println!("render, all {} profiles: median {}", renders.len(), ms(percentile(&all, 50)));
+    compare_cloud_init(&work.0, &bin, n)?;
+    Ok(())
+}
+
+/// Times `cloud-init devel net-convert` against rendering `COMPARED`, or says loudly why not.
+fn compare_cloud_init(work: &Path, bin: &Path, n: usize) -> Result<()> {
+    println!();
+    if Command::new("cloud-init").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+        println!("cloud-init: NOT INSTALLED, so the comparison with `cloud-init devel net-convert` was NOT run.");
+        println!("  install it (Debian/Ubuntu) with: sudo apt-get install -y --no-install-recommends cloud-init");
+        return Ok(());
+    }
+    let input = work.join("network-config.yaml");
+    std::fs::write(&input, NETWORK_CONFIG).with_context(|| format!("writing {}", input.display()))?;
+    let out = work.join("cloud-init-out");
+    let cloud = time_runs(CLOUD_INIT_RUNS, || {
+        Command::new("cloud-init")
+            .args(["devel", "net-convert", "--kind", "yaml", "--distro", "ubuntu", "--output-kind", "netplan"])
+            .arg("--network-data")
+            .arg(&input)
+            .arg("--directory")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    })?;
+    let written = out.join("etc/netplan/50-cloud-init.yaml");
+    ensure!(written.is_file(), "cloud-init net-convert did not write {}", written.display());
+    let bundle = work.join(format!("{COMPARED}-bundle"));
+    let ours = time_runs(n, || {
+        Command::new(bin).args(["render", COMPARED, "--out"]).arg(&bundle).stdout(Stdio::null()).status()
+    })?;
+    println!("the host side of {COMPARED} (uplink enp3s0 as a port of bridge br0, netplan):");
+    print_row("cloud-init devel net-convert (netplan only)", &cloud);
+    print_row(&format!("vnetgen render {COMPARED} (whole bundle)"), &ours);
+    let ratio = percentile(&cloud, 50).as_secs_f64() / percentile(&ours, 50).as_secs_f64();
+    println!("cloud-init / vnetgen, medians: {ratio:.0}x");
+    Ok(())
+}
+
+/// Runs `f` once to warm caches, then `n` times, and returns the wall times, sorted.
+fn time_runs(n: usize, mut f: impl FnMut() -> std::io::Result<std::process::ExitStatus>) -> Result<Vec<Duration>> {
+    let status = f().context("starting the command")?;
+    ensure!(status.success(), "the command failed: {status}");
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let began = Instant::now();
+        let status = f().context("starting the command")?;
+        times.push(began.elapsed());
+        ensure!(status.success(), "the command failed: {status}");
+    }
+    times.sort();
+    Ok(times)
+}
+
+/// The `p`th percentile of sorted `times` (nearest rank).
+fn percentile(times: &[Duration], p: usize) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn print_row(what: &str, times: &[Duration]) {
+    println!(
+        "{what:<44} {:>10} {:>10} {:>10}",
+        ms(percentile(times, 50)),
+        ms(percentile(times, 90)),
+        ms(times.iter().copied().min().unwrap_or_default())
+    );
+}
+
+fn git_describe(root: &Path) -> String {
+    Command::new("git")
+        .current_dir(root)
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(|| "unknown commit".into(), |o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// The file system type of `dir` (`df --output=fstype`): a bundle's write costs depend on it.
+fn fs_type(dir: &Path) -> String {
+    Command::new("df")
+        .args(["--output=fstype"])
+        .arg(dir)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().nth(1).map(|l| l.trim().to_string()))
+        .unwrap_or_else(|| "file system unknown".into())
+}
+
+/// A directory of the bench's own, removed when the bench ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(parent: &Path) -> Result<Scratch> {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        let dir = parent.join(format!("vnetgen-bench-{}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let t: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&t, 50), Duration::from_millis(5));
+        assert_eq!(percentile(&t, 90), Duration::from_millis(9));
+        assert_eq!(percentile(&t[..1], 90), Duration::from_millis(1));
+    }
+}
