@@ -23,7 +23,8 @@ struct Ctx {
     /// Host paths (quoted) and octal modes.
     files: Vec<(String, String)>,
     /// Host files edited in place: (path, `top`|`end`, octal mode or `keep`), quoted.
-    edits: Vec<(String, String, String)>,
+    /// and the shell condition under which it is edited (empty: always).
+    edits: Vec<(String, String, String, String)>,
     /// Every host path uninstall.sh restores: files, edits and tracked files, quoted.
     restores: Vec<String>,
     /// The libvirt networks the bundle defines (names, quoted).
@@ -93,7 +94,14 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         edits: plan
             .edits
             .iter()
-            .map(|e| (sh_quote(&e.target), e.at.to_string(), e.mode.map_or("keep".to_string(), |m| format!("{m:04o}"))))
+            .map(|e| {
+                (
+                    sh_quote(&e.target),
+                    e.at.to_string(),
+                    e.mode.map_or("keep".to_string(), |m| format!("{m:04o}")),
+                    e.only_if.clone().unwrap_or_default(),
+                )
+            })
             .collect(),
         restores: plan
             .host_files

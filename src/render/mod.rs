@@ -122,6 +122,8 @@ pub struct Edit {
     pub at: &'static str,
     /// The file's mode afterwards (e.g. 0o750 to make a hook executable); `None` keeps it.
     pub mode: Option<u32>,
+    /// A shell condition: install.sh edits the file only where it holds (`None`: always).
+    pub only_if: Option<String>,
 }
 
 impl Plan {
@@ -137,7 +139,13 @@ impl Plan {
     pub fn edit_file(&mut self, target: &str, at: &'static str, mode: Option<u32>, block: &str) {
         let text = format!("# BEGIN vnetgen: uninstall.sh removes this block\n{block}\n# END vnetgen\n");
         self.bundle.add(format!("edits/{target}"), 0o644, text);
-        self.edits.push(Edit { target: target.to_string(), at, mode });
+        self.edits.push(Edit { target: target.to_string(), at, mode, only_if: None });
+    }
+
+    /// [`Plan::edit_file`], done only where the shell condition `only_if` holds on the host.
+    pub fn edit_file_if(&mut self, target: &str, at: &'static str, block: &str, only_if: String) {
+        self.edit_file(target, at, None, block);
+        self.edits.last_mut().expect("just added").only_if = Some(only_if);
     }
 
     /// Declares a host file that install.sh's commands change in place.

@@ -98,7 +98,61 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         );
     }
     plan.undo_after("Forget the removed units.", vec!["run systemctl daemon-reload".into()]);
+    distro_table_block(p, plan);
     Ok(())
+}
+
+/// The distribution's own nftables firewall: /etc/nftables.conf (loaded by nftables.service)
+/// with `table inet filter` whose chains drop by policy — Arch's packaged file. A drop there is
+/// final whatever table inet vnetgen or libvirt accepts, so install.sh puts accepts for the
+/// guests' bridges first in its input and forward chains: a marked block at the end of the file
+/// (`insert rule` puts them first; `add table`/`add chain` make it load even if the admin renames
+/// the table), the file reloaded. vnetgen's and libvirt's own tables still reject what they
+/// reject. Where the file is not like that, nothing is touched.
+pub const DISTRO_CONF: &str = "etc/nftables.conf";
+
+/// The shell condition under which install.sh edits [`DISTRO_CONF`]: the file has
+/// `table inet filter` and a `policy drop`.
+pub fn distro_table_drops() -> String {
+    format!(
+        "grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' \"$ROOT/{DISTRO_CONF}\" && \
+         grep -Eqs 'policy[[:space:]]+drop' \"$ROOT/{DISTRO_CONF}\""
+    )
+}
+
+fn distro_table_block(p: &Profile, plan: &mut Plan) {
+    let bridges: Vec<String> = p.networks.iter().filter(|n| n.mode != Mode::Bridged).map(|n| q(&n.bridge)).collect();
+    if bridges.is_empty() {
+        return;
+    }
+    let set = format!("{{ {} }}", bridges.join(", "));
+    let comment = format!("comment \"vnetgen {}\"", p.name.as_str());
+    let block = format!(
+        "# vnetgen (profile {name}): this table drops by policy; these rules, put first in its chains,\n\
+         # let the guests' networks through (table inet vnetgen and libvirt's still reject what they reject).\n\
+         add table inet filter\n\
+         add chain inet filter input\n\
+         add chain inet filter forward\n\
+         insert rule inet filter input iifname {set} meta l4proto {{ udp, tcp }} th dport {{ 53, 67, 547 }} accept {comment}\n\
+         insert rule inet filter forward iifname {set} accept {comment}\n\
+         insert rule inet filter forward oifname {set} accept {comment}",
+        name = p.name.as_str()
+    );
+    plan.edit_file_if(DISTRO_CONF, "end", &block, distro_table_drops());
+    plan.step(
+        "Where /etc/nftables.conf (the distribution's firewall) drops by policy in table inet filter, it got \
+         vnetgen's accepts for the guests' bridges: reload it if nftables.service runs.",
+        &[DISTRO_CONF],
+        vec!["if systemctl is-active --quiet nftables.service; then run systemctl reload nftables.service; fi".into()],
+    );
+    plan.undo_after(
+        "Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).",
+        vec![format!(
+            "if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF {}; then \
+             run systemctl reload nftables.service; fi",
+            sh_quote(&format!("\"vnetgen {}\"", p.name.as_str()))
+        )],
+    );
 }
 
 fn chains(p: &Profile, nets: &[&Network]) -> Vec<Chain> {

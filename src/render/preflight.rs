@@ -71,11 +71,11 @@ fn libvirt_collisions(ours: &[&str], claimed: &[String]) -> String {
 /// firewalld's and iptables-nft's (whose policies the iptables checks report) that hooks one of
 /// `hooks` with policy drop, in a table whose rules never name one of `bridges` — there, an
 /// accept in table inet vnetgen cannot save the guests' packets.
-fn foreign_drop_chains(bridges: &[&str], hooks: &[&str]) -> String {
+fn foreign_drop_chains(bridges: &[&str], hooks: &[&str], own: &str) -> String {
     format!(
-        "nft list ruleset 2>/dev/null | awk -v brs='{}' -v hooks=' {} ' '\
+        "nft list ruleset 2>/dev/null | awk -v brs='{}' -v hooks=' {} ' -v own=\"{own}\" '\
          function report(  i, b, n, miss) {{ \
-           if (t == \"\" || t ~ /^(inet vnetgen|inet firewalld|ip filter|ip6 filter)$/) return; \
+           if (t == \"\" || t == own || t ~ /^(inet vnetgen|inet firewalld|ip filter|ip6 filter)$/) return; \
            n = split(brs, B, \" \"); miss = 0; \
            for (b = 1; b <= n; b++) if (index(text, \"\\\"\" B[b] \"\\\"\") == 0) miss = 1; \
            if (miss) for (i = 1; i <= k; i++) print \"table \" t \" chain \" ch[i] }} \
@@ -164,10 +164,31 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         })
         .map(|n| n.bridge.as_str())
         .collect();
+    // The distribution's /etc/nftables.conf whose table inet filter drops (Arch's): install.sh
+    // puts vnetgen's accepts first in it (nftables::distro_table_block), so it is no hazard.
+    let fixes_distro_table = p.host.firewall == Firewall::Nftables && !bridges.is_empty();
+    let own = if fixes_distro_table {
+        format!(
+            "$({} && echo 'inet filter')",
+            super::nftables::distro_table_drops().replace("$ROOT", "${VNETGEN_ROOT:-}")
+        )
+    } else {
+        String::new()
+    };
+    if fixes_distro_table {
+        checks.push(check(
+            super::nftables::distro_table_drops().replace("$ROOT", "${VNETGEN_ROOT:-}"),
+            false,
+            "table inet filter of /etc/nftables.conf (the distribution's firewall) drops by policy: install.sh puts \
+             vnetgen's accepts for the guests' bridges first in its input and forward chains (a marked block at the \
+             end of the file, which uninstall.sh removes) and reloads nftables.service"
+                .into(),
+        ));
+    }
     if !hooks.is_empty() {
         let list = bridges.join(", ");
         checks.push(Check {
-            when: foreign_drop_chains(&bridges, &hooks),
+            when: foreign_drop_chains(&bridges, &hooks, &own),
             severity: "fatal",
             message: sh_quote(&format!(
                 "an nftables base chain of another table drops by policy what vnetgen's rules accept, and its \

@@ -655,6 +655,27 @@ fn an_upgrade_disables_the_earlier_bundles_units_it_no_longer_has() {
     assert!(!rig.calls().contains("disable"), "{}", rig.calls());
 }
 
+#[test]
+fn arch_nftables_conf_gets_its_block_and_gives_it_back_byte_for_byte() {
+    let arch = crate::preflight::ARCH_NFTABLES_CONF;
+    let rig = Rig::new("laptop-wifi");
+    write(&rig.root, "etc/nftables.conf", arch);
+    let before = rig.snapshot();
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    let edited = std::fs::read_to_string(rig.root.join("etc/nftables.conf")).unwrap();
+    let block = std::fs::read_to_string(rig.bundle.join("edits/etc/nftables.conf")).unwrap();
+    assert_eq!(edited, format!("{arch}{block}"), "the host's file, then vnetgen's block");
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(rig.snapshot(), before, "uninstall did not restore the host:\n{text}");
+
+    // Debian's stock file (no drop policy) is not the bundle's to touch.
+    let rig = Rig::new("laptop-wifi");
+    let debian = "#!/usr/sbin/nft -f\n\nflush ruleset\n\ntable inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter;\n\t}\n}\n";
+    write(&rig.root, "etc/nftables.conf", debian);
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert_eq!(std::fs::read_to_string(rig.root.join("etc/nftables.conf")).unwrap(), debian);
+}
+
 /// The admin's edits after install.sh are not lost by uninstall.sh: in a distro file where
 /// vnetgen only put a marked block, just the block goes and their new line stays; a file vnetgen
 /// installed and they changed is put back with their version kept beside it, hidden

@@ -202,6 +202,84 @@ fn an_upgrades_preflight_takes_the_earlier_installs_routes_for_its_own() {
     assert_eq!(run().0, Some(1), "a route on a bridge the earlier install did not create is no longer reported");
 }
 
+/// Arch's packaged /etc/nftables.conf (older releases start with `flush ruleset`; newer with
+/// `destroy table inet filter`, which Debian 12's nft does not know).
+pub const ARCH_NFTABLES_CONF: &str = "#!/usr/bin/nft -f\n# vim:set ts=2 sw=2 et:\n\n\
+# IPv4/IPv6 Simple & Safe firewall ruleset.\n\
+# More examples in /usr/share/nftables/ and /usr/share/doc/nftables/examples/.\n\n\
+flush ruleset\n\n\
+table inet filter {\n\
+  chain input {\n\
+    type filter hook input priority filter\n\
+    policy drop\n\n\
+    ct state invalid drop comment \"early drop of invalid connections\"\n\
+    ct state {established, related} accept comment \"allow tracked connections\"\n\
+    iifname lo accept comment \"allow from loopback\"\n\
+    ip protocol icmp accept comment \"allow icmp\"\n\
+    meta l4proto ipv6-icmp accept comment \"allow icmp v6\"\n\
+    tcp dport ssh accept comment \"allow sshd\"\n\
+    pkttype host limit rate 5/second counter reject with icmpx type admin-prohibited\n\
+    counter\n\
+  }\n\
+  chain forward {\n\
+    type filter hook forward priority filter\n\
+    policy drop\n\
+  }\n\
+}\n";
+
+#[test]
+fn arch_nftables_conf_gets_vnetgen_accepts_first_and_preflight_lets_install_do_it() {
+    // The laptop profile (nftables, custom NAT on virbr0) on a host running Arch's packaged
+    // firewall: the file with install.sh's block still loads with the real nft, the block's
+    // accepts come first in the table's chains, and preflight warns instead of stopping.
+    if !may_stage("Arch's firewall is loaded in a network namespace") || tool("nft", "nftables").is_none() {
+        return;
+    }
+    let tmp = TempDir::new("preflight-arch");
+    let model = vnetgen::check(vnetgen::builtin::get("laptop-wifi").unwrap().as_bytes()).model.unwrap();
+    let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
+    bundle.write_to(&tmp.path().join("b"), false).unwrap();
+    let block = std::fs::read_to_string(tmp.path().join("b/edits/etc/nftables.conf")).unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/nftables.conf"), ARCH_NFTABLES_CONF).unwrap();
+    let edited = tmp.path().join("edited.conf");
+    std::fs::write(&edited, format!("{ARCH_NFTABLES_CONF}{block}")).unwrap();
+    let ns = Ns::new("arch-conf");
+    let preflight = |root: &std::path::Path| {
+        let out =
+            ns.sh(&format!("VNETGEN_ROOT={} bash {}", root.display(), tmp.path().join("b/preflight.sh").display()));
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let loaded = ns.sh(&format!("nft -f {}", tmp.path().join("root/etc/nftables.conf").display()));
+    assert!(loaded.status.success(), "Arch's file: {}", String::from_utf8_lossy(&loaded.stderr));
+    let (code, out) = preflight(&root);
+    assert_eq!(code, Some(0), "preflight stops although install.sh fixes the table:\n{out}");
+    assert!(out.contains("preflight: warning: table inet filter of /etc/nftables.conf"), "{out}");
+    // Control: the same ruleset, not from /etc/nftables.conf: fatal.
+    let (code, out) = preflight(&tmp.path().join("elsewhere"));
+    assert_eq!(code, Some(1), "{out}");
+    // The edited file loads, and vnetgen's accepts are first in both chains.
+    let loaded = ns.sh(&format!("nft -f {} && nft list table inet filter", edited.display()));
+    let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
+    assert!(loaded.status.success(), "the edited file does not load: {}", String::from_utf8_lossy(&loaded.stderr));
+    for chain in ["input", "forward"] {
+        let body = text.split(&format!("chain {chain} {{")).nth(1).unwrap();
+        let first_rule = body.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("type ")).unwrap();
+        assert!(first_rule.contains("comment \"vnetgen laptop-wifi\""), "{chain}: first rule {first_rule:?}:\n{text}");
+    }
+    // Loaded twice (a reload), the rules are there once, not twice.
+    let again = ns.sh(&format!("nft -f {} && nft list table inet filter", edited.display()));
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(text.matches("vnetgen laptop-wifi").count(), 3, "{text}");
+    // A host whose admin renamed the table: the block still loads (it creates what it needs).
+    let renamed = ns.sh(&format!(
+        "nft flush ruleset && nft -f - <<'EOF'\n{}\nEOF",
+        block.replace("# BEGIN vnetgen", "#").replace("# END vnetgen", "#")
+    ));
+    assert!(renamed.status.success(), "the block alone: {}", String::from_utf8_lossy(&renamed.stderr));
+}
+
 #[test]
 fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
     if !may_stage("the .link file is staged in a mount namespace") {

@@ -297,6 +297,8 @@ pub fn evaluate(
                 ("not-forwarded", Probe::Refused(_) | Probe::Timeout) => (true, format!("{p:?}")),
                 ("refused", Probe::Refused(_)) => (true, String::new()),
                 ("dropped", Probe::Timeout) => (true, String::new()),
+                // Closed by a firewall: dropped, or rejected (e.g. Arch's rate-limited reject).
+                ("closed", Probe::Timeout | Probe::Refused(_)) => (true, format!("{p:?}")),
                 ("open", Probe::Open(_)) => (true, String::new()),
                 (want, Probe::Open(body)) if want != "refused" => {
                     (body.contains(want), format!("reply: {:?}", body.lines().last().unwrap_or("")))

@@ -246,7 +246,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/network/interfaces.d/vnetgen-virbr10 etc/network/interfaces.d/vnetgen-virbr11 etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/network/interfaces)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/network/interfaces.d/vnetgen-virbr10 etc/network/interfaces.d/vnetgen-virbr11 etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf etc/network/interfaces)
 OWNED_NETWORKS=(lan cnat croute)
 owned() {
 	local f
@@ -346,6 +346,7 @@ attempt 'Remove libvirt network croute (or restore the definition it replaced).'
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/network/interfaces
+attempt 'put back' restore_file etc/nftables.conf
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/systemd/system/vnetgen-nftables.service
 attempt 'put back' restore_file etc/vnetgen/nftables.nft
@@ -388,6 +389,12 @@ undo_after_4() {
 	run systemctl daemon-reload
 }
 attempt 'Forget the removed unit.' undo_after_4
+
+# Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).
+undo_after_5() {
+	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen debian-ifupdown"'; then run systemctl reload nftables.service; fi
+}
+attempt 'Reload the distribution'\''s nftables firewall without vnetgen'\''s accepts (if it runs and has them).' undo_after_5
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"

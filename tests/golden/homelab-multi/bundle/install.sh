@@ -252,7 +252,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
 OWNED_NETWORKS=(wired wireless)
 owned() {
 	local f
@@ -664,6 +664,7 @@ install_file etc/udev/rules.d/99-vnetgen-bridge.rules 0644
 install_file etc/NetworkManager/system-connections/vnetgen-br0.nmconnection 0600
 install_file etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection 0600
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
+if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "$ROOT/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "$ROOT/etc/nftables.conf"; then edit_file etc/nftables.conf end keep; fi
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
 
@@ -690,6 +691,11 @@ fi
 # Let systemd see the new and changed units.
 if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
 	run systemctl daemon-reload
+fi
+
+# Where /etc/nftables.conf (the distribution's firewall) drops by policy in table inet filter, it got vnetgen's accepts for the guests' bridges: reload it if nftables.service runs.
+if changed etc/nftables.conf; then
+	if systemctl is-active --quiet nftables.service; then run systemctl reload nftables.service; fi
 fi
 
 # Define, autostart and start libvirt network wired (bridged).

@@ -246,7 +246,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
 OWNED_NETWORKS=(wired wireless)
 owned() {
 	local f
@@ -316,6 +316,7 @@ undo_3() {
 attempt 'Remove libvirt network wireless (or restore the definition it replaced).' undo_3
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
+attempt 'put back' restore_file etc/nftables.conf
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection
 attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-br0.nmconnection
@@ -353,6 +354,12 @@ undo_after_4() {
 	run systemctl daemon-reload
 }
 attempt 'Forget the removed units.' undo_after_4
+
+# Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).
+undo_after_5() {
+	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen homelab-multi"'; then run systemctl reload nftables.service; fi
+}
+attempt 'Reload the distribution'\''s nftables firewall without vnetgen'\''s accepts (if it runs and has them).' undo_after_5
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"

@@ -252,7 +252,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/libvirt/hooks/network.d/50-vnetgen-forwards)
+OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/libvirt/hooks/network.d/50-vnetgen-forwards etc/nftables.conf)
 OWNED_NETWORKS=(default)
 owned() {
 	local f
@@ -657,6 +657,7 @@ fi
 # 1. Files, each at its target path.
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
 install_file etc/libvirt/hooks/network.d/50-vnetgen-forwards 0755
+if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "$ROOT/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "$ROOT/etc/nftables.conf"; then edit_file etc/nftables.conf end keep; fi
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
 
@@ -665,6 +666,11 @@ if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_
 # Let systemd see the new and changed units.
 if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
 	run systemctl daemon-reload
+fi
+
+# Where /etc/nftables.conf (the distribution's firewall) drops by policy in table inet filter, it got vnetgen's accepts for the guests' bridges: reload it if nftables.service runs.
+if changed etc/nftables.conf; then
+	if systemctl is-active --quiet nftables.service; then run systemctl reload nftables.service; fi
 fi
 
 # Restart libvirt's network driver so it reads network.conf and finds the hook (running networks stay up).

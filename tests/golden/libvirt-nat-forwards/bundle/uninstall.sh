@@ -246,7 +246,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/libvirt/hooks/network.d/50-vnetgen-forwards)
+OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/libvirt/hooks/network.d/50-vnetgen-forwards etc/nftables.conf)
 OWNED_NETWORKS=(default)
 owned() {
 	local f
@@ -310,6 +310,7 @@ undo_2() {
 attempt 'Remove the port forwards of network default.' undo_2
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
+attempt 'put back' restore_file etc/nftables.conf
 attempt 'put back' restore_file etc/libvirt/hooks/network.d/50-vnetgen-forwards
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 while IFS= read -r rel; do
@@ -325,11 +326,17 @@ undo_after_1() {
 }
 attempt 'Forget the removed units.' undo_after_1
 
-# Restart libvirt's network driver with the restored files.
+# Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).
 undo_after_2() {
+	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen libvirt-nat-forwards"'; then run systemctl reload nftables.service; fi
+}
+attempt 'Reload the distribution'\''s nftables firewall without vnetgen'\''s accepts (if it runs and has them).' undo_after_2
+
+# Restart libvirt's network driver with the restored files.
+undo_after_3() {
 	for unit in virtnetworkd.service libvirtd.service; do if systemctl cat "$unit" >/dev/null 2>&1; then run systemctl try-restart "$unit"; fi; done
 }
-attempt 'Restart libvirt'\''s network driver with the restored files.' undo_after_2
+attempt 'Restart libvirt'\''s network driver with the restored files.' undo_after_3
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"

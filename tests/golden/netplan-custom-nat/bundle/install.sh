@@ -252,7 +252,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/netplan/60-vnetgen.yaml etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/netplan/60-vnetgen.yaml etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
 OWNED_NETWORKS=(vmnet)
 owned() {
 	local f
@@ -665,6 +665,7 @@ install_file etc/vnetgen/dnsmasq/virbr10.conf 0644
 install_file etc/vnetgen/nftables.nft 0644
 install_file etc/systemd/system/vnetgen-nftables.service 0644
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
+if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "$ROOT/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "$ROOT/etc/nftables.conf"; then edit_file etc/nftables.conf end keep; fi
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
 
@@ -710,6 +711,11 @@ if changed etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service;
 	run nft -c -f /etc/vnetgen/nftables.nft
 	enable_unit vnetgen-nftables.service
 	run systemctl restart vnetgen-nftables.service
+fi
+
+# Where /etc/nftables.conf (the distribution's firewall) drops by policy in table inet filter, it got vnetgen's accepts for the guests' bridges: reload it if nftables.service runs.
+if changed etc/nftables.conf; then
+	if systemctl is-active --quiet nftables.service; then run systemctl reload nftables.service; fi
 fi
 
 # Define, autostart and start libvirt network vmnet (custom-nat).

@@ -246,7 +246,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr10.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
 OWNED_NETWORKS=(routed1)
 owned() {
 	local f
@@ -316,6 +316,7 @@ undo_3() {
 attempt 'Remove libvirt network routed1 (or restore the definition it replaced).' undo_3
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
+attempt 'put back' restore_file etc/nftables.conf
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/systemd/system/vnetgen-nftables.service
 attempt 'put back' restore_file etc/vnetgen/nftables.nft
@@ -349,6 +350,12 @@ undo_after_3() {
 	run systemctl daemon-reload
 }
 attempt 'Forget the removed unit.' undo_after_3
+
+# Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).
+undo_after_4() {
+	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen server-custom-routed"'; then run systemctl reload nftables.service; fi
+}
+attempt 'Reload the distribution'\''s nftables firewall without vnetgen'\''s accepts (if it runs and has them).' undo_after_4
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"

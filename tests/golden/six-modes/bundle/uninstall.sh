@@ -246,7 +246,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/systemd/network/10-vnetgen-enp1s0.network etc/systemd/network/10-vnetgen-br0.netdev etc/systemd/network/10-vnetgen-br0.network etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/network/10-vnetgen-virbr11.netdev etc/systemd/network/10-vnetgen-virbr11.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/systemd/network/10-vnetgen-enp1s0.network etc/systemd/network/10-vnetgen-br0.netdev etc/systemd/network/10-vnetgen-br0.network etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/network/10-vnetgen-virbr11.netdev etc/systemd/network/10-vnetgen-virbr11.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
 OWNED_NETWORKS=(lan default routed isolated cnat croute)
 owned() {
 	local f
@@ -346,6 +346,7 @@ undo_8() {
 attempt 'Remove libvirt network croute (or restore the definition it replaced).' undo_8
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
+attempt 'put back' restore_file etc/nftables.conf
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/systemd/system/vnetgen-nftables.service
 attempt 'put back' restore_file etc/vnetgen/nftables.nft
@@ -395,6 +396,12 @@ undo_after_4() {
 	run systemctl daemon-reload
 }
 attempt 'Forget the removed unit.' undo_after_4
+
+# Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).
+undo_after_5() {
+	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen six-modes"'; then run systemctl reload nftables.service; fi
+}
+attempt 'Reload the distribution'\''s nftables firewall without vnetgen'\''s accepts (if it runs and has them).' undo_after_5
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"

@@ -246,7 +246,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/network/interfaces)
+OWNED=(etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf etc/network/interfaces)
 OWNED_NETWORKS=(lan default)
 owned() {
 	local f
@@ -318,6 +318,7 @@ attempt 'Remove libvirt network default (or restore the definition it replaced).
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/network/interfaces
+attempt 'put back' restore_file etc/nftables.conf
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/network/interfaces.d/vnetgen-br0
 attempt 'put back' restore_file etc/udev/rules.d/99-vnetgen-bridge.rules
@@ -346,6 +347,12 @@ undo_after_3() {
 	run systemctl daemon-reload
 }
 attempt 'Forget the removed units.' undo_after_3
+
+# Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).
+undo_after_4() {
+	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen workstation-ethernet-bridge"'; then run systemctl reload nftables.service; fi
+}
+attempt 'Reload the distribution'\''s nftables firewall without vnetgen'\''s accepts (if it runs and has them).' undo_after_4
 
 if [ -n "${FAILURES[*]:-}" ]; then
 	say "these undo steps failed; $STATE_DIR stays, so that running uninstall.sh again finishes the rest:"

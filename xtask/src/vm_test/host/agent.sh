@@ -130,26 +130,36 @@ wait_uplink() {
 	done
 }
 
-# rules_state: a lived-in host's own firewall: every iptables and ip6tables chain and rule but
-# vnetgen's, one a line, sorted.
+# rules_state: a lived-in host's own firewall: every iptables and ip6tables chain and rule, and
+# every line of the nftables ruleset (by table and chain, without counters) but vnetgen's, one a
+# line, sorted.
 rules_state() {
 	local t
-	for t in filter nat mangle raw; do
-		iptables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v4 /"
-		ip6tables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v6 /"
-	done | grep -v -- 'VNETGEN-' | sort -u
+	{
+		for t in filter nat mangle raw; do
+			iptables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v4 /"
+			ip6tables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v6 /"
+		done
+		nft -s list ruleset 2>/dev/null | awk '/^table /{ t = $2 " " $3 } /^[[:space:]]*chain /{ c = $2 } { $1 = $1; print "nft " t " " c ": " $0 }' |
+			grep -v '^nft inet vnetgen '
+	} | grep -v -e 'VNETGEN-' -e '"vnetgen ' | sort -u
 }
 
 # host_rules: `ok` if every rule of the host's own from before install.sh is still there and its
-# rules files (LIVED_FILES) are unchanged; else what is missing or changed.
+# rules files (LIVED_FILES) are as they were but for a vnetgen block; else what is missing or
+# changed.
 host_rules() {
-	local missing changed
+	local missing changed="" f
 	missing=$(rules_state | comm -23 "$STATE/rules-before" - | head -n 8 | tr '\n' '|')
-	changed=$(cd / && sha256sum -c "$STATE/files-before" 2>&1 | grep -v ': OK$' | tr '\n' '|')
+	for f in $LIVED_FILES; do
+		if ! awk '/^# BEGIN vnetgen/ { s = 1 } !s { print } /^# END vnetgen/ { s = 0 }' "/$f" 2>/dev/null | cmp -s - "$STATE/lived-before/$f"; then
+			changed="$changed /$f"
+		fi
+	done
 	if [ -n "$missing" ]; then
 		echo "missing: $missing"
 	elif [ -n "$changed" ]; then
-		echo "changed: $changed"
+		echo "changed (beyond a vnetgen block):$changed"
 	else
 		echo ok
 	fi
@@ -160,6 +170,7 @@ reload() {
 	local out rc
 	case "$1" in
 	netfilter-persistent) out=$(netfilter-persistent reload 2>&1) ;;
+	nftables) out=$(systemctl reload nftables.service 2>&1) ;;
 	*) echo "rc=2 unknown reload $1"; return ;;
 	esac
 	rc=$?
@@ -247,8 +258,10 @@ case $n in
 	if [ "$LIVED_IN" = 1 ]; then
 		# The lived-in host's own firewall, as its services left it before the bundle came.
 		rules_state >"$STATE/rules-before"
-		# shellcheck disable=SC2086 # LIVED_FILES is a list of paths below /
-		(cd / && sha256sum $LIVED_FILES) >"$STATE/files-before"
+		for f in $LIVED_FILES; do
+			mkdir -p "$(dirname "$STATE/lived-before/$f")"
+			cp "/$f" "$STATE/lived-before/$f"
+		done
 	fi
 	if ! tar -xf /dev/vdb -C /root bundle; then
 		say "fatal cannot unpack the bundle"

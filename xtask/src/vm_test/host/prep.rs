@@ -244,9 +244,19 @@ fn lived_in(model: &vnetgen::model::Profile, what: &[LivedIn]) -> Result<(Files,
     let mut own = Vec::new();
     for w in what {
         match w {
+            LivedIn::StockFirewall if model.host.firewall == Firewall::Nftables => {
+                // Arch's packaged /etc/nftables.conf (the `flush ruleset` of its older releases:
+                // Debian 12's nft does not know `destroy`), loaded by nftables.service at boot.
+                files.push(file("etc/nftables.conf", ARCH_NFTABLES_CONF, 0o644));
+                files.push(symlink(
+                    "etc/systemd/system/sysinit.target.wants/nftables.service",
+                    "/lib/systemd/system/nftables.service",
+                ));
+                own.push("etc/nftables.conf".to_string());
+            }
             LivedIn::StockFirewall => {
                 if model.host.firewall != Firewall::Iptables {
-                    bail!("lived-in: stock-firewall is staged for the iptables backend only so far");
+                    bail!("lived-in: stock-firewall is staged for the iptables and nftables backends only so far");
                 }
                 let rules = |icmp: &str| {
                     format!(
@@ -289,6 +299,36 @@ fn service(name: &str, about: &str, script: &str) -> Files {
         ),
     ]
 }
+
+/// Arch's packaged /etc/nftables.conf (input and forward drop by policy; SSH allowed).
+const ARCH_NFTABLES_CONF: &str = "#!/usr/bin/nft -f
+# vim:set ts=2 sw=2 et:
+
+# IPv4/IPv6 Simple & Safe firewall ruleset.
+# More examples in /usr/share/nftables/ and /usr/share/doc/nftables/examples/.
+
+flush ruleset
+
+table inet filter {
+  chain input {
+    type filter hook input priority filter
+    policy drop
+
+    ct state invalid drop comment \"early drop of invalid connections\"
+    ct state {established, related} accept comment \"allow tracked connections\"
+    iifname lo accept comment \"allow from loopback\"
+    ip protocol icmp accept comment \"allow icmp\"
+    meta l4proto ipv6-icmp accept comment \"allow icmp v6\"
+    tcp dport ssh accept comment \"allow sshd\"
+    pkttype host limit rate 5/second counter reject with icmpx type admin-prohibited
+    counter
+  }
+  chain forward {
+    type filter hook forward priority filter
+    policy drop
+  }
+}
+";
 
 /// What Docker 27's daemon puts in the firewall at start (iptables backend, `ip6tables: true`).
 const DOCKER: &str = r#"#!/bin/sh
