@@ -496,6 +496,16 @@ impl Drafter {
             self.key(8, "method", &v);
             return;
         }
+        // A router's advertisement with infinite lifetimes leaves a SLAAC address permanent; its
+        // interface identifier, the EUI-64 of the link's MAC, still says where it came from.
+        if let Some(mac) = link.address.as_deref().filter(|mac| is_eui64(&a.cidr, mac)) {
+            let v = Value::known(
+                "slaac",
+                format!("from ip -j addr: {} {} has the EUI-64 of its MAC {mac} (SLAAC)", u.name, a.cidr),
+            );
+            self.key(8, "method", &v);
+            return;
+        }
         let v = Value::known("static", format!("from ip -j addr: {} {} is permanent (static)", u.name, a.cidr));
         self.key(8, "method", &v);
         self.line(8, &format!("address: {}", scalar(&a.cidr)));
@@ -1014,9 +1024,29 @@ pub fn scalar(s: &str) -> String {
     }
 }
 
+/// Whether the interface identifier of IPv6 `cidr` is the modified EUI-64 of `mac` (what SLAAC
+/// makes without privacy or stable-privacy addresses).
+fn is_eui64(cidr: &str, mac: &str) -> bool {
+    let Ok(addr) = cidr.split('/').next().unwrap_or("").parse::<std::net::Ipv6Addr>() else { return false };
+    let b: Vec<u8> = mac.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
+    if b.len() != 6 {
+        return false;
+    }
+    addr.octets()[8..] == [b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slaac_address_is_known_by_its_eui64() {
+        // The host tier's fresh host: a router advertising infinite lifetimes.
+        assert!(is_eui64("2001:db8:ffff:0:5054:ff:fe5e:2131/64", "52:54:00:5e:21:31"));
+        assert!(!is_eui64("2001:db8:ffff::3/64", "52:54:00:5e:21:31"));
+        assert!(!is_eui64("2001:db8:ffff:0:5054:ff:fe5e:2132/64", "52:54:00:5e:21:31"));
+        assert!(!is_eui64("203.0.113.3/24", "52:54:00:5e:21:31"));
+    }
 
     #[test]
     fn scalars_that_yaml_would_read_otherwise_are_quoted() {

@@ -445,7 +445,12 @@ pub(super) fn parse_networkctl_json(text: &str) -> Result<Vec<NetworkdLink>, Str
         .filter_map(|i| {
             Some(NetworkdLink {
                 name: i.get("Name")?.as_str()?.to_string(),
-                setup: i.get("SetupState").and_then(Json::as_str).unwrap_or("").to_string(),
+                // `SetupState` where a networkctl names it so; systemd's JSON says `AdministrativeState`.
+                setup: ["SetupState", "AdministrativeState"]
+                    .iter()
+                    .find_map(|k| i.get(*k).and_then(Json::as_str))
+                    .unwrap_or("")
+                    .to_string(),
             })
         })
         .collect())
@@ -643,6 +648,13 @@ mod tests {
         assert_eq!(
             parse_networkctl_json(j).unwrap(),
             vec![NetworkdLink { name: "enp1s0".into(), setup: "configured".into() }]
+        );
+        // systemd's own JSON (networkd-json.c) names the setup state AdministrativeState: Debian 12's
+        // networkctl gave the host tier's init-server scenario no SetupState.
+        let j = r#"{"Interfaces":[{"Index":2,"Name":"eno1","Type":"ether","OperationalState":"routable","AdministrativeState":"configured"}]}"#;
+        assert_eq!(
+            parse_networkctl_json(j).unwrap(),
+            vec![NetworkdLink { name: "eno1".into(), setup: "configured".into() }]
         );
         let t = "  1 lo     loopback carrier   unmanaged\n  2 enp1s0 ether    routable   configured\n";
         assert_eq!(parse_networkctl_table(t)[1], NetworkdLink { name: "enp1s0".into(), setup: "configured".into() });
