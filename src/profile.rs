@@ -265,7 +265,7 @@ pub struct Network {
     pub mode: S<Mode>,
     /// Bridge interface name, e.g. `virbr10` (at most 15 bytes of `A-Za-z0-9_.-`).
     pub bridge: S<String>,
-    /// MAC address the bridge keeps. Custom modes pin it (seed: a dummy interface with this MAC, or
+    /// MAC address the bridge keeps. Custom modes pin it (a dummy interface with this MAC as its port, or
     /// the stack's own MAC setting); default: derived from the profile and network name. Bridged
     /// networks always use the uplink's MAC.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -262,7 +262,7 @@ pub fn summarize(results: &[ScenarioResult], out_dir: &Path, setup: &str, start:
             r.phases.line()
         );
     }
-    // The benchmark's figures (README: the VM suite's speed).
+    // The benchmark's figures (docs/testing.md: the VM suite's speed).
     for (what, broken) in [("scenarios as written", false), ("broken-bundle runs", true)] {
         let mut times: Vec<&ScenarioResult> = results.iter().filter(|r| r.broken == broken).collect();
         times.sort_by_key(|r| r.elapsed);
