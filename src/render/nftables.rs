@@ -37,6 +37,8 @@ struct UnitCtx {
 #[derive(Serialize)]
 struct DropinCtx {
     header: String,
+    /// The nft binary (the distribution's path).
+    nft: String,
     restart_vnetgen: bool,
     reload_libvirt: bool,
 }
@@ -69,6 +71,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         "nftables/nftables-dropin.conf.tera",
         &DropinCtx {
             header: header(p, "put vnetgen's and libvirt's tables back after nftables.service flushes the ruleset"),
+            nft: p.host.sbin("nft"),
             restart_vnetgen: !custom.is_empty(),
             reload_libvirt: libvirt_rules,
         },

@@ -372,7 +372,11 @@ fn reasons(p: &Profile) -> Vec<Why> {
              fails, or running guests silently lose their network. This bundle never \
              flushes the ruleset: its rules live in their own table, `inet vnetgen`, replaced \
              atomically, and a drop-in for nftables.service puts vnetgen's and libvirt's rules back \
-             after each flush.",
+             after each flush, within the start or reload. A drop in any table is final, whatever another \
+             table accepts: where `/etc/nftables.conf` has a `table inet filter` that drops by policy (Arch's \
+             packaged firewall), install.sh puts accepts for the guests' bridges first in its input and \
+             forward chains (a marked block at the end of the file, which uninstall.sh removes) and reloads \
+             it; the rules of table inet vnetgen and libvirt's still reject what they reject.",
         ));
     }
     if p.networks.iter().any(|n| n.mode == Mode::Nat && !n.forwards.is_empty()) {

@@ -282,6 +282,10 @@ pub fn evaluate(
         }
         CheckKind::LanTcp | CheckKind::HostTcp | CheckKind::LanUdp | CheckKind::HostUdp => {
             let target = seg.expand(c.target.as_deref().unwrap_or(""));
+            if target.contains('{') {
+                // A guest it names never got its address (no lease): the check fails, the run goes on.
+                return Ok((false, format!("{target}: the guest has no address to connect to")));
+            }
             let (ip, port) = target.rsplit_once(':').context("target needs ip:port")?;
             // `[2001:db8::1]:80`
             let ip = ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(ip);
