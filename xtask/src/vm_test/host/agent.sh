@@ -140,7 +140,10 @@ rules_state() {
 			iptables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v4 /"
 			ip6tables -w -t "$t" -S 2>/dev/null | sed "s/^/$t v6 /"
 		done
-		nft -s list ruleset 2>/dev/null | awk '/^table /{ t = $2 " " $3 } /^[[:space:]]*chain /{ c = $2 } { $1 = $1; print "nft " t " " c ": " $0 }' |
+		nft -s list ruleset 2>/dev/null | awk '/^table / { t = $2 " " $3; c = ""; next }
+			/^[[:space:]]*chain / { c = $2; next }
+			NF == 0 || /^[[:space:]]*}[[:space:]]*$/ { next }
+			{ $1 = $1; print "nft " t " " c ": " $0 }' |
 			grep -v '^nft inet vnetgen '
 	} | grep -v -e 'VNETGEN-' -e '"vnetgen ' | sort -u
 }
