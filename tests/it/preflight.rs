@@ -203,29 +203,8 @@ fn an_upgrades_preflight_takes_the_earlier_installs_routes_for_its_own() {
 }
 
 /// Arch's packaged /etc/nftables.conf (older releases start with `flush ruleset`; newer with
-/// `destroy table inet filter`, which Debian 12's nft does not know).
-pub const ARCH_NFTABLES_CONF: &str = "#!/usr/bin/nft -f\n# vim:set ts=2 sw=2 et:\n\n\
-# IPv4/IPv6 Simple & Safe firewall ruleset.\n\
-# More examples in /usr/share/nftables/ and /usr/share/doc/nftables/examples/.\n\n\
-flush ruleset\n\n\
-table inet filter {\n\
-  chain input {\n\
-    type filter hook input priority filter\n\
-    policy drop\n\n\
-    ct state invalid drop comment \"early drop of invalid connections\"\n\
-    ct state {established, related} accept comment \"allow tracked connections\"\n\
-    iifname lo accept comment \"allow from loopback\"\n\
-    ip protocol icmp accept comment \"allow icmp\"\n\
-    meta l4proto ipv6-icmp accept comment \"allow icmp v6\"\n\
-    tcp dport ssh accept comment \"allow sshd\"\n\
-    pkttype host limit rate 5/second counter reject with icmpx type admin-prohibited\n\
-    counter\n\
-  }\n\
-  chain forward {\n\
-    type filter hook forward priority filter\n\
-    policy drop\n\
-  }\n\
-}\n";
+/// `destroy table inet filter`, which Debian 12's nft does not know); the host tier stages it too.
+pub const ARCH_NFTABLES_CONF: &str = include_str!("../data/arch-nftables.conf");
 
 #[test]
 fn arch_nftables_conf_gets_vnetgen_accepts_first_and_preflight_lets_install_do_it() {

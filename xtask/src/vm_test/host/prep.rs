@@ -300,35 +300,9 @@ fn service(name: &str, about: &str, script: &str) -> Files {
     ]
 }
 
-/// Arch's packaged /etc/nftables.conf (input and forward drop by policy; SSH allowed).
-const ARCH_NFTABLES_CONF: &str = "#!/usr/bin/nft -f
-# vim:set ts=2 sw=2 et:
-
-# IPv4/IPv6 Simple & Safe firewall ruleset.
-# More examples in /usr/share/nftables/ and /usr/share/doc/nftables/examples/.
-
-flush ruleset
-
-table inet filter {
-  chain input {
-    type filter hook input priority filter
-    policy drop
-
-    ct state invalid drop comment \"early drop of invalid connections\"
-    ct state {established, related} accept comment \"allow tracked connections\"
-    iifname lo accept comment \"allow from loopback\"
-    ip protocol icmp accept comment \"allow icmp\"
-    meta l4proto ipv6-icmp accept comment \"allow icmp v6\"
-    tcp dport ssh accept comment \"allow sshd\"
-    pkttype host limit rate 5/second counter reject with icmpx type admin-prohibited
-    counter
-  }
-  chain forward {
-    type filter hook forward priority filter
-    policy drop
-  }
-}
-";
+/// Arch's packaged /etc/nftables.conf (input and forward drop by policy; SSH allowed), as the
+/// cargo tests stage it.
+const ARCH_NFTABLES_CONF: &str = include_str!("../../../../tests/data/arch-nftables.conf");
 
 /// What Docker 27's daemon puts in the firewall at start (iptables backend, `ip6tables: true`).
 const DOCKER: &str = r#"#!/bin/sh
