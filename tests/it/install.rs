@@ -137,6 +137,11 @@ impl Rig {
         c.output().unwrap()
     }
 
+    /// Every file of the state directory and its bytes.
+    fn state_snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        files_below(&self.state).into_iter().map(|f| (f.clone(), std::fs::read(self.state.join(&f)).unwrap())).collect()
+    }
+
     fn calls(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -793,7 +798,7 @@ fn dry_run_shows_every_files_diff_and_changes_nothing() {
 
     // Installed: nothing to show.
     let installed = rig.snapshot();
-    let state = files_below(&rig.state);
+    let state = rig.state_snapshot();
     let text = ok(&rig.run("install.sh", &args, None));
     assert!(text.contains("dry run: nothing would change"), "{text}");
     assert!(!text.contains("+++ ") && !text.contains("would run:"), "{text}");
@@ -807,7 +812,7 @@ fn dry_run_shows_every_files_diff_and_changes_nothing() {
     assert!(text.contains("\n-# the admin's line\n"), "{text}");
     std::fs::write(&nft, std::fs::read(rig.bundle.join("host/etc/vnetgen/nftables.nft")).unwrap()).unwrap();
     assert_eq!(rig.snapshot(), installed, "dry runs changed the installed host");
-    assert_eq!(files_below(&rig.state), state, "dry runs changed the state directory");
+    assert_eq!(rig.state_snapshot(), state, "dry runs changed the state directory");
 }
 
 /// A dry run of an upgrade shows what its first step would put back: the earlier bundle's
@@ -822,7 +827,7 @@ fn dry_run_of_an_upgrade_shows_what_it_would_put_back() {
     write(&rig.root, "etc/systemd/network/10-vnetgen-virbr0.netdev", "# the admin's own virbr0\n");
     ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
     let installed = rig.snapshot();
-    let state = files_below(&rig.state);
+    let state = rig.state_snapshot();
 
     let text =
         ok(&rig.run_bundle(&upgrade, "install.sh", &["--dry-run", "--skip-host-check", "--skip-preflight"], None));
@@ -833,5 +838,5 @@ fn dry_run_of_an_upgrade_shows_what_it_would_put_back() {
     assert!(text.contains("would run: virsh -q net-undefine vmnet"), "{text}");
     assert!(text.contains("+++ /etc/systemd/network/10-vnetgen-virbr9.netdev"), "{text}");
     assert_eq!(rig.snapshot(), installed, "the dry run changed the host");
-    assert_eq!(files_below(&rig.state), state, "the dry run changed the state directory");
+    assert_eq!(rig.state_snapshot(), state, "the dry run changed the state directory");
 }

@@ -652,8 +652,10 @@ if [ -d "$STATE_DIR" ]; then
 	done <<<"$(cat "$STATE_DIR/bridges" 2>/dev/null)"
 	# This bundle's units and bridges, for the next upgrade (and its preflight: their routes
 	# are its own).
-	printf '%s\n' "${OWNED_UNITS[@]}" >"$STATE_DIR/units"
-	printf '%s\n' "${OWNED_BRIDGES[@]}" >"$STATE_DIR/bridges"
+	if [ "$DRY_RUN" = 0 ]; then
+		printf '%s\n' "${OWNED_UNITS[@]}" >"$STATE_DIR/units"
+		printf '%s\n' "${OWNED_BRIDGES[@]}" >"$STATE_DIR/bridges"
+	fi
 fi
 
 # 1. Files, each at its target path.
