@@ -115,11 +115,12 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
 pub const DISTRO_CONF: &str = "etc/nftables.conf";
 
 /// The shell condition under which install.sh edits [`DISTRO_CONF`]: the file has
-/// `table inet filter` and a `policy drop`.
-pub fn distro_table_drops() -> String {
+/// `table inet filter` and a `policy drop`. `root` is the shell expression of the root the file
+/// is under (`$ROOT` in install.sh, `${VNETGEN_ROOT:-}` in preflight.sh).
+pub fn distro_table_drops(root: &str) -> String {
     format!(
-        "grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' \"$ROOT/{DISTRO_CONF}\" && \
-         grep -Eqs 'policy[[:space:]]+drop' \"$ROOT/{DISTRO_CONF}\""
+        "grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' \"{root}/{DISTRO_CONF}\" && \
+         grep -Eqs 'policy[[:space:]]+drop' \"{root}/{DISTRO_CONF}\""
     )
 }
 
@@ -141,7 +142,7 @@ fn distro_table_block(p: &Profile, plan: &mut Plan) {
          insert rule inet filter forward oifname {set} accept {comment}",
         name = p.name.as_str()
     );
-    plan.edit_file_if(DISTRO_CONF, "end", &block, distro_table_drops());
+    plan.edit_file_if(DISTRO_CONF, "end", &block, distro_table_drops("$ROOT"));
     plan.step(
         "Where /etc/nftables.conf (the distribution's firewall) drops by policy in table inet filter, it got \
          vnetgen's accepts for the guests' bridges: reload it if nftables.service runs.",

@@ -168,16 +168,13 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     // puts vnetgen's accepts first in it (nftables::distro_table_block), so it is no hazard.
     let fixes_distro_table = p.host.firewall == Firewall::Nftables && !bridges.is_empty();
     let own = if fixes_distro_table {
-        format!(
-            "$({} && echo 'inet filter')",
-            super::nftables::distro_table_drops().replace("$ROOT", "${VNETGEN_ROOT:-}")
-        )
+        format!("$({} && echo 'inet filter')", super::nftables::distro_table_drops("${VNETGEN_ROOT:-}"))
     } else {
         String::new()
     };
     if fixes_distro_table {
         checks.push(check(
-            super::nftables::distro_table_drops().replace("$ROOT", "${VNETGEN_ROOT:-}"),
+            super::nftables::distro_table_drops("${VNETGEN_ROOT:-}"),
             false,
             "table inet filter of /etc/nftables.conf (the distribution's firewall) drops by policy: install.sh puts \
              vnetgen's accepts for the guests' bridges first in its input and forward chains (a marked block at the \
