@@ -304,6 +304,22 @@ fn a_failed_first_install_undoes_what_it_applied_not_only_its_files() {
 }
 
 #[test]
+fn uninstall_keeps_the_empty_directories_that_were_there_before() {
+    // An empty directory the distribution ships (Debian 13's /etc/libvirt/hooks) above one that
+    // install.sh creates: uninstall.sh removes only what install.sh created. Found by the host
+    // tier: uninstall.sh removed Debian 13's empty /etc/libvirt/hooks.
+    let rig = Rig::new("laptop-wifi");
+    for d in ["etc/systemd/system", "etc/systemd/network", "etc/sysctl.d"] {
+        std::fs::create_dir_all(rig.root.join(d)).unwrap();
+    }
+    let before = rig.snapshot();
+    ok(&rig.run("install.sh", &["--skip-host-check", "--skip-preflight"], None));
+    assert!(rig.root.join("etc/systemd/system/nftables.service.d/50-vnetgen.conf").is_file());
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(rig.snapshot(), before, "uninstall.sh removed a directory it had not created, or left one it had");
+}
+
+#[test]
 fn install_refuses_another_distribution() {
     let rig = Rig::new("laptop-wifi");
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();

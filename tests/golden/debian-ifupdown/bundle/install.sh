@@ -145,7 +145,7 @@ restore_file() {
 		# And the directories install.sh created for it, once empty.
 		local d
 		d=$(dirname "$rel")
-		while [ "$d" != . ] && [ -d "$STATE_DIR/created-dirs/$d" ]; do
+		while [ "$d" != . ] && [ -e "$STATE_DIR/created-dirs/$d/.vnetgen-created" ]; do
 			if [ -d "$ROOT/$d" ] && [ -z "$(ls -A "$ROOT/$d")" ]; then run rmdir "$ROOT/$d"; fi
 			d=$(dirname "$d")
 		done
@@ -320,10 +320,13 @@ backup_once() {
 			mkdir -p "$(dirname "$STATE_DIR/created/$rel")"
 			: >"$STATE_DIR/created/$rel"
 			# The directories it needs that do not exist yet: uninstall.sh removes them too.
+			# Each is marked by a file of its own: the marker's own parent directories stand
+			# for nothing (an empty /etc/libvirt/hooks the package shipped must stay).
 			local d
 			d=$(dirname "$rel")
 			while [ "$d" != . ] && [ ! -d "$ROOT/$d" ]; do
 				mkdir -p "$STATE_DIR/created-dirs/$d"
+				: >"$STATE_DIR/created-dirs/$d/.vnetgen-created"
 				d=$(dirname "$d")
 			done
 		fi

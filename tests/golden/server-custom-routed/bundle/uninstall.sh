@@ -139,7 +139,7 @@ restore_file() {
 		# And the directories install.sh created for it, once empty.
 		local d
 		d=$(dirname "$rel")
-		while [ "$d" != . ] && [ -d "$STATE_DIR/created-dirs/$d" ]; do
+		while [ "$d" != . ] && [ -e "$STATE_DIR/created-dirs/$d/.vnetgen-created" ]; do
 			if [ -d "$ROOT/$d" ] && [ -z "$(ls -A "$ROOT/$d")" ]; then run rmdir "$ROOT/$d"; fi
 			d=$(dirname "$d")
 		done
