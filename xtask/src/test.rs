@@ -37,10 +37,12 @@ pub fn run(flags: &Test) -> Result<()> {
         .context("starting cargo test")
         .and_then(|mut child| {
             let (mut passed, mut failed) = (0u64, 0u64);
+            let mut failures = Failures::default();
             let out = child.stdout.take().context("no stdout")?;
             for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
                 let line = line?;
                 println!("{line}");
+                failures.read(&line);
                 if let Some((p, f)) = parse_result(&line) {
                     passed += p;
                     failed += f;
@@ -48,9 +50,9 @@ pub fn run(flags: &Test) -> Result<()> {
             }
             let status = child.wait()?;
             println!("cargo tests: {passed} passed, {failed} failed");
-            Ok((status, passed, failed))
+            Ok((status, passed, failed, failures.lines))
         })?;
-    let (status, mut passed, mut failed) = status;
+    let (status, mut passed, mut failed, mut failures) = status;
     let mut phases = vec![("cargo tests", start.elapsed())];
     let mut runs = Vec::new();
     if vm {
@@ -61,6 +63,7 @@ pub fn run(flags: &Test) -> Result<()> {
             passed += summary.passed as u64;
             failed += summary.failed as u64;
             runs.extend(summary.runs);
+            failures.extend(summary.failures.into_iter().map(|f| format!("{name}: {f}")));
             phases.push((name, began.elapsed()));
         }
     } else {
@@ -84,10 +87,46 @@ pub fn run(flags: &Test) -> Result<()> {
             slowest.join(", ")
         );
     }
+    // What failed, again at the end: CI keeps only the tail of a long run's output.
+    for f in &failures {
+        println!("xtask: FAILED {f}");
+    }
+    if !status.success() && failures.is_empty() {
+        println!("xtask: FAILED cargo test exited with {status} (a build error, or a test binary that crashed)");
+    }
     // The plain closing line CI reads: every cargo test binary and every VM scenario run.
     println!("total: {passed} passed, {failed} failed");
     anyhow::ensure!(status.success() && failed == 0, "the test suite failed");
     Ok(())
+}
+
+/// The failed cargo tests, each with the first lines of its output (its panic message).
+#[derive(Default)]
+struct Failures {
+    lines: Vec<String>,
+    /// The test whose captured output is being read, and how many of its lines are kept so far.
+    reading: Option<(String, usize)>,
+}
+
+impl Failures {
+    /// Keeps `---- NAME stdout ----` blocks' first lines, up to the backtrace.
+    fn read(&mut self, line: &str) {
+        if let Some(name) = line.strip_prefix("---- ").and_then(|l| l.strip_suffix(" stdout ----")) {
+            self.lines.push(format!("cargo test {name}"));
+            self.reading = Some((name.to_string(), 0));
+            return;
+        }
+        let Some((_, kept)) = &mut self.reading else { return };
+        if line.is_empty() && *kept == 0 {
+            return;
+        }
+        if line.starts_with("stack backtrace:") || line.starts_with("note: run with") || *kept >= 6 {
+            self.reading = None;
+            return;
+        }
+        *kept += 1;
+        self.lines.push(format!("  {line}"));
+    }
 }
 
 /// `test result: ok. 25 passed; 0 failed; ...` → (25, 0).
@@ -98,4 +137,38 @@ fn parse_result(line: &str) -> Option<(u64, u64)> {
         rest[..i].rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
     };
     Some((num("passed")?, num("failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_tests_panic_message_is_kept_up_to_its_backtrace() {
+        let mut f = Failures::default();
+        for line in [
+            "test a::b ... FAILED",
+            "",
+            "failures:",
+            "",
+            "---- a::b stdout ----",
+            "",
+            "thread 'a::b' panicked at tests/it/a.rs:1:1:",
+            "no lease",
+            "stack backtrace:",
+            "   0: x",
+            "",
+            "failures:",
+            "    a::b",
+        ] {
+            f.read(line);
+        }
+        assert_eq!(f.lines, ["cargo test a::b", "  thread 'a::b' panicked at tests/it/a.rs:1:1:", "  no lease"]);
+    }
+
+    #[test]
+    fn the_result_line_gives_passed_and_failed() {
+        assert_eq!(parse_result("test result: FAILED. 25 passed; 2 failed; 0 ignored"), Some((25, 2)));
+        assert_eq!(parse_result("running 3 tests"), None);
+    }
 }

@@ -243,6 +243,8 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub runs: Vec<(String, Duration)>,
+    /// Each failed run: its name and why, repeated at the suite's end (CI shows its tail).
+    pub failures: Vec<String>,
 }
 
 /// Writes the JUnit report and prints every run's time and phases, the benchmark's figures and
@@ -283,7 +285,12 @@ pub fn summarize(results: &[ScenarioResult], out_dir: &Path, setup: &str, start:
     println!("vm-test: JUnit report {}", junit.display());
     println!("vm-test: total {:.1}s", start.elapsed().as_secs_f64());
     println!("vm-test: {passed} passed, {failed} failed");
-    Ok(Summary { passed, failed, runs: results.iter().map(|r| (r.name.clone(), r.elapsed)).collect() })
+    Ok(Summary {
+        passed,
+        failed,
+        runs: results.iter().map(|r| (r.name.clone(), r.elapsed)).collect(),
+        failures: results.iter().filter(|r| !r.passed()).map(|r| format!("{}: {}", r.name, r.why())).collect(),
+    })
 }
 
 /// The JUnit report: a testsuite per run, a testcase per check (named by its id; a break's
