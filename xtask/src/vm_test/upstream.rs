@@ -35,6 +35,10 @@ pub fn start_upstream(topo: &mut Topology, dir: &Path, busybox: &Path, up: Upstr
     std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n")?;
     std::process::Command::new("chmod").arg("755").arg(&cgi).status()?;
     let (busybox, www_s) = (busybox.display().to_string(), www.display().to_string());
+    // An IPv6 address stays tentative while its link has no carrier yet (the host VM's NIC not
+    // yet up, a bridge without ports): binding to it would fail (`Cannot assign requested
+    // address`, seen under load). The servers may bind before their addresses are usable.
+    topo.run(ns, "sysctl -qw net.ipv4.ip_nonlocal_bind=1 net.ipv6.ip_nonlocal_bind=1")?;
     topo.spawn(&format!("{name}-httpd"), ns, &[&busybox, "httpd", "-f", "-p", &format!("{router}:80"), "-h", &www_s])?;
     for (suffix, a6) in [("6", router6), ("-outside6", outside6)] {
         if let Some(a6) = a6 {
