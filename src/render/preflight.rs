@@ -90,6 +90,14 @@ fn foreign_drop_chains(bridges: &[&str], hooks: &[&str], own: &str) -> String {
     )
 }
 
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[&str]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.concat(),
+    }
+}
+
 /// A bash condition: chain filter-FORWARD of Docker's table `FAMILY docker-bridges` (the tables
 /// of Docker 29's nftables firewall backend, `"firewall-backend": "nftables"`) drops by policy.
 fn docker_forward_drop(family: &str) -> String {
@@ -118,6 +126,24 @@ fn docker_dnats(forwards: &[String]) -> String {
                seen[F[k]] = 1; \
                print p \"/\" port (f[3] == \"\" ? \"\" : \" on \" f[3]) \" (Docker DNATs it to \" to \")\" }} }} }}'",
         forwards.join(" ")
+    )
+}
+
+/// A bash condition over `cmd -S` (`iptables` or `ip6tables`): the INPUT policy is DROP and no
+/// rule of INPUT, or of a chain INPUT jumps or goes to (libvirt's `LIBVIRT_INP`, firewalld's
+/// `INPUT_ZONES`), names `br` with `-i`.
+fn input_drop_unnamed(cmd: &str, br: &str) -> String {
+    format!(
+        "{cmd} -S 2>/dev/null | awk -v br='{br}' '\
+         $1 == \"-P\" && $2 == \"INPUT\" && $3 == \"DROP\" {{ drop = 1 }} \
+         $1 == \"-A\" {{ n++; c[n] = $2; for (i = 3; i < NF; i++) {{ \
+           if ($i == \"-j\" || $i == \"-g\") j[n] = $(i + 1); \
+           if ($i == \"-i\" && $(i + 1) == br && $(i - 1) != \"!\") named[n] = 1 }} }} \
+         END {{ if (!drop) exit 1; reach[\"INPUT\"] = 1; \
+           do {{ more = 0; for (k = 1; k <= n; k++) \
+             if (reach[c[k]] == 1 && j[k] != \"\" && reach[j[k]] != 1) {{ reach[j[k]] = 1; more = 1 }} }} while (more); \
+           for (k = 1; k <= n; k++) if (reach[c[k]] == 1 && named[k]) exit 1; \
+           exit 0 }}'"
     )
 }
 
@@ -249,6 +275,66 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         .filter(|n| n.mode != Mode::Bridged && dhcp_server(p, n) != DhcpServer::None)
         .map(|n| n.bridge.as_str())
         .collect();
+    // An iptables INPUT policy of DROP (iptables-nft's or legacy, whichever `iptables` is) eats
+    // the guests' DHCP and DNS to the host whatever an nftables or firewalld accept says, unless a
+    // rule of that INPUT chain names the bridge. Not for the iptables and UFW backends: their
+    // accepts are in that same INPUT chain.
+    if matches!(p.host.firewall, Firewall::Nftables | Firewall::Firewalld) {
+        let fw = p.host.firewall.as_str();
+        for n in p.networks.iter().filter(|n| served.contains(&n.bridge.as_str())) {
+            let br = n.bridge.as_str();
+            let server = dhcp_server(p, n);
+            let dns = matches!(server, DhcpServer::Dnsmasq | DhcpServer::Libvirt);
+            let mut input = |cmd: &str, eaten: Vec<&str>, rules: Vec<&str>| {
+                if rules.is_empty() {
+                    return;
+                }
+                let fix: Vec<String> = rules.iter().map(|r| format!("{cmd} -I INPUT -i {br} {r} -j ACCEPT")).collect();
+                checks.push(check(
+                    input_drop_unnamed(cmd, br),
+                    true,
+                    format!(
+                        "the {cmd} INPUT policy is DROP and no INPUT rule names {br}: the guests' packets to the host \
+                         for {} are dropped there whatever vnetgen's {fw} rules accept (an accept in one table does \
+                         not save what another drops); fix: {} (and save them with the host's {cmd} rules)",
+                        and_list(&eaten),
+                        fix.join("; ")
+                    ),
+                ));
+            };
+            if let Some(v4) = &n.ipv4 {
+                let (mut eaten, mut rules) = (Vec::new(), Vec::new());
+                if v4.dhcp.is_some() {
+                    eaten.push("DHCP (udp 67)");
+                    rules.push("-p udp --dport 67");
+                }
+                if dns {
+                    eaten.push("DNS (udp and tcp 53)");
+                    rules.extend(["-p udp --dport 53", "-p tcp --dport 53"]);
+                }
+                input("iptables", eaten, rules);
+            }
+            if let Some(v6) = &n.ipv6 {
+                // Router and neighbour solicitations too: without them no IPv6 reaches the host.
+                let (mut eaten, mut rules) =
+                    (vec!["ICMPv6 (router and neighbour solicitations)"], vec!["-p ipv6-icmp"]);
+                let dhcp6 = match server {
+                    DhcpServer::Dnsmasq => v6.mode == Ipv6Mode::Dhcpv6,
+                    DhcpServer::Libvirt => v6.dhcp.is_some(),
+                    DhcpServer::Networkd | DhcpServer::None => false,
+                };
+                if dhcp6 {
+                    eaten.push("DHCPv6 (udp 547)");
+                    rules.push("-p udp --dport 547");
+                }
+                if dns {
+                    eaten.push("DNS (udp and tcp 53)");
+                    rules.extend(["-p udp --dport 53", "-p tcp --dport 53"]);
+                }
+                input("ip6tables", eaten, rules);
+            }
+        }
+    }
     let mut hooks = Vec::new();
     if !served.is_empty() {
         hooks.push("input");

@@ -495,3 +495,93 @@ fn preflight_knows_docker_29s_nftables_tables() {
     );
     assert_eq!(preflight_in(&ns, &laptop), quiet, "a port the profile does not forward is reported");
 }
+
+#[test]
+fn an_iptables_input_drop_is_reported_where_vnetgens_accepts_are_in_another_table() {
+    // An iptables (here iptables-nft) INPUT policy of DROP eats the guests' DHCP and DNS on the
+    // host whatever table inet vnetgen accepts, unless a rule reached from INPUT names the
+    // bridge; the fix the finding prints is exactly what quiets it. The iptables backend's
+    // accepts are in that INPUT chain: no finding there.
+    if !may_stage("the INPUT policy is staged in network namespaces") || tool("iptables", "iptables").is_none() {
+        return;
+    }
+    let tmp = [
+        TempDir::new("preflight-input-routed"),
+        TempDir::new("preflight-input-laptop"),
+        TempDir::new("preflight-input-ipt"),
+    ];
+    // nftables, dnsmasq on virbr10: DHCP, DNS, DHCPv6.
+    let routed = preflight_of("server-custom-routed", &tmp[0]);
+    // nftables, systemd-networkd's DHCP server on virbr0, no IPv6.
+    let laptop = preflight_of("laptop-wifi", &tmp[1]);
+    // iptables: its accepts are jumped to from INPUT.
+    let iptables = preflight_of("debian-iptables-custom-nat-forwards", &tmp[2]);
+    let quiet = (Some(0), String::new());
+    let staged = |tag: &str, stage: &str| {
+        let ns = Ns::new(tag);
+        let out = ns.sh(stage);
+        assert!(out.status.success(), "staging {tag}: {}", String::from_utf8_lossy(&out.stderr));
+        ns
+    };
+    // The fix a finding prints, run as it is.
+    let apply_fix = |ns: &Ns, finding: &str| {
+        let fix = finding.split("; fix: ").nth(1).and_then(|f| f.split(" (and save them").next()).unwrap();
+        let out = ns.sh(&fix.replace("; ", " && "));
+        assert!(out.status.success(), "the printed fix fails: {fix}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    let ns = staged("input-drop", "iptables -P INPUT DROP");
+    let (code, out) = preflight_in(&ns, &routed);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 1, "only the INPUT policy is reported:\n{out}");
+    assert!(
+        out.starts_with(
+            "preflight: fatal: the iptables INPUT policy is DROP and no INPUT rule names virbr10: the guests' packets \
+             to the host for DHCP (udp 67) and DNS (udp and tcp 53) are dropped there whatever vnetgen's nftables \
+             rules accept (an accept in one table does not save what another drops); fix: iptables -I INPUT -i \
+             virbr10 -p udp --dport 67 -j ACCEPT; iptables -I INPUT -i virbr10 -p udp --dport 53 -j ACCEPT; \
+             iptables -I INPUT -i virbr10 -p tcp --dport 53 -j ACCEPT (and save them"
+        ),
+        "{out}"
+    );
+    let (code, out) = preflight_in(&ns, &laptop);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("for DHCP (udp 67) are dropped") && !out.contains("dport 53"), "no DNS on virbr0:\n{out}");
+    assert_eq!(preflight_in(&ns, &iptables), quiet, "the iptables bundle's own INPUT accepts are overlooked");
+    apply_fix(&ns, &out);
+    assert_eq!(preflight_in(&ns, &laptop), quiet, "the printed fix does not quiet the finding");
+
+    // A rule naming the bridge, in INPUT or in a chain INPUT jumps to (libvirt's LIBVIRT_INP).
+    let ns = staged("input-drop-named", "iptables -P INPUT DROP && iptables -A INPUT -i virbr10 -j ACCEPT");
+    assert_eq!(preflight_in(&ns, &routed), quiet, "INPUT accepts the bridge, yet it is reported");
+    let ns = staged(
+        "input-drop-chain",
+        "iptables -P INPUT DROP && iptables -N LIBVIRT_INP && iptables -A INPUT -j LIBVIRT_INP && \
+         iptables -A LIBVIRT_INP -i virbr10 -p udp --dport 67 -j ACCEPT",
+    );
+    assert_eq!(preflight_in(&ns, &routed), quiet, "a chain INPUT jumps to accepts the bridge, yet it is reported");
+    // Control: the same chain, not jumped to from INPUT, saves nothing.
+    let ns = staged(
+        "input-drop-unjumped",
+        "iptables -P INPUT DROP && iptables -N LIBVIRT_INP && iptables -A LIBVIRT_INP -i virbr10 -j ACCEPT",
+    );
+    assert_eq!(preflight_in(&ns, &routed).0, Some(1), "a chain INPUT never reaches counts as an accept");
+
+    // ip6tables: the guests' IPv6 on the host, only for networks with IPv6.
+    let ns = staged("input6-drop", "ip6tables -P INPUT DROP");
+    let (code, out) = preflight_in(&ns, &routed);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 1, "only the ip6tables INPUT policy is reported:\n{out}");
+    assert!(
+        out.starts_with(
+            "preflight: fatal: the ip6tables INPUT policy is DROP and no INPUT rule names virbr10: the guests' \
+             packets to the host for ICMPv6 (router and neighbour solicitations), DHCPv6 (udp 547) and DNS (udp and \
+             tcp 53) are dropped there"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("fix: ip6tables -I INPUT -i virbr10 -p ipv6-icmp -j ACCEPT; ip6tables -I INPUT -i virbr10 -p udp --dport 547 -j ACCEPT"), "{out}");
+    assert_eq!(preflight_in(&ns, &laptop), quiet, "an ip6tables policy is reported for a network without IPv6");
+    apply_fix(&ns, &out);
+    assert_eq!(preflight_in(&ns, &routed), quiet, "the printed fix does not quiet the finding");
+}

@@ -33,6 +33,9 @@ if [ -n "$found" ]; then
 	list=$(printf '%s' "$found" | tr '\n' ';' | sed 's/;/; /g')
 	finding fatal "${msg//\{\}/$list}"
 fi
+if iptables -S 2>/dev/null | awk -v br='virbr0' '$1 == "-P" && $2 == "INPUT" && $3 == "DROP" { drop = 1 } $1 == "-A" { n++; c[n] = $2; for (i = 3; i < NF; i++) { if ($i == "-j" || $i == "-g") j[n] = $(i + 1); if ($i == "-i" && $(i + 1) == br && $(i - 1) != "!") named[n] = 1 } } END { if (!drop) exit 1; reach["INPUT"] = 1; do { more = 0; for (k = 1; k <= n; k++) if (reach[c[k]] == 1 && j[k] != "" && reach[j[k]] != 1) { reach[j[k]] = 1; more = 1 } } while (more); for (k = 1; k <= n; k++) if (reach[c[k]] == 1 && named[k]) exit 1; exit 0 }'; then
+	finding fatal 'the iptables INPUT policy is DROP and no INPUT rule names virbr0: the guests'\'' packets to the host for DHCP (udp 67) and DNS (udp and tcp 53) are dropped there whatever vnetgen'\''s nftables rules accept (an accept in one table does not save what another drops); fix: iptables -I INPUT -i virbr0 -p udp --dport 67 -j ACCEPT; iptables -I INPUT -i virbr0 -p udp --dport 53 -j ACCEPT; iptables -I INPUT -i virbr0 -p tcp --dport 53 -j ACCEPT (and save them with the host'\''s iptables rules)'
+fi
 if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "${VNETGEN_ROOT:-}/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "${VNETGEN_ROOT:-}/etc/nftables.conf"; then
 	finding warning 'table inet filter of /etc/nftables.conf (the distribution'\''s firewall) drops by policy: install.sh puts vnetgen'\''s accepts for the guests'\'' bridges first in its input and forward chains (a marked block at the end of the file, which uninstall.sh removes) and reloads nftables.service'
 fi
