@@ -1,7 +1,10 @@
 //! preflight.sh: the coexistence hazards that silently break guest networking, looked for on the
-//! host before anything changes (Docker's FORWARD DROP in iptables and ip6tables, another
-//! nftables table whose base chain drops by policy what vnetgen accepts, …). Each check is a shell condition chosen here from the profile; a
-//! finding is one line — what it breaks, what to do — and fatal findings stop install.sh.
+//! host before anything changes (Docker's FORWARD DROP in iptables and ip6tables or in Docker 29's
+//! nftables tables, a port Docker publishes that the profile forwards, an iptables INPUT DROP
+//! where vnetgen's accepts are in another table, another nftables table whose base chain drops by
+//! policy what vnetgen accepts, …). Each check is a shell condition chosen here from the profile;
+//! a finding is one line — what it breaks, what to do — and fatal findings stop install.sh.
+
 use super::{dhcp_server, DhcpServer, Plan};
 use crate::model::*;
 use crate::templates::{sh_quote, Templates};
