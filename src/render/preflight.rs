@@ -114,7 +114,9 @@ fn docker_forward_drop(family: &str) -> String {
 /// where Docker DNATs the host ports it publishes (`iifname != "br-web" [ip daddr HOST] tcp dport
 /// 8080 counter dnat to 172.18.0.2:80`): a line per forward of `forwards`
 /// (`PROTO/PORT/[ADDRESS]`) whose port Docker publishes on all addresses or on the forward's,
-/// naming the first DNAT of it (the one Docker's chain applies).
+/// naming the first DNAT of it (the one Docker's chain applies). A port Docker publishes on a
+/// loopback address only (`-p 127.0.0.1:80:80`) is no forward's: vnetgen's DNATs of every
+/// address leave 127.0.0.0/8 alone.
 fn docker_dnats(forwards: &[String]) -> String {
     format!(
         "nft list chain ip docker-bridges nat-prerouting-and-output 2>/dev/null | awk -v fwds='{}' '\
@@ -125,7 +127,7 @@ fn docker_dnats(forwards: &[String]) -> String {
              if ($i == \"to\") to = $(i + 1) }}; \
            n = split(fwds, F, \" \"); \
            for (k = 1; k <= n; k++) {{ split(F[k], f, \"/\"); \
-             if (f[1] == p && f[2] == port && (f[3] == \"\" || d == \"\" || f[3] == d) && !(F[k] in seen)) {{ \
+             if (f[1] == p && f[2] == port && (d == \"\" || f[3] == d || (f[3] == \"\" && d !~ /^127\\./)) && !(F[k] in seen)) {{ \
                seen[F[k]] = 1; \
                print p \"/\" port (f[3] == \"\" ? \"\" : \" on \" f[3]) \" (Docker DNATs it to \" to \")\" }} }} }}'",
         forwards.join(" ")

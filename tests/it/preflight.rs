@@ -468,7 +468,8 @@ fn preflight_knows_docker_29s_nftables_tables() {
             "iifname != \"br-5b8f0c1d2e3a\" tcp dport 443 counter dnat to 172.18.0.2:80 comment \"DNAT\"\n\t\t\
              iifname != \"br-5b8f0c1d2e3a\" tcp dport 443 counter dnat to 172.18.0.3:443 comment \"DNAT\"\n\t\t\
              iifname != \"br-5b8f0c1d2e3a\" ip daddr 192.0.2.7 tcp dport 7722 counter dnat to 172.18.0.4:22 comment \"DNAT\"\n\t\t\
-             iifname != \"br-5b8f0c1d2e3a\" udp dport 80 counter dnat to 172.18.0.5:80 comment \"DNAT\"",
+             iifname != \"br-5b8f0c1d2e3a\" udp dport 80 counter dnat to 172.18.0.5:80 comment \"DNAT\"\n\t\t\
+             iifname != \"br-5b8f0c1d2e3a\" ip daddr 127.0.0.1 tcp dport 80 counter dnat to 172.18.0.6:80 comment \"DNAT\"",
         ),
     );
     let published = "preflight: fatal: Docker publishes a host port the profile forwards (a DNAT in chain \
@@ -482,7 +483,8 @@ fn preflight_knows_docker_29s_nftables_tables() {
             "{script}: expected {port} and the first DNAT, got:\n{out}"
         );
     }
-    // No forwards, no finding; udp 80 and 7722 on another address are not the forwards' ports.
+    // No forwards, no finding; udp 80, 7722 on another address and tcp 80 on 127.0.0.1 only are not
+    // the forwards' ports.
     assert_eq!(preflight_in(&ns, &routed), quiet, "a published port is reported for a profile without forwards");
     // Docker publishing 7722 on all addresses takes the forward on 203.0.113.3 too.
     let ns =
