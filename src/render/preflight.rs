@@ -1,7 +1,9 @@
 //! preflight.sh: the coexistence hazards that silently break guest networking, looked for on the
-//! host before anything changes (Docker's FORWARD DROP in iptables and ip6tables, another
-//! nftables table whose base chain drops by policy what vnetgen accepts, …). Each check is a shell condition chosen here from the profile; a
-//! finding is one line — what it breaks, what to do — and fatal findings stop install.sh.
+//! host before anything changes (Docker's FORWARD DROP in iptables and ip6tables or in Docker 29's
+//! nftables tables, a port Docker publishes that the profile forwards, an iptables INPUT DROP
+//! where vnetgen's accepts are in another table, another nftables table whose base chain drops by
+//! policy what vnetgen accepts, …). Each check is a shell condition chosen here from the profile;
+//! a finding is one line — what it breaks, what to do — and fatal findings stop install.sh.
 
 use super::{dhcp_server, DhcpServer, Plan};
 use crate::model::*;
@@ -68,14 +70,15 @@ fn libvirt_collisions(ours: &[&str], claimed: &[String]) -> String {
 }
 
 /// An awk program over `nft list ruleset`: every base chain of a table other than vnetgen's,
-/// firewalld's and iptables-nft's (whose policies the iptables checks report) that hooks one of
-/// `hooks` with policy drop, in a table whose rules never name one of `bridges` — there, an
-/// accept in table inet vnetgen cannot save the guests' packets.
+/// firewalld's, iptables-nft's (whose policies the iptables checks report) and Docker's
+/// `docker-bridges` (its own checks: [`docker_forward_drop`]) that hooks one of `hooks` with
+/// policy drop, in a table whose rules never name one of `bridges` — there, an accept in table
+/// inet vnetgen cannot save the guests' packets.
 fn foreign_drop_chains(bridges: &[&str], hooks: &[&str], own: &str) -> String {
     format!(
         "nft list ruleset 2>/dev/null | awk -v brs='{}' -v hooks=' {} ' -v own=\"{own}\" '\
          function report(  i, b, n, miss) {{ \
-           if (t == \"\" || t == own || t ~ /^(inet vnetgen|inet firewalld|ip filter|ip6 filter)$/) return; \
+           if (t == \"\" || t == own || t ~ /^(inet vnetgen|inet firewalld|ip filter|ip6 filter|ip docker-bridges|ip6 docker-bridges)$/) return; \
            n = split(brs, B, \" \"); miss = 0; \
            for (b = 1; b <= n; b++) if (index(text, \"\\\"\" B[b] \"\\\"\") == 0) miss = 1; \
            if (miss) for (i = 1; i <= k; i++) print \"table \" t \" chain \" ch[i] }} \
@@ -87,6 +90,65 @@ fn foreign_drop_chains(bridges: &[&str], hooks: &[&str], own: &str) -> String {
          END {{ report() }}'",
         bridges.join(" "),
         hooks.join(" ")
+    )
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[&str]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.concat(),
+    }
+}
+
+/// A bash condition: chain filter-FORWARD of Docker's table `FAMILY docker-bridges` (the tables
+/// of Docker 29's nftables firewall backend, `"firewall-backend": "nftables"`) drops by policy.
+fn docker_forward_drop(family: &str) -> String {
+    format!(
+        "nft list chain {family} docker-bridges filter-FORWARD 2>/dev/null | \
+         awk '/ hook forward / && /policy drop;/ {{ f = 1 }} END {{ exit !f }}'"
+    )
+}
+
+/// An awk program over chain nat-prerouting-and-output of Docker's `table ip docker-bridges`,
+/// where Docker DNATs the host ports it publishes (`iifname != "br-web" [ip daddr HOST] tcp dport
+/// 8080 counter dnat to 172.18.0.2:80`): a line per forward of `forwards`
+/// (`PROTO/PORT/[ADDRESS]`) whose port Docker publishes on all addresses or on the forward's,
+/// naming the first DNAT of it (the one Docker's chain applies). A port Docker publishes on a
+/// loopback address only (`-p 127.0.0.1:80:80`) is no forward's: vnetgen's DNATs of every
+/// address leave 127.0.0.0/8 alone.
+fn docker_dnats(forwards: &[String]) -> String {
+    format!(
+        "nft list chain ip docker-bridges nat-prerouting-and-output 2>/dev/null | awk -v fwds='{}' '\
+         / dnat / {{ p = \"\"; port = \"\"; d = \"\"; to = \"\"; \
+           for (i = 1; i < NF; i++) {{ \
+             if (($i == \"tcp\" || $i == \"udp\") && $(i + 1) == \"dport\") {{ p = $i; port = $(i + 2) }} \
+             if ($i == \"ip\" && $(i + 1) == \"daddr\" && $(i + 2) != \"!=\") d = $(i + 2); \
+             if ($i == \"to\") to = $(i + 1) }}; \
+           n = split(fwds, F, \" \"); \
+           for (k = 1; k <= n; k++) {{ split(F[k], f, \"/\"); \
+             if (f[1] == p && f[2] == port && (d == \"\" || f[3] == d || (f[3] == \"\" && d !~ /^127\\./)) && !(F[k] in seen)) {{ \
+               seen[F[k]] = 1; \
+               print p \"/\" port (f[3] == \"\" ? \"\" : \" on \" f[3]) \" (Docker DNATs it to \" to \")\" }} }} }}'",
+        forwards.join(" ")
+    )
+}
+
+/// A bash condition over `cmd -S` (`iptables` or `ip6tables`): the INPUT policy is DROP and no
+/// rule of INPUT, or of a chain INPUT jumps or goes to (libvirt's `LIBVIRT_INP`, firewalld's
+/// `INPUT_ZONES`), names `br` with `-i`.
+fn input_drop_unnamed(cmd: &str, br: &str) -> String {
+    format!(
+        "{cmd} -S 2>/dev/null | awk -v br='{br}' '\
+         $1 == \"-P\" && $2 == \"INPUT\" && $3 == \"DROP\" {{ drop = 1 }} \
+         $1 == \"-A\" {{ n++; c[n] = $2; for (i = 3; i < NF; i++) {{ \
+           if ($i == \"-j\" || $i == \"-g\") j[n] = $(i + 1); \
+           if ($i == \"-i\" && $(i + 1) == br && $(i - 1) != \"!\") named[n] = 1 }} }} \
+         END {{ if (!drop) exit 1; reach[\"INPUT\"] = 1; \
+           do {{ more = 0; for (k = 1; k <= n; k++) \
+             if (reach[c[k]] == 1 && j[k] != \"\" && reach[j[k]] != 1) {{ reach[j[k]] = 1; more = 1 }} }} while (more); \
+           for (k = 1; k <= n; k++) if (reach[c[k]] == 1 && named[k]) exit 1; \
+           exit 0 }}'"
     )
 }
 
@@ -141,6 +203,76 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             ),
         ));
     }
+    // Docker 29's nftables firewall backend ("firewall-backend": "nftables") keeps its rules in
+    // tables ip and ip6 docker-bridges, never in iptables. Their base chain filter-FORWARD lets
+    // what is not Docker's through by policy accept; moby's nftables notes say the policy is drop
+    // where the daemon turned forwarding on itself (the released 29.0 refuses to start without
+    // forwarding instead, moby PR 50646, but builds differ: ip-forward-no-drop is the option every
+    // build that sets the drop honours). A drop in any table is final, and Docker's docs say
+    // never to edit its tables: no rule of vnetgen's, iptables or nftables, can override it, so
+    // every network that forwards counts, whatever the firewall.
+    let routing: Vec<&str> =
+        p.networks.iter().filter(|n| n.mode.forwards_packets()).map(|n| n.bridge.as_str()).collect();
+    let docker_fix = "set \"ip-forward-no-drop\": true in /etc/docker/daemon.json and systemctl restart docker \
+                      (Docker rebuilds its tables when it starts, and with that option leaves the policy accept)";
+    if !routing.is_empty() {
+        checks.push(check(
+            docker_forward_drop("ip"),
+            true,
+            format!(
+                "table ip docker-bridges (Docker 29's nftables firewall backend) drops by policy in its chain \
+                 filter-FORWARD: forwarded traffic of {} is dropped there whatever vnetgen's or libvirt's rules \
+                 accept (a drop in any table is final, and Docker's tables are not to be edited). Docker sets that \
+                 policy only where net.ipv4.ip_forward was 0 and it turned forwarding on itself; fix: {docker_fix}",
+                routing.join(", ")
+            ),
+        ));
+    }
+    let routing6: Vec<&str> = p
+        .networks
+        .iter()
+        .filter(|n| n.mode.forwards_packets() && n.ipv6.is_some())
+        .map(|n| n.bridge.as_str())
+        .collect();
+    if !routing6.is_empty() {
+        checks.push(check(
+            docker_forward_drop("ip6"),
+            true,
+            format!(
+                "table ip6 docker-bridges (Docker 29's nftables firewall backend) drops by policy in its chain \
+                 filter-FORWARD: the guests' IPv6 of {} is dropped there while their IPv4 works, whatever vnetgen's \
+                 or libvirt's rules accept (a drop in any table is final, and Docker's tables are not to be edited). \
+                 Docker sets that policy only where it turned net.ipv6.conf.all.forwarding or \
+                 net.ipv6.conf.default.forwarding on itself; fix: {docker_fix}",
+                routing6.join(", ")
+            ),
+        ));
+    }
+    // A host port Docker publishes is DNATed in its nat-prerouting-and-output, jumped to from
+    // prerouting (and output) at priority dstnat like vnetgen's, libvirt's hook's and iptables'
+    // DNATs, whatever the firewall: the first DNAT of a connection is the one it keeps.
+    let forwards: Vec<String> = p
+        .networks
+        .iter()
+        .flat_map(|n| &n.forwards)
+        .map(|f| {
+            format!("{}/{}/{}", f.proto.as_str(), f.host_port, f.host_address.map_or(String::new(), |a| a.to_string()))
+        })
+        .collect();
+    if !forwards.is_empty() {
+        checks.push(Check {
+            when: docker_dnats(&forwards),
+            severity: "fatal",
+            message: sh_quote(
+                "Docker publishes a host port the profile forwards (a DNAT in chain nat-prerouting-and-output of \
+                 table ip docker-bridges): {}. Docker's DNAT and the forward's both run at prerouting, and of two \
+                 DNATs of one port the first wins: connections meant for the guest reach the container, or the \
+                 other way round, as the tables happened to load. Unpublish the container's port (docker ps shows \
+                 which) or give the forward another host-port",
+            ),
+            listing: true,
+        });
+    }
     // Another table's base chain that drops by policy: in nftables a drop anywhere is final.
     let served: Vec<&str> = p
         .networks
@@ -148,6 +280,66 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         .filter(|n| n.mode != Mode::Bridged && dhcp_server(p, n) != DhcpServer::None)
         .map(|n| n.bridge.as_str())
         .collect();
+    // An iptables INPUT policy of DROP (iptables-nft's or legacy, whichever `iptables` is) eats
+    // the guests' DHCP and DNS to the host whatever an nftables or firewalld accept says, unless a
+    // rule of that INPUT chain names the bridge. Not for the iptables and UFW backends: their
+    // accepts are in that same INPUT chain.
+    if matches!(p.host.firewall, Firewall::Nftables | Firewall::Firewalld) {
+        let fw = p.host.firewall.as_str();
+        for n in p.networks.iter().filter(|n| served.contains(&n.bridge.as_str())) {
+            let br = n.bridge.as_str();
+            let server = dhcp_server(p, n);
+            let dns = matches!(server, DhcpServer::Dnsmasq | DhcpServer::Libvirt);
+            let mut input = |cmd: &str, eaten: Vec<&str>, rules: Vec<&str>| {
+                if rules.is_empty() {
+                    return;
+                }
+                let fix: Vec<String> = rules.iter().map(|r| format!("{cmd} -I INPUT -i {br} {r} -j ACCEPT")).collect();
+                checks.push(check(
+                    input_drop_unnamed(cmd, br),
+                    true,
+                    format!(
+                        "the {cmd} INPUT policy is DROP and no INPUT rule names {br}: the guests' packets to the host \
+                         for {} are dropped there whatever vnetgen's {fw} rules accept (an accept in one table does \
+                         not save what another drops); fix: {} (and save them with the host's {cmd} rules)",
+                        and_list(&eaten),
+                        fix.join("; ")
+                    ),
+                ));
+            };
+            if let Some(v4) = &n.ipv4 {
+                let (mut eaten, mut rules) = (Vec::new(), Vec::new());
+                if v4.dhcp.is_some() {
+                    eaten.push("DHCP (udp 67)");
+                    rules.push("-p udp --dport 67");
+                }
+                if dns {
+                    eaten.push("DNS (udp and tcp 53)");
+                    rules.extend(["-p udp --dport 53", "-p tcp --dport 53"]);
+                }
+                input("iptables", eaten, rules);
+            }
+            if let Some(v6) = &n.ipv6 {
+                // Router and neighbour solicitations too: without them no IPv6 reaches the host.
+                let (mut eaten, mut rules) =
+                    (vec!["ICMPv6 (router and neighbour solicitations)"], vec!["-p ipv6-icmp"]);
+                let dhcp6 = match server {
+                    DhcpServer::Dnsmasq => v6.mode == Ipv6Mode::Dhcpv6,
+                    DhcpServer::Libvirt => v6.dhcp.is_some(),
+                    DhcpServer::Networkd | DhcpServer::None => false,
+                };
+                if dhcp6 {
+                    eaten.push("DHCPv6 (udp 547)");
+                    rules.push("-p udp --dport 547");
+                }
+                if dns {
+                    eaten.push("DNS (udp and tcp 53)");
+                    rules.extend(["-p udp --dport 53", "-p tcp --dport 53"]);
+                }
+                input("ip6tables", eaten, rules);
+            }
+        }
+    }
     let mut hooks = Vec::new();
     if !served.is_empty() {
         hooks.push("input");
@@ -206,9 +398,11 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
              list them with iptables-legacy-save and move them to nftables"
                 .into(),
         ));
+        // Docker's docker-bridges NATs only its own: masquerades of its subnets, and DNATs of its
+        // published ports (a port the profile forwards too is a finding of its own, above).
         checks.push(check(
             "nft list ruleset 2>/dev/null | awk '/^table /{t=$2\" \"$3} /type nat hook/{print t}' | \
-             grep -vqxE '(inet vnetgen|ip libvirt_network|ip6 libvirt_network|ip nat|ip6 nat|inet firewalld)'"
+             grep -vqxE '(inet vnetgen|ip libvirt_network|ip6 libvirt_network|ip nat|ip6 nat|inet firewalld|ip docker-bridges|ip6 docker-bridges)'"
                 .into(),
             false,
             "another nftables table does NAT (nft list ruleset | grep -B5 'type nat'): its masquerade or DNAT rules may \

@@ -344,3 +344,246 @@ fn preflight_warns_of_a_libvirt_network_that_owns_the_bridge_or_the_subnet() {
         "a libvirt network on its own bridge and subnet is reported"
     );
 }
+
+/// Docker 29's nftables firewall backend as `nft list ruleset` shows it (tables ip and ip6
+/// docker-bridges, filter-FORWARD policy accept, a container publishing tcp 8080).
+const DOCKER_BRIDGES: &str = include_str!("../data/docker-bridges.nft");
+
+/// A scratch namespace with `ruleset` loaded by `nft -f`.
+fn ns_with_ruleset(tag: &str, ruleset: &str) -> Ns {
+    let ns = Ns::new(tag);
+    let staged = ns.sh(&format!("nft -f - <<'EOF'\n{ruleset}\nEOF"));
+    assert!(staged.status.success(), "staging {tag}: {}", String::from_utf8_lossy(&staged.stderr));
+    ns
+}
+
+/// `text` with `from` replaced by `to`, which must be there.
+#[track_caller]
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in the text to edit");
+    text.replace(from, to)
+}
+
+/// Runs the preflight.sh at `script` in `ns`: exit status and output.
+fn preflight_in(ns: &Ns, script: &str) -> (Option<i32>, String) {
+    let out = ns.sh(&format!("bash {script}"));
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn preflight_knows_docker_29s_nftables_tables() {
+    // Docker's own tables are no foreign NAT and no generic "add to that chain" drop (Docker's
+    // docs say never to edit them): their filter-FORWARD drop has a finding of its own, per
+    // family, and so does a published port the profile forwards too. Each hazard in a namespace
+    // of its own; the same rules in a table of another name are the controls that the generic
+    // checks would have fired.
+    if !may_stage("Docker's tables are staged in network namespaces") || tool("nft", "nftables").is_none() {
+        return;
+    }
+    let tmp = [
+        TempDir::new("preflight-docker-routed"),
+        TempDir::new("preflight-docker-laptop"),
+        TempDir::new("preflight-docker-ipt"),
+    ];
+    // nftables, forwarding IPv4 and IPv6 (virbr10), no forwards.
+    let routed = preflight_of("server-custom-routed", &tmp[0]);
+    // nftables, IPv4 only (virbr0), forwards tcp 80 and 443 on every address.
+    let laptop = preflight_of("laptop-wifi", &tmp[1]);
+    // iptables, forwards tcp 80, 443 and 7722 on 203.0.113.3.
+    let iptables = preflight_of("debian-iptables-custom-nat-forwards", &tmp[2]);
+    let quiet = (Some(0), String::new());
+    // Docker's tables with policy drop in `family`'s filter-FORWARD.
+    let forward_drop = |family: &str| {
+        let at = DOCKER_BRIDGES.find(&format!("table {family} docker-bridges {{")).unwrap();
+        let (head, tail) = DOCKER_BRIDGES.split_at(at);
+        let accept = "hook forward priority filter; policy accept;";
+        assert!(tail.contains(accept), "no filter-FORWARD in table {family} docker-bridges");
+        format!("{head}{}", tail.replacen(accept, "hook forward priority filter; policy drop;", 1))
+    };
+    let (drop4, drop6) = (forward_drop("ip"), forward_drop("ip6"));
+
+    // Policy accept: Docker's NAT chains (masquerades, a DNAT of 8080) are no finding.
+    let ns = ns_with_ruleset("docker-accept", DOCKER_BRIDGES);
+    for script in [&routed, &laptop, &iptables] {
+        assert_eq!(preflight_in(&ns, script), quiet, "{script}: Docker's tables with policy accept are reported");
+    }
+    // Control: the same NAT in a table of another name is the NAT warning.
+    let ns = ns_with_ruleset("docker-renamed", &DOCKER_BRIDGES.replace(" docker-bridges {", " docker-other {"));
+    let (code, out) = preflight_in(&ns, &routed);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("preflight: warning: another nftables table does NAT"), "{out}");
+
+    // Policy drop in table ip docker-bridges: Docker's finding, not the generic one.
+    let ns = ns_with_ruleset("docker-drop", &drop4);
+    for script in [&routed, &laptop, &iptables] {
+        let (code, out) = preflight_in(&ns, script);
+        assert_eq!(code, Some(1), "{script}: {out}");
+        assert_eq!(out.lines().count(), 1, "{script}: only Docker's drop is reported:\n{out}");
+        assert!(
+            out.starts_with(
+                "preflight: fatal: table ip docker-bridges (Docker 29's nftables firewall backend) drops by policy \
+                 in its chain filter-FORWARD: forwarded traffic of "
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "fix: set \"ip-forward-no-drop\": true in /etc/docker/daemon.json and systemctl restart docker"
+            ),
+            "{out}"
+        );
+        assert!(
+            !out.contains("an nftables base chain of another table"),
+            "the generic text for Docker's table:\n{out}"
+        );
+    }
+    // Control: the same drop in a table of another name is the generic finding.
+    let ns = ns_with_ruleset("docker-drop-renamed", &drop4.replace(" docker-bridges {", " docker-other {"));
+    let (code, out) = preflight_in(&ns, &routed);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("table ip docker-other chain filter-FORWARD (hook forward, policy drop)"), "{out}");
+
+    // Policy drop in table ip6 docker-bridges: the guests' IPv6 only, so only for IPv6 networks.
+    let ns = ns_with_ruleset("docker-drop6", &drop6);
+    let (code, out) = preflight_in(&ns, &routed);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 1, "only Docker's IPv6 drop is reported:\n{out}");
+    assert!(
+        out.starts_with(
+            "preflight: fatal: table ip6 docker-bridges (Docker 29's nftables firewall backend) drops by policy in \
+             its chain filter-FORWARD: the guests' IPv6 of virbr10 is dropped there while their IPv4 works"
+        ),
+        "{out}"
+    );
+    assert_eq!(preflight_in(&ns, &laptop), quiet, "an IPv6 drop is reported for a network without IPv6");
+
+    // A published port the profile forwards too, whatever the firewall; of two DNATs of the
+    // port, the first is the one named.
+    let dnat = "iifname != \"br-5b8f0c1d2e3a\" tcp dport 8080 counter dnat to 172.18.0.2:80 comment \"DNAT\"";
+    let ns = ns_with_ruleset(
+        "docker-publish",
+        &edit(
+            DOCKER_BRIDGES,
+            dnat,
+            "iifname != \"br-5b8f0c1d2e3a\" tcp dport 443 counter dnat to 172.18.0.2:80 comment \"DNAT\"\n\t\t\
+             iifname != \"br-5b8f0c1d2e3a\" tcp dport 443 counter dnat to 172.18.0.3:443 comment \"DNAT\"\n\t\t\
+             iifname != \"br-5b8f0c1d2e3a\" ip daddr 192.0.2.7 tcp dport 7722 counter dnat to 172.18.0.4:22 comment \"DNAT\"\n\t\t\
+             iifname != \"br-5b8f0c1d2e3a\" udp dport 80 counter dnat to 172.18.0.5:80 comment \"DNAT\"\n\t\t\
+             iifname != \"br-5b8f0c1d2e3a\" ip daddr 127.0.0.1 tcp dport 80 counter dnat to 172.18.0.6:80 comment \"DNAT\"",
+        ),
+    );
+    let published = "preflight: fatal: Docker publishes a host port the profile forwards (a DNAT in chain \
+                     nat-prerouting-and-output of table ip docker-bridges): ";
+    for (script, port) in [(&laptop, "tcp/443"), (&iptables, "tcp/443 on 203.0.113.3")] {
+        let (code, out) = preflight_in(&ns, script);
+        assert_eq!(code, Some(1), "{script}: {out}");
+        assert_eq!(out.lines().count(), 1, "{script}: only the published port is reported:\n{out}");
+        assert!(
+            out.starts_with(&format!("{published}{port} (Docker DNATs it to 172.18.0.2:80). ")),
+            "{script}: expected {port} and the first DNAT, got:\n{out}"
+        );
+    }
+    // No forwards, no finding; udp 80, 7722 on another address and tcp 80 on 127.0.0.1 only are not
+    // the forwards' ports.
+    assert_eq!(preflight_in(&ns, &routed), quiet, "a published port is reported for a profile without forwards");
+    // Docker publishing 7722 on all addresses takes the forward on 203.0.113.3 too.
+    let ns =
+        ns_with_ruleset("docker-publish-all", &edit(DOCKER_BRIDGES, dnat, &dnat.replace("dport 8080", "dport 7722")));
+    let (code, out) = preflight_in(&ns, &iptables);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with(&format!("{published}tcp/7722 on 203.0.113.3 (Docker DNATs it to 172.18.0.2:80). ")),
+        "{out}"
+    );
+    assert_eq!(preflight_in(&ns, &laptop), quiet, "a port the profile does not forward is reported");
+}
+
+#[test]
+fn an_iptables_input_drop_is_reported_where_vnetgens_accepts_are_in_another_table() {
+    // An iptables (here iptables-nft) INPUT policy of DROP eats the guests' DHCP and DNS on the
+    // host whatever table inet vnetgen accepts, unless a rule reached from INPUT names the
+    // bridge; the fix the finding prints is exactly what quiets it. The iptables backend's
+    // accepts are in that INPUT chain: no finding there.
+    if !may_stage("the INPUT policy is staged in network namespaces") || tool("iptables", "iptables").is_none() {
+        return;
+    }
+    let tmp = [
+        TempDir::new("preflight-input-routed"),
+        TempDir::new("preflight-input-laptop"),
+        TempDir::new("preflight-input-ipt"),
+    ];
+    // nftables, dnsmasq on virbr10: DHCP, DNS, DHCPv6.
+    let routed = preflight_of("server-custom-routed", &tmp[0]);
+    // nftables, systemd-networkd's DHCP server on virbr0, no IPv6.
+    let laptop = preflight_of("laptop-wifi", &tmp[1]);
+    // iptables: its accepts are jumped to from INPUT.
+    let iptables = preflight_of("debian-iptables-custom-nat-forwards", &tmp[2]);
+    let quiet = (Some(0), String::new());
+    let staged = |tag: &str, stage: &str| {
+        let ns = Ns::new(tag);
+        let out = ns.sh(stage);
+        assert!(out.status.success(), "staging {tag}: {}", String::from_utf8_lossy(&out.stderr));
+        ns
+    };
+    // The fix a finding prints, run as it is.
+    let apply_fix = |ns: &Ns, finding: &str| {
+        let fix = finding.split("; fix: ").nth(1).and_then(|f| f.split(" (and save them").next()).unwrap();
+        let out = ns.sh(&fix.replace("; ", " && "));
+        assert!(out.status.success(), "the printed fix fails: {fix}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    let ns = staged("input-drop", "iptables -P INPUT DROP");
+    let (code, out) = preflight_in(&ns, &routed);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 1, "only the INPUT policy is reported:\n{out}");
+    assert!(
+        out.starts_with(
+            "preflight: fatal: the iptables INPUT policy is DROP and no INPUT rule names virbr10: the guests' packets \
+             to the host for DHCP (udp 67) and DNS (udp and tcp 53) are dropped there whatever vnetgen's nftables \
+             rules accept (an accept in one table does not save what another drops); fix: iptables -I INPUT -i \
+             virbr10 -p udp --dport 67 -j ACCEPT; iptables -I INPUT -i virbr10 -p udp --dport 53 -j ACCEPT; \
+             iptables -I INPUT -i virbr10 -p tcp --dport 53 -j ACCEPT (and save them"
+        ),
+        "{out}"
+    );
+    let (code, out) = preflight_in(&ns, &laptop);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("for DHCP (udp 67) are dropped") && !out.contains("dport 53"), "no DNS on virbr0:\n{out}");
+    assert_eq!(preflight_in(&ns, &iptables), quiet, "the iptables bundle's own INPUT accepts are overlooked");
+    apply_fix(&ns, &out);
+    assert_eq!(preflight_in(&ns, &laptop), quiet, "the printed fix does not quiet the finding");
+
+    // A rule naming the bridge, in INPUT or in a chain INPUT jumps to (libvirt's LIBVIRT_INP).
+    let ns = staged("input-drop-named", "iptables -P INPUT DROP && iptables -A INPUT -i virbr10 -j ACCEPT");
+    assert_eq!(preflight_in(&ns, &routed), quiet, "INPUT accepts the bridge, yet it is reported");
+    let ns = staged(
+        "input-drop-chain",
+        "iptables -P INPUT DROP && iptables -N LIBVIRT_INP && iptables -A INPUT -j LIBVIRT_INP && \
+         iptables -A LIBVIRT_INP -i virbr10 -p udp --dport 67 -j ACCEPT",
+    );
+    assert_eq!(preflight_in(&ns, &routed), quiet, "a chain INPUT jumps to accepts the bridge, yet it is reported");
+    // Control: the same chain, not jumped to from INPUT, saves nothing.
+    let ns = staged(
+        "input-drop-unjumped",
+        "iptables -P INPUT DROP && iptables -N LIBVIRT_INP && iptables -A LIBVIRT_INP -i virbr10 -j ACCEPT",
+    );
+    assert_eq!(preflight_in(&ns, &routed).0, Some(1), "a chain INPUT never reaches counts as an accept");
+
+    // ip6tables: the guests' IPv6 on the host, only for networks with IPv6.
+    let ns = staged("input6-drop", "ip6tables -P INPUT DROP");
+    let (code, out) = preflight_in(&ns, &routed);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 1, "only the ip6tables INPUT policy is reported:\n{out}");
+    assert!(
+        out.starts_with(
+            "preflight: fatal: the ip6tables INPUT policy is DROP and no INPUT rule names virbr10: the guests' \
+             packets to the host for ICMPv6 (router and neighbour solicitations), DHCPv6 (udp 547) and DNS (udp and \
+             tcp 53) are dropped there"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("fix: ip6tables -I INPUT -i virbr10 -p ipv6-icmp -j ACCEPT; ip6tables -I INPUT -i virbr10 -p udp --dport 547 -j ACCEPT"), "{out}");
+    assert_eq!(preflight_in(&ns, &laptop), quiet, "an ip6tables policy is reported for a network without IPv6");
+    apply_fix(&ns, &out);
+    assert_eq!(preflight_in(&ns, &routed), quiet, "the printed fix does not quiet the finding");
+}
