@@ -173,7 +173,8 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             format!(
                 "the iptables FORWARD policy is DROP (Docker sets it): forwarded traffic of {} is dropped there even \
                  where vnetgen's or libvirt's rules accept it; fix: {} (or set \"ip-forward-no-drop\": true in \
-                 /etc/docker/daemon.json and restart Docker)",
+                 /etc/docker/daemon.json and restart Docker; where there is no DOCKER-USER chain — Docker 29's \
+                 nftables backend, or a DROP of the host's own firewall — insert the same rules into FORWARD)",
                 bridges.join(", "),
                 fix.join("; ")
             ),
@@ -197,7 +198,8 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             format!(
                 "the ip6tables FORWARD policy is DROP (Docker ≥ 27 with IPv6 sets it): the guests' IPv6 of {} is \
                  dropped there while their IPv4 works; fix: {} (or set \"ip-forward-no-drop\": true in \
-                 /etc/docker/daemon.json and restart Docker)",
+                 /etc/docker/daemon.json and restart Docker; where there is no DOCKER-USER chain — Docker 29's \
+                 nftables backend, or a DROP of the host's own firewall — insert the same rules into FORWARD)",
                 forwarding6.join(", "),
                 fix.join("; ")
             ),
@@ -344,15 +346,16 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     if !served.is_empty() {
         hooks.push("input");
     }
-    if !forwarding.is_empty() {
+    // Every network that forwards, the iptables and UFW backends' custom ones too: their accept
+    // in iptables' FORWARD chain cannot save a packet another nftables table drops.
+    if !routing.is_empty() {
         hooks.push("forward");
     }
     let bridges: Vec<&str> = p
         .networks
         .iter()
         .filter(|n| {
-            n.mode != Mode::Bridged
-                && (forwarding.iter().any(|f| f.name == n.name) || served.contains(&n.bridge.as_str()))
+            n.mode != Mode::Bridged && (routing.contains(&n.bridge.as_str()) || served.contains(&n.bridge.as_str()))
         })
         .map(|n| n.bridge.as_str())
         .collect();

@@ -174,6 +174,31 @@ fn a_forward_drop_policy_is_no_hazard_where_vnetgen_accepts_in_that_same_chain()
 }
 
 #[test]
+fn another_nftables_tables_forward_drop_stops_the_iptables_backends_guests_too() {
+    // The iptables backend's accepts are in iptables' own FORWARD chain (iptables-nft: table ip
+    // filter), which cannot save a packet that another nftables table's base chain drops.
+    if !may_stage("an nftables table is staged in a network namespace") || tool("nft", "nftables").is_none() {
+        return;
+    }
+    let tmp = TempDir::new("preflight-iptables-nft-drop");
+    let script = preflight_of("debian-iptables-custom-nat-forwards", &tmp);
+    let clean = Ns::new("ipt-clean");
+    let out = clean.sh(&format!("bash {script}"));
+    assert_eq!(out.status.code(), Some(0), "not quiet on a clean host: {}", String::from_utf8_lossy(&out.stdout));
+    let ns = Ns::new("ipt-nft-drop");
+    let staged = ns.sh("nft add table inet filter && nft add chain inet filter forward '{ type filter hook forward priority filter; policy drop; }'");
+    assert!(staged.status.success(), "staging: {}", String::from_utf8_lossy(&staged.stderr));
+    let out = ns.sh(&format!("bash {script}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("an nftables base chain of another table drops by policy")
+            && text.contains("table inet filter chain forward (hook forward, policy drop)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn an_upgrades_preflight_takes_the_earlier_installs_routes_for_its_own() {
     // An earlier bundle of the profile put the routed subnet on virbr9; the new one moves it to
     // virbr10. The earlier install listed its bridges in the state directory: the route there is
