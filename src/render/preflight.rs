@@ -36,13 +36,15 @@ fn check(when: String, fatal: bool, message: String) -> Check {
     Check { when, severity: if fatal { "fatal" } else { "warning" }, message: sh_quote(&message), listing: false }
 }
 
-/// A bash snippet listing every libvirt network not named in `ours` whose bridge is one of
-/// `claimed`'s (`BRIDGE=NETWORK/PREFIX`) or whose IPv4 subnet overlaps one of theirs: with `live`
-/// those that run or autostart, else those that do neither. Silent where virsh cannot reach
-/// libvirt.
-fn libvirt_collisions(ours: &[&str], claimed: &[String], live: bool) -> String {
+/// A bash snippet listing every libvirt network not named in `ours` nor created by an earlier
+/// install of the profile (its state directory `state`, a shell expression, records them: an
+/// upgrade removes those the new bundle does not have) whose bridge is one of `claimed`'s
+/// (`BRIDGE=NETWORK/PREFIX`) or whose IPv4 subnet overlaps one of theirs: with `live` those that
+/// run or autostart, else those that do neither. Silent where virsh cannot reach libvirt.
+fn libvirt_collisions(ours: &[&str], claimed: &[String], live: bool, state: &str) -> String {
     format!(
-        "ours=' {} '; claimed='{}'; live={}; \
+        "ours=\" {} $(find {state}/libvirt -maxdepth 1 -type f -name '*.created' 2>/dev/null | \
+           sed 's|.*/||; s/\\.created$//' | tr '\\n' ' ')\"; claimed='{}'; live={}; \
          ip2n() {{ local a b c d; IFS=. read -r a b c d <<<\"$1\"; echo $(( (a << 24) | (b << 16) | (c << 8) | d )); }}; \
          for net in $(virsh -q net-list --all --name 2>/dev/null); do \
            case \"$ours\" in *\" $net \"*) continue ;; esac; \
@@ -294,6 +296,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     // overlapping subnet. Fatal while it runs or autostarts; one that does neither only collides
     // once started.
     let mut ours: Vec<&str> = p.networks.iter().map(|n| n.name.as_str()).collect();
+    let state = format!("\"${{VNETGEN_STATE_DIR:-{}}}\"", sh_quote(&p.state_dir()));
     if p.host.stops_libvirt_default() {
         ours.push(LIBVIRT_DEFAULT_NETWORK);
     }
@@ -314,7 +317,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
              under host: in the profile has install.sh do that and uninstall.sh put it back"
         };
         checks.push(Check {
-            when: libvirt_collisions(&ours, &claimed, true),
+            when: libvirt_collisions(&ours, &claimed, true, &state),
             severity: "fatal",
             message: sh_quote(&format!(
                 "a running or autostarted libvirt network this profile does not define collides with it: {{}}. Two \
@@ -325,7 +328,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             listing: true,
         });
         checks.push(Check {
-            when: libvirt_collisions(&ours, &claimed, false),
+            when: libvirt_collisions(&ours, &claimed, false, &state),
             severity: "warning",
             message: sh_quote(
                 "a stopped libvirt network this profile does not define would collide with it once started: {}. \

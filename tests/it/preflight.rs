@@ -302,8 +302,8 @@ fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
 /// libvirt's autostarted `default` network (its XML as libvirt writes it) owns virbr0 on
 /// 192.168.122.0/24: a profile whose custom network takes bridge virbr0 (seed 001's laptop) or
 /// overlaps that subnet is refused while it runs or autostarts, warned once it does neither; its
-/// own networks (same name) do not count, nor does `default` when the profile has install.sh stop
-/// it (`libvirt-default-network: disable`). `virsh` is a stand-in printing what libvirt prints:
+/// own networks (same name) and those an earlier install created do not count, nor does `default`
+/// when the profile has install.sh stop it (`libvirt-default-network: disable`). `virsh` is a stand-in printing what libvirt prints:
 /// the detection is under test, not libvirt.
 #[test]
 fn preflight_refuses_a_running_libvirt_network_that_owns_the_bridge_or_the_subnet() {
@@ -318,6 +318,7 @@ fn preflight_refuses_a_running_libvirt_network_that_owns_the_bridge_or_the_subne
     let bin = tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let virsh = bin.join("virsh");
+    let state = tmp.path().join("state");
     let stub = |default_xml: &str, running: &str| {
         format!(
             "#!/bin/bash\ncase \"$*\" in\n'-q net-list --all --name') printf 'default\\nvmnet\\n' ;;\n\
@@ -333,6 +334,7 @@ fn preflight_refuses_a_running_libvirt_network_that_owns_the_bridge_or_the_subne
         let out = Command::new("bash")
             .arg(script)
             .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+            .env("VNETGEN_STATE_DIR", &state)
             .output()
             .unwrap();
         (
@@ -351,6 +353,11 @@ fn preflight_refuses_a_running_libvirt_network_that_owns_the_bridge_or_the_subne
     let (_, out) = run_script(&script, default, "no");
     assert!(!out.contains("fatal"), "{out}");
     assert!(out.contains("preflight: warning: a stopped libvirt network this profile does not define would collide with it once started: libvirt network default owns bridge virbr0."), "{out}");
+    // An earlier install of the profile created it (an upgrade removes it): no finding.
+    std::fs::create_dir_all(state.join("libvirt")).unwrap();
+    std::fs::write(state.join("libvirt/default.created"), "").unwrap();
+    assert_eq!(run(default), "", "an earlier install's network is reported");
+    std::fs::remove_dir_all(&state).unwrap();
     // With `libvirt-default-network: disable`, install.sh stops it: no finding.
     let disabled = disabled.join("preflight.sh").display().to_string();
     assert_eq!(run_script(&disabled, default, "yes").1, "", "a network install.sh stops is reported");
