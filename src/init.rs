@@ -352,6 +352,9 @@ impl Drafter {
         if let Some(z) = zone {
             self.key(2, "firewalld-zone", &z);
         }
+        if let Some(d) = libvirt_default_network(h) {
+            self.key(2, "libvirt-default-network", &d);
+        }
         self.line(2, "uplinks:");
         if uplinks.is_empty() {
             self.comment(4, &uplink_source(h));
@@ -849,6 +852,26 @@ fn stack(h: &Host, up: Option<&str>) -> (Value, Option<Value>, Option<Value>) {
         seen.join("; ")
     ));
     (v, None, None)
+}
+
+/// `libvirt-default-network` where libvirt's network `default` is defined: `keep`, since the
+/// drafted network avoids its bridge and subnet.
+fn libvirt_default_network(h: &Host) -> Option<Value> {
+    let nets = h.libvirt_networks.found()?;
+    let d = nets.iter().find(|n| n.name == crate::model::LIBVIRT_DEFAULT_NETWORK)?;
+    let mut addrs = d.ipv4.clone();
+    addrs.extend(d.ipv6.iter().cloned());
+    Some(Value::known(
+        "keep",
+        format!(
+            "from virsh net-dumpxml {0}: libvirt's network {0} (bridge {1}, {2}); the network drafted below \
+             avoids its bridge and subnet, so it stays (`disable`: install.sh stops it and turns its autostart \
+             off, uninstall.sh puts both back)",
+            d.name,
+            d.bridge.as_deref().unwrap_or("(none)"),
+            if addrs.is_empty() { "no addresses".to_string() } else { addrs.join(", ") }
+        ),
+    ))
 }
 
 /// `firewall`, and `firewalld-zone` when firewalld runs.

@@ -57,10 +57,33 @@ impl Cx {
             }
         }
         self.cross_network(&p.networks.value, &networks, host.as_ref());
+        self.libvirt_default(&p.host.value, &p.networks.value);
         self.forward_clashes();
         let guest = host.as_ref().and_then(|h| self.guest(p.guest.as_ref(), h.distro));
         Some(Profile { name: name?, host: host?, networks, guest: guest? })
             .filter(|pr| pr.networks.len() == p.networks.value.len())
+    }
+
+    /// `libvirt-default-network: disable` stops libvirt's network `default`: not one the profile
+    /// defines itself.
+    fn libvirt_default(&mut self, h: &raw::Host, networks: &[S<raw::Network>]) {
+        let Some(d) = h.libvirt_default_network.as_ref().filter(|d| d.value == LibvirtDefaultNetwork::Disable) else {
+            return;
+        };
+        if let Some(n) = networks.iter().find(|n| n.value.name.value == LIBVIRT_DEFAULT_NETWORK) {
+            self.diags.push(
+                Diagnostic::error(
+                    d.loc,
+                    "`libvirt-default-network: disable` would stop network default, which this profile defines itself",
+                )
+                .with_related(n.value.name.loc, "defined here")
+                .with_help(
+                    "install.sh defines, autostarts and starts the profile's network default in place of \
+                     libvirt's (uninstall.sh puts libvirt's definition back): remove `libvirt-default-network`, \
+                     or rename the profile's network",
+                ),
+            );
+        }
     }
 
     fn guest(&mut self, g: Option<&S<raw::Guest>>, host_distro: Distro) -> Option<Guest> {
@@ -340,6 +363,10 @@ impl Cx {
             firewalld_zone,
             netplan_renderer,
             ifcfg_nm_controlled,
+            libvirt_default_network: h
+                .libvirt_default_network
+                .as_ref()
+                .map_or(LibvirtDefaultNetwork::Keep, |v| v.value),
             uplinks,
         };
         if let Some(v) = h.ifcfg_nm_controlled.as_ref().filter(|v| !v.value && host.ifcfg_deprecated()) {
@@ -1356,6 +1383,7 @@ pub fn raise(p: &Profile) -> raw::Profile {
         firewalld_zone: p.host.firewalld_zone.as_ref().map(|z| s(z)),
         netplan_renderer: p.host.netplan_renderer.map(S::new),
         ifcfg_nm_controlled: p.host.ifcfg_nm_controlled.map(S::new),
+        libvirt_default_network: Some(S::new(p.host.libvirt_default_network)),
         uplinks: S::new(
             p.host
                 .uplinks

@@ -8,7 +8,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use crate::profile::{
-    Distro, Firewall, GuestIpv6, GuestStack, Ipv6Mode, Mode, NetplanRenderer, Proto, Stack, UplinkKind,
+    Distro, Firewall, GuestIpv6, GuestStack, Ipv6Mode, LibvirtDefaultNetwork, Mode, NetplanRenderer, Proto, Stack,
+    UplinkKind,
 };
 
 /// A kernel interface name: 1–15 bytes of `A-Za-z0-9_.-`, not `.` or `..`.
@@ -237,6 +238,9 @@ pub struct Host {
     pub netplan_renderer: Option<NetplanRenderer>,
     /// `ifcfg-nm-controlled: false` — `None` unless the stack is ifcfg (then defaulted to true).
     pub ifcfg_nm_controlled: Option<bool>,
+    /// `libvirt-default-network: disable` — what install.sh does with libvirt's own network
+    /// `default`; default keep.
+    pub libvirt_default_network: LibvirtDefaultNetwork,
     /// `uplinks: [{name: wlan0, kind: wifi}]`
     pub uplinks: Vec<Uplink>,
 }
@@ -336,6 +340,10 @@ impl Network {
 /// them as the uplink's `firewalld-zone`.
 pub const FIREWALLD_NAT_ZONE: &str = "vnetgen-nat";
 pub const FIREWALLD_ROUTED_ZONE: &str = "vnetgen-routed";
+
+/// The name of the network libvirt's packages define (and Debian, Ubuntu and Fedora autostart)
+/// on bridge virbr0, 192.168.122.0/24.
+pub const LIBVIRT_DEFAULT_NETWORK: &str = "default";
 
 /// The longest Linux interface name, in bytes (`IFNAMSIZ` − 1).
 pub const IFNAME_MAX: usize = 15;
@@ -481,6 +489,15 @@ impl Firewall {
     }
 }
 
+impl LibvirtDefaultNetwork {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LibvirtDefaultNetwork::Keep => "keep",
+            LibvirtDefaultNetwork::Disable => "disable",
+        }
+    }
+}
+
 impl Proto {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -529,6 +546,12 @@ impl Host {
             Distro::Fedora => r >= 36.0,
             _ => false,
         }
+    }
+
+    /// Returns true if install.sh stops libvirt's own network `default` and turns its autostart
+    /// off (`libvirt-default-network: disable`).
+    pub fn stops_libvirt_default(&self) -> bool {
+        self.libvirt_default_network == LibvirtDefaultNetwork::Disable
     }
 
     /// Absolute path of a system binary on this distro (Arch installs them in /usr/bin).

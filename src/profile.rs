@@ -126,6 +126,14 @@ pub struct Host {
     /// of RHEL 7 and 8) or the legacy network-scripts (`ifup`) do. Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ifcfg_nm_controlled: Option<S<bool>>,
+    /// libvirt's own network `default` (bridge virbr0, 192.168.122.0/24, autostarted on Debian,
+    /// Ubuntu and Fedora): `keep` leaves it alone, and preflight.sh refuses to install while it
+    /// runs on a bridge or subnet of the profile's; `disable` has install.sh stop it and turn its
+    /// autostart off, as the libvirt networking handbook does before its custom NAT network, and
+    /// uninstall.sh start it and turn its autostart on again where it found them so. Not with a
+    /// network named `default` in the profile, which replaces libvirt's. Default: keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libvirt_default_network: Option<S<LibvirtDefaultNetwork>>,
     /// The host's links to the LAN or the internet (at least one).
     pub uplinks: S<Vec<S<Uplink>>>,
 }
@@ -162,6 +170,16 @@ pub enum NetplanRenderer {
     Networkd,
     #[serde(rename = "NetworkManager")]
     NetworkManager,
+}
+
+/// What install.sh does with libvirt's own network `default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LibvirtDefaultNetwork {
+    /// Leave it as it is.
+    Keep,
+    /// Stop it and turn its autostart off; uninstall.sh puts both back.
+    Disable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

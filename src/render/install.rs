@@ -33,6 +33,8 @@ struct Ctx {
     bridges: Vec<String>,
     /// The units of vnetgen's it enables (names, quoted).
     units: Vec<String>,
+    /// The libvirt networks not the bundle's that it stops (names, quoted).
+    stops: Vec<String>,
     /// 1 if installing changes the uplink (a bridged network enslaves it): the connectivity guard.
     guard: u8,
     /// The firewall is firewalld: the scripts get `firewalld_up`.
@@ -114,6 +116,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         networks: p.networks.iter().map(|n| sh_quote(n.name.as_str())).collect(),
         bridges: p.networks.iter().map(|n| sh_quote(n.bridge.as_str())).collect(),
         units: plan.units.iter().map(|u| sh_quote(u)).collect(),
+        stops: plan.stops.iter().map(|n| sh_quote(n)).collect(),
         guard: u8::from(p.networks.iter().any(|n| n.mode == Mode::Bridged)),
         firewalld: p.host.firewall == Firewall::Firewalld,
         steps: steps(&plan.install),

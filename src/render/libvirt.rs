@@ -94,6 +94,26 @@ pub(super) fn sets_firewall_backend(p: &Profile) -> bool {
         && has_firewall_backend_option(p)
 }
 
+/// With `libvirt-default-network: disable`, install.sh's first step stops libvirt's network
+/// `default` and turns its autostart off, noting what it found; uninstall.sh puts that back last,
+/// once the bundle's bridges are gone (the step is in its template: it puts back what any install
+/// of the profile stopped).
+pub fn stop_default(p: &Profile, plan: &mut Plan) {
+    if !p.host.stops_libvirt_default() {
+        return;
+    }
+    plan.step(
+        &format!(
+            "Stop libvirt's network {LIBVIRT_DEFAULT_NETWORK} and turn its autostart off \
+             (`libvirt-default-network: disable`), noting first whether it ran and autostarted: uninstall.sh \
+             puts that back."
+        ),
+        &[],
+        vec![format!("stop_network {}", sh_quote(LIBVIRT_DEFAULT_NETWORK))],
+    );
+    plan.stops.push(LIBVIRT_DEFAULT_NETWORK.to_string());
+}
+
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let mut restart_when = Vec::new();
     if sets_firewall_backend(p) {

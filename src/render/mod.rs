@@ -111,6 +111,9 @@ pub struct Plan {
     /// The systemd units of vnetgen's that install.sh enables: recorded in the state directory,
     /// so that an upgrade disables those the new bundle no longer has.
     pub units: Vec<String>,
+    /// The libvirt networks not the bundle's that install.sh stops (libvirt's `default`): an
+    /// upgrade puts back those the new bundle no longer stops, uninstall.sh every one.
+    pub stops: Vec<String>,
 }
 
 /// A block of vnetgen's inside a host file that belongs to the distro (see [`Plan::edits`]).
@@ -219,6 +222,9 @@ pub fn header(p: &Profile, what: &str) -> String {
 /// Renders the whole bundle for a validated profile.
 pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> {
     let mut plan = Plan::default();
+    // libvirt's `default` network first: it may hold a bridge or subnet the stack is about to
+    // bring up.
+    libvirt::stop_default(p, &mut plan);
     sysctl::render(p, t, &mut plan)?;
     match p.host.stack {
         Stack::Networkd => networkd::render(p, t, &mut plan)?,

@@ -38,15 +38,20 @@ fn check(when: String, fatal: bool, message: String) -> Check {
     Check { when, severity: if fatal { "fatal" } else { "warning" }, message: sh_quote(&message), listing: false }
 }
 
-/// A bash snippet listing every libvirt network (active or not) not named in `ours` whose bridge
-/// is one of `claimed`'s (`BRIDGE=NETWORK/PREFIX`) or whose IPv4 subnet overlaps one of theirs.
-/// Silent where virsh cannot reach libvirt.
-fn libvirt_collisions(ours: &[&str], claimed: &[String]) -> String {
+/// A bash snippet listing every libvirt network not named in `ours` nor created by an earlier
+/// install of the profile (its state directory `state`, a shell expression, records them: an
+/// upgrade removes those the new bundle does not have) whose bridge is one of `claimed`'s
+/// (`BRIDGE=NETWORK/PREFIX`) or whose IPv4 subnet overlaps one of theirs: with `live` those that
+/// run or autostart, else those that do neither. Silent where virsh cannot reach libvirt.
+fn libvirt_collisions(ours: &[&str], claimed: &[String], live: bool, state: &str) -> String {
     format!(
-        "ours=' {} '; claimed='{}'; \
+        "ours=\" {} $(find {state}/libvirt -maxdepth 1 -type f -name '*.created' 2>/dev/null | \
+           sed 's|.*/||; s/\\.created$//' | tr '\\n' ' ')\"; claimed='{}'; live={}; \
          ip2n() {{ local a b c d; IFS=. read -r a b c d <<<\"$1\"; echo $(( (a << 24) | (b << 16) | (c << 8) | d )); }}; \
          for net in $(virsh -q net-list --all --name 2>/dev/null); do \
            case \"$ours\" in *\" $net \"*) continue ;; esac; \
+           up=$(virsh -q net-info \"$net\" 2>/dev/null | grep -cE '^(Active|Autostart): +yes'); \
+           if [ \"${{up:-0}}\" -gt 0 ]; then up=1; fi; [ \"$up\" = \"$live\" ] || continue; \
            xml=$(virsh net-dumpxml \"$net\" 2>/dev/null) || continue; \
            br=$(printf '%s\\n' \"$xml\" | sed -n \"s/.*<bridge [^>]*name=['\\\"]\\([^'\\\"]*\\)['\\\"].*/\\1/p\" | head -n 1); \
            ip=$(printf '%s\\n' \"$xml\" | sed -n \"s/.*<ip [^>]*address=['\\\"]\\([0-9.]*\\)['\\\"].*/\\1/p\" | head -n 1); \
@@ -65,7 +70,8 @@ fn libvirt_collisions(ours: &[&str], claimed: &[String]) -> String {
            done; \
          done",
         ours.join(" "),
-        claimed.join(" ")
+        claimed.join(" "),
+        u8::from(live),
     )
 }
 
@@ -483,8 +489,14 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         }
     }
     // libvirt networks the profile does not define (its `default` one, autostarted by the
-    // distributions): one owning a bridge of the profile, or on an overlapping subnet.
-    let ours: Vec<&str> = p.networks.iter().map(|n| n.name.as_str()).collect();
+    // distributions, unless install.sh stops it): one owning a bridge of the profile, or on an
+    // overlapping subnet. Fatal while it runs or autostarts; one that does neither only collides
+    // once started.
+    let mut ours: Vec<&str> = p.networks.iter().map(|n| n.name.as_str()).collect();
+    let state = format!("\"${{VNETGEN_STATE_DIR:-{}}}\"", sh_quote(&p.state_dir()));
+    if p.host.stops_libvirt_default() {
+        ours.push(LIBVIRT_DEFAULT_NETWORK);
+    }
     let claimed: Vec<String> = p
         .networks
         .iter()
@@ -495,15 +507,29 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         })
         .collect();
     if !claimed.is_empty() {
+        let default = if p.host.stops_libvirt_default() {
+            ""
+        } else {
+            "; for libvirt's default network (virbr0, 192.168.122.0/24), \"libvirt-default-network: disable\" \
+             under host: in the profile has install.sh do that and uninstall.sh put it back"
+        };
         checks.push(Check {
-            when: libvirt_collisions(&ours, &claimed),
+            when: libvirt_collisions(&ours, &claimed, true, &state),
+            severity: "fatal",
+            message: sh_quote(&format!(
+                "a running or autostarted libvirt network this profile does not define collides with it: {{}}. Two \
+                 networks cannot own one bridge or one subnet. Stop it and turn its autostart off (virsh \
+                 net-destroy NAME; virsh net-autostart NAME --disable), as the libvirt networking handbook does \
+                 before its custom NAT, or change the profile's bridge or subnet{default}"
+            )),
+            listing: true,
+        });
+        checks.push(Check {
+            when: libvirt_collisions(&ours, &claimed, false, &state),
             severity: "warning",
             message: sh_quote(
-                "a libvirt network this profile does not define collides with it: {}. Two networks cannot own \
-                 one bridge or one subnet (libvirt's autostarted default network owns virbr0 and \
-                 192.168.122.0/24). Stop and disable it (virsh net-destroy NAME; virsh net-autostart NAME \
-                 --disable), as the libvirt networking handbook does before its custom NAT, or change the \
-                 profile's bridge or subnet",
+                "a stopped libvirt network this profile does not define would collide with it once started: {}. \
+                 Leave it stopped (or virsh net-undefine NAME), or change the profile's bridge or subnet",
             ),
             listing: true,
         });

@@ -33,6 +33,8 @@ struct Ctx {
     topology: String,
     /// Each network's and forward's packet paths: (title, lines).
     paths: Vec<(String, Vec<String>)>,
+    /// What uninstall.sh puts back besides files and the bundle's own networks (a sentence each).
+    undo_also: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -146,6 +148,16 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         guest_text: guest_text(p),
         topology: super::topology::text(p),
         paths: super::paths::network_paths(p).into_iter().map(|x| (x.title, x.lines)).collect(),
+        undo_also: plan
+            .stops
+            .iter()
+            .map(|n| {
+                format!(
+                    "Last, it turns the autostart of libvirt's network {n} back on and starts it again, where \
+                     install.sh found them so."
+                )
+            })
+            .collect(),
     };
     plan.bundle.add("README.md", 0o644, t.render("bundle/README.md.tera", &ctx)?);
     plan.bundle.add("topology.svg", 0o644, super::topology::svg(p));
@@ -229,6 +241,24 @@ fn reasons(p: &Profile) -> Vec<Why> {
              DHCP server; libvirt only plugs guests into it (`<forward mode=\"bridge\"/>`) and \
              touches no firewall rule. The bridge MAC is pinned, because a bridge otherwise takes \
              the MAC of whichever guest starts first.",
+        ));
+    }
+    if p.host.stops_libvirt_default() {
+        out.push(why(
+            "Why libvirt's default network is stopped",
+            &format!(
+                "libvirt's packages define a network `{LIBVIRT_DEFAULT_NETWORK}` on bridge virbr0 with \
+                 192.168.122.0/24, which Debian, Ubuntu and Fedora autostart; two networks cannot own one \
+                 bridge or one subnet. The profile says `libvirt-default-network: disable`, so install.sh \
+                 stops it (`virsh net-destroy {LIBVIRT_DEFAULT_NETWORK}`) and turns its autostart off (`virsh \
+                 net-autostart --disable {LIBVIRT_DEFAULT_NETWORK}`), as the libvirt networking handbook does \
+                 before its custom NAT network; guests still attached to it lose their network. Its \
+                 definition stays. First install.sh notes whether it ran and autostarted \
+                 ({}/libvirt/{LIBVIRT_DEFAULT_NETWORK}.stopped; a later run keeps the note of \
+                 the first): uninstall.sh, and the rollback of a failed install, turn the autostart back on \
+                 and start it again where it was so.",
+                p.state_dir()
+            ),
         ));
     }
     if p.host.uplinks.iter().any(|u| u.kind == UplinkKind::Wifi) {

@@ -46,20 +46,36 @@ if [ "$name" = systemctl ]; then
 	enable) touch "$STUB_STATE/enabled-$unit"; if [ "$2" = --now ]; then touch "$STUB_STATE/active-$unit"; fi ;;
 	esac
 fi
+# virsh keeps each network's state in $STUB_STATE/virsh/NETWORK/{defined,active,autostart}: the
+# network is the first argument after the command that is no option (net-define: the <name> of
+# its XML file).
 if [ "$name" = virsh ]; then
-	for a in "$@"; do case "$a" in net-*) cmd=$a ;; esac; done
+	cmd='' net=''
+	for a in "$@"; do
+		case "$a" in
+		net-*) cmd=$a ;;
+		-*) ;;
+		*) if [ -n "$cmd" ] && [ -z "$net" ]; then net=$a; fi ;;
+		esac
+	done
+	if [ "$cmd" = net-define ]; then net=$(sed -n 's|.*<name>\(.*\)</name>.*|\1|p' "$net" | head -n 1); fi
+	st="$STUB_STATE/virsh/$net"
 	case "$cmd" in
-	net-info) [ -e "$STUB_STATE/defined" ] || exit 1
+	net-info) [ -e "$st/defined" ] || exit 1
 		# One write, as virsh's buffered output.
 		active=no autostart=no
-		if [ -e "$STUB_STATE/active" ]; then active=yes; fi
-		if [ -e "$STUB_STATE/autostart" ]; then autostart=yes; fi
+		if [ -e "$st/active" ]; then active=yes; fi
+		if [ -e "$st/autostart" ]; then autostart=yes; fi
 		printf 'Active:         %s\nAutostart:      %s\n' "$active" "$autostart" ;;
-	net-autostart) case " $* " in *" --disable "*) rm -f "$STUB_STATE/autostart" ;; *) touch "$STUB_STATE/autostart" ;; esac ;;
-	net-define) touch "$STUB_STATE/defined" ;;
-	net-start) touch "$STUB_STATE/active" ;;
-	net-destroy) rm -f "$STUB_STATE/active" ;;
-	net-undefine) rm -f "$STUB_STATE/defined" "$STUB_STATE/autostart" ;;
+	net-dumpxml) [ -e "$st/defined" ] || exit 1; printf '<network>\n  <name>%s</name>\n</network>\n' "$net" ;;
+	net-define) mkdir -p "$st"; touch "$st/defined" ;;
+	net-*) [ -e "$st/defined" ] || { echo "virsh: network '$net' not found" >&2; exit 1; }
+		case "$cmd" in
+		net-autostart) case " $* " in *" --disable "*) rm -f "$st/autostart" ;; *) touch "$st/autostart" ;; esac ;;
+		net-start) touch "$st/active" ;;
+		net-destroy) rm -f "$st/active" ;;
+		net-undefine) rm -f "$st/defined" "$st/autostart" ;;
+		esac ;;
 	esac
 fi
 exit 0
@@ -76,9 +92,14 @@ struct Rig {
 
 impl Rig {
     fn new(profile: &str) -> Rig {
+        Rig::with_profile(vnetgen::builtin::get(profile).unwrap())
+    }
+
+    /// A rig for the bundle of profile text `yaml`.
+    fn with_profile(yaml: &str) -> Rig {
         let tmp = TempDir::new("install");
         let base = tmp.path().to_path_buf();
-        let model = vnetgen::check(vnetgen::builtin::get(profile).unwrap().as_bytes()).model.unwrap();
+        let model = vnetgen::check(yaml.as_bytes()).model.unwrap();
         let bundle = vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap();
         bundle.write_to(&base.join("bundle"), false).unwrap();
         let bin = base.join("bin");
@@ -855,4 +876,171 @@ fn dry_run_of_an_upgrade_shows_what_it_would_put_back() {
     assert!(text.contains("+++ /etc/systemd/network/10-vnetgen-virbr9.netdev"), "{text}");
     assert_eq!(rig.snapshot(), installed, "the dry run changed the host");
     assert_eq!(rig.state_snapshot(), state, "the dry run changed the state directory");
+}
+
+/// The golden profile whose custom NAT network takes libvirt's `default` network's bridge and
+/// subnet (`libvirt-default-network: disable`), with the key set to `value`.
+fn replaces_default(value: &str) -> String {
+    let path = crate::support::repo().join("tests/golden/debian-custom-nat-replaces-default/profile.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("libvirt-default-network: disable"));
+    text.replace("libvirt-default-network: disable", &format!("libvirt-default-network: {value}"))
+}
+
+/// libvirt's stub network `name` as the test sets it up: defined, running and autostarted as
+/// given (`None`: not defined at all).
+fn set_network(rig: &Rig, name: &str, state: Option<(bool, bool)>) {
+    let dir = rig.root.parent().unwrap().join("stub-state/virsh").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some((active, autostart)) = state else { return };
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, on) in [("defined", true), ("active", active), ("autostart", autostart)] {
+        if on {
+            std::fs::write(dir.join(file), "").unwrap();
+        }
+    }
+}
+
+/// The stub network `name`'s state: `Some((running, autostarted))`, or `None` if not defined.
+fn network(rig: &Rig, name: &str) -> Option<(bool, bool)> {
+    let dir = rig.root.parent().unwrap().join("stub-state/virsh").join(name);
+    dir.join("defined").exists().then(|| (dir.join("active").exists(), dir.join("autostart").exists()))
+}
+
+/// `libvirt-default-network: disable`: install.sh notes whether libvirt's `default` ran and
+/// autostarted, stops it and turns its autostart off — only what is on, and nothing where the
+/// network is not defined; a dry run shows the commands and changes nothing; a rerun keeps the
+/// first note, also when the admin started the network in between; uninstall.sh puts back exactly
+/// what the note says, after the bundle's own network is gone.
+#[test]
+fn disabling_libvirts_default_network_stops_it_and_uninstall_puts_back_what_was_on() {
+    let args = ["--skip-host-check", "--skip-preflight"];
+    let note = |rig: &Rig| std::fs::read_to_string(rig.state.join("libvirt/default.stopped")).ok();
+
+    // Running and autostarted: both turned off, both back after uninstall.
+    let rig = Rig::with_profile(&replaces_default("disable"));
+    set_network(&rig, "default", Some((true, true)));
+    let before = rig.snapshot();
+    let text = ok(&rig.run("install.sh", &["--dry-run", "--skip-host-check", "--skip-preflight"], None));
+    assert!(text.contains("would run: virsh -q net-destroy default\n"), "{text}");
+    assert!(text.contains("would run: virsh -q net-autostart --disable default\n"), "{text}");
+    assert_eq!(network(&rig, "default"), Some((true, true)), "the dry run stopped the network");
+    assert!(!rig.state.exists(), "the dry run created the state directory");
+
+    let text = ok(&rig.run("install.sh", &args, None));
+    assert_eq!(network(&rig, "default"), Some((false, false)), "not stopped and disabled:\n{text}");
+    assert_eq!(note(&rig).as_deref(), Some("autostart\nactive\n"));
+    let calls = rig.calls();
+    let (stop, up) = (calls.find("virsh -q net-destroy default").unwrap(), calls.find("networkctl reload").unwrap());
+    assert!(stop < up, "libvirt's default network must be gone before the stack brings virbr0 up:\n{calls}");
+    assert!(text.contains("stopped libvirt network default"), "{text}");
+
+    // A rerun does nothing; after the admin starts it again, it stops it again, keeping the first note.
+    let text = ok(&rig.run("install.sh", &args, None));
+    assert!(text.contains("nothing to do"), "{text}");
+    assert!(!rig.calls().contains("net-destroy") && !rig.calls().contains("net-autostart"), "{}", rig.calls());
+    set_network(&rig, "default", Some((true, false)));
+    ok(&rig.run("install.sh", &args, None));
+    assert!(rig.calls().contains("virsh -q net-destroy default"), "{}", rig.calls());
+    assert_eq!(network(&rig, "default"), Some((false, false)));
+    assert_eq!(note(&rig).as_deref(), Some("autostart\nactive\n"), "a rerun replaced the first note");
+
+    let text = ok(&rig.run("uninstall.sh", &["--dry-run"], None));
+    assert!(text.contains("would run: virsh -q net-autostart default\n"), "{text}");
+    assert!(text.contains("would run: virsh -q net-start default\n"), "{text}");
+    assert_eq!(network(&rig, "default"), Some((false, false)), "the dry run started the network");
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(network(&rig, "default"), Some((true, true)), "not put back:\n{text}");
+    let calls = rig.calls();
+    let (gone, start) =
+        (calls.find("virsh -q net-undefine vmnet").unwrap(), calls.find("virsh -q net-start default").unwrap());
+    assert!(gone < start, "libvirt's default network must start after the bundle's network is gone:\n{calls}");
+    assert_eq!(rig.snapshot(), before, "uninstall did not restore the host:\n{text}");
+    assert!(!rig.state.exists(), "state directory left behind:\n{text}");
+
+    // Defined but neither running nor autostarted: nothing to stop, nothing to put back.
+    let rig = Rig::with_profile(&replaces_default("disable"));
+    set_network(&rig, "default", Some((false, false)));
+    ok(&rig.run("install.sh", &args, None));
+    assert_eq!(note(&rig).as_deref(), Some(""));
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(network(&rig, "default"), Some((false, false)));
+    let calls = rig.calls();
+    assert!(!calls.contains("net-start default") && !calls.contains("net-autostart default"), "{calls}");
+
+    // Running, not autostarted: only that is put back.
+    let rig = Rig::with_profile(&replaces_default("disable"));
+    set_network(&rig, "default", Some((true, false)));
+    ok(&rig.run("install.sh", &args, None));
+    assert!(!rig.calls().contains("net-autostart --disable default"), "{}", rig.calls());
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(network(&rig, "default"), Some((true, false)));
+
+    // Not defined: left alone, no note.
+    let rig = Rig::with_profile(&replaces_default("disable"));
+    let text = ok(&rig.run("install.sh", &args, None));
+    let calls = rig.calls();
+    assert!(
+        calls.lines().filter(|l| l.contains(" default")).all(|l| l == "virsh -q net-info default"),
+        "{calls}\n{text}"
+    );
+    assert_eq!(note(&rig), None);
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert!(!rig.calls().contains(" default"), "{}", rig.calls());
+    assert_eq!(network(&rig, "default"), None);
+
+    // `keep` (the default): not touched at all.
+    let rig = Rig::with_profile(&replaces_default("keep"));
+    set_network(&rig, "default", Some((true, true)));
+    ok(&rig.run("install.sh", &args, None));
+    assert!(!rig.calls().contains(" default"), "{}", rig.calls());
+    assert_eq!(network(&rig, "default"), Some((true, true)));
+}
+
+/// A failed install puts libvirt's `default` network back as it found it: the first install
+/// through uninstall.sh, a later run (an upgrade that now disables it) by itself; an upgrade that
+/// no longer disables it puts it back too.
+#[test]
+fn a_failed_install_or_an_upgrade_that_keeps_it_puts_libvirts_default_network_back() {
+    let args = ["--skip-host-check", "--skip-preflight"];
+    let fails = |rig: &Rig, bundle: &Path, fail: &str| {
+        let out = rig.run_bundle(bundle, "install.sh", &args, Some(fail));
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "install.sh succeeded although `{fail}` failed:\n{log}");
+        log
+    };
+
+    // The first install: the rules check fails after the network was stopped.
+    let rig = Rig::with_profile(&replaces_default("disable"));
+    set_network(&rig, "default", Some((true, true)));
+    let before = rig.snapshot();
+    let log = fails(&rig, &rig.bundle, "nft -c");
+    assert!(rig.calls().contains("virsh -q net-destroy default"), "the failure came before the stop:\n{log}");
+    assert!(log.contains("started libvirt network default again"), "{log}");
+    assert_eq!(network(&rig, "default"), Some((true, true)), "not put back:\n{log}");
+    assert_eq!(rig.snapshot(), before, "files not restored:\n{log}");
+    assert!(!rig.state.exists(), "state directory left behind:\n{log}");
+
+    // An upgrade from `keep` to `disable` (and a changed DHCP range) that fails when networkd reloads.
+    let rig = Rig::with_profile(&replaces_default("keep"));
+    set_network(&rig, "default", Some((true, true)));
+    ok(&rig.run("install.sh", &args, None));
+    let upgrade = rig.bundle.parent().unwrap().join("upgrade");
+    let text = replaces_default("disable").replace("end: 192.168.122.254", "end: 192.168.122.200");
+    let model = vnetgen::check(text.as_bytes()).model.unwrap();
+    vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap().write_to(&upgrade, false).unwrap();
+    let log = fails(&rig, &upgrade, "networkctl reload");
+    assert!(rig.calls().contains("virsh -q net-destroy default"), "the failure came before the stop:\n{log}");
+    assert_eq!(network(&rig, "default"), Some((true, true)), "not put back:\n{log}");
+    assert!(!rig.state.join("libvirt/default.stopped").exists(), "the failed run's note stayed:\n{log}");
+
+    // The upgrade goes through; then one back to `keep` puts the network back by itself.
+    ok(&rig.run_bundle(&upgrade, "install.sh", &args, None));
+    assert_eq!(network(&rig, "default"), Some((false, false)));
+    let text = ok(&rig.run("install.sh", &args, None));
+    assert!(text.contains("an earlier bundle of this profile stopped libvirt network default"), "{text}");
+    assert_eq!(network(&rig, "default"), Some((true, true)), "not put back:\n{text}");
+    assert!(!rig.state.join("libvirt/default.stopped").exists(), "{text}");
+    ok(&rig.run("uninstall.sh", &[], None));
+    assert_eq!(network(&rig, "default"), Some((true, true)));
 }

@@ -326,37 +326,66 @@ fn preflight_warns_of_a_link_file_that_would_match_the_bridge_by_its_mac() {
 
 /// libvirt's autostarted `default` network (its XML as libvirt writes it) owns virbr0 on
 /// 192.168.122.0/24: a profile whose custom network takes bridge virbr0 (seed 001's laptop) or
-/// overlaps that subnet hears about it; its own networks (same name) do not count. `virsh` is a
-/// stand-in printing what libvirt prints: the detection is under test, not libvirt.
+/// overlaps that subnet is refused while it runs or autostarts, warned once it does neither; its
+/// own networks (same name) and those an earlier install created do not count, nor does `default`
+/// when the profile has install.sh stop it (`libvirt-default-network: disable`). `virsh` is a stand-in printing what libvirt prints:
+/// the detection is under test, not libvirt.
 #[test]
-fn preflight_warns_of_a_libvirt_network_that_owns_the_bridge_or_the_subnet() {
+fn preflight_refuses_a_running_libvirt_network_that_owns_the_bridge_or_the_subnet() {
     let tmp = TempDir::new("preflight-libvirt");
     let script = preflight_of("laptop-wifi", &tmp);
+    let disabled = tmp.path().join("disabled");
+    let text = vnetgen::builtin::get("laptop-wifi")
+        .unwrap()
+        .replace("  firewall: nftables\n", "  firewall: nftables\n  libvirt-default-network: disable\n");
+    let model = vnetgen::check(text.as_bytes()).model.unwrap();
+    vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap().write_to(&disabled, false).unwrap();
     let bin = tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let virsh = bin.join("virsh");
-    let stub = |default_xml: &str| {
+    let state = tmp.path().join("state");
+    let stub = |default_xml: &str, running: &str| {
         format!(
             "#!/bin/bash\ncase \"$*\" in\n'-q net-list --all --name') printf 'default\\nvmnet\\n' ;;\n\
+             '-q net-info default') printf 'Active:         {running}\\nAutostart:      {running}\\n' ;;\n\
              'net-dumpxml default') cat <<'XML'\n{default_xml}\nXML\n;;\n\
              'net-dumpxml vmnet') echo \"<network><name>vmnet</name><bridge name='virbr0'/></network>\" ;;\n\
              *) exit 1 ;;\nesac\n"
         )
     };
-    let run = |xml: &str| -> String {
-        std::fs::write(&virsh, stub(xml)).unwrap();
+    let run_script = |script: &str, xml: &str, running: &str| -> (Option<i32>, String) {
+        std::fs::write(&virsh, stub(xml, running)).unwrap();
         Command::new("chmod").arg("+x").arg(&virsh).status().unwrap();
         let out = Command::new("bash")
-            .arg(&script)
+            .arg(script)
             .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+            .env("VNETGEN_STATE_DIR", &state)
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("libvirt network")).collect()
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("libvirt network")).collect(),
+        )
     };
+    let run = |xml: &str| run_script(&script, xml, "yes").1;
     let default = "<network>\n  <name>default</name>\n  <forward mode='nat'/>\n  <bridge name='virbr0' stp='on' delay='0'/>\n  \
                    <ip address='192.168.122.1' netmask='255.255.255.0'>\n    <dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp>\n  </ip>\n</network>";
-    let out = run(default);
-    assert!(out.contains("preflight: warning: a libvirt network this profile does not define collides with it: libvirt network default owns bridge virbr0."), "{out}");
+    let (code, out) = run_script(&script, default, "yes");
+    assert_eq!(code, Some(1), "a running collision must stop install.sh: {out}");
+    assert!(out.contains("preflight: fatal: a running or autostarted libvirt network this profile does not define collides with it: libvirt network default owns bridge virbr0."), "{out}");
+    assert!(out.contains("\"libvirt-default-network: disable\""), "the remedy names the key: {out}");
+    // Stopped and not autostarted: a warning only (the exit status is that of the host's other findings).
+    let (_, out) = run_script(&script, default, "no");
+    assert!(!out.contains("fatal"), "{out}");
+    assert!(out.contains("preflight: warning: a stopped libvirt network this profile does not define would collide with it once started: libvirt network default owns bridge virbr0."), "{out}");
+    // An earlier install of the profile created it (an upgrade removes it): no finding.
+    std::fs::create_dir_all(state.join("libvirt")).unwrap();
+    std::fs::write(state.join("libvirt/default.created"), "").unwrap();
+    assert_eq!(run(default), "", "an earlier install's network is reported");
+    std::fs::remove_dir_all(&state).unwrap();
+    // With `libvirt-default-network: disable`, install.sh stops it: no finding.
+    let disabled = disabled.join("preflight.sh").display().to_string();
+    assert_eq!(run_script(&disabled, default, "yes").1, "", "a network install.sh stops is reported");
     // On another bridge but the laptop's subnet 10.10.0.0/24 inside its /16: the overlap.
     let out = run(&default
         .replace("virbr0", "virbr9")

@@ -99,6 +99,7 @@ struct HostSpec {
     zone: Option<String>,
     renderer: Option<&'static str>,
     nm_controlled: Option<bool>,
+    libvirt_default: Option<&'static str>,
     uplinks: Vec<UpSpec>,
 }
 
@@ -231,6 +232,13 @@ impl Gen<'_> {
         for _ in 0..count {
             self.add_network();
         }
+        // `disable` only where no network of the profile is named `default` (a fault otherwise).
+        let own_default = self.spec.nets.iter().any(|n| n.name == "default");
+        self.spec.host.libvirt_default = match self.rng.below(10) {
+            0 | 1 => Some("keep"),
+            2..=4 if !own_default => Some("disable"),
+            _ => None,
+        };
         if self.rng.percent(60) {
             self.spec.guest = Some(self.guest());
         }

@@ -219,6 +219,34 @@ undefine_network() {
 	run rm -f "$STATE_DIR/libvirt/$name.created" "$STATE_DIR/libvirt/$name.orig.xml" "$STATE_DIR/libvirt/$name.orig.state" "$STATE_DIR/libvirt/$name.sha256"
 }
 
+# restore_stopped_network NAME: put back what stop_network noted: the network's autostart on and
+# the network started, where they were before install.sh first stopped it. A network undefined
+# since stays so.
+restore_stopped_network() {
+	local name=$1 note="$STATE_DIR/libvirt/$1.stopped" info
+	if [ ! -e "$note" ]; then return 0; fi
+	if info=$(virsh -q net-info "$name" 2>/dev/null); then
+		if grep -qx autostart "$note" && ! grep -E '^Autostart: +yes' <<<"$info" >/dev/null; then
+			run virsh -q net-autostart "$name"
+			if [ "$DRY_RUN" = 0 ]; then say "turned the autostart of libvirt network $name back on"; fi
+		fi
+		if grep -qx active "$note" && ! grep -E '^Active: +yes' <<<"$info" >/dev/null; then
+			run virsh -q net-start "$name"
+			if [ "$DRY_RUN" = 0 ]; then say "started libvirt network $name again"; fi
+		fi
+	else
+		say "libvirt network $name is no longer defined: nothing to put back"
+	fi
+	run rm -f "$note"
+}
+
+# stopped_networks: the libvirt networks install.sh stopped, as the state directory notes them.
+stopped_networks() {
+	if [ -d "$STATE_DIR/libvirt" ]; then
+		find "$STATE_DIR/libvirt" -maxdepth 1 -type f -name '*.stopped' | sed 's|.*/||; s/\.stopped$//' | sort
+	fi
+}
+
 # save_sysctls KEY...: note each kernel setting's running value before install.sh first changes
 # it ($STATE_DIR/sysctl.orig, `KEY=VALUE` lines), so that uninstall.sh can put it back.
 save_sysctls() {
@@ -295,7 +323,11 @@ RESUME=0
 FIRST=0
 OWNED_UNITS=()
 OWNED_BRIDGES=(br0)
+# The libvirt networks not this bundle's that it stops (libvirt's `default`).
+STOPS=()
 APPLIED=()
+# The libvirt networks this run stopped first (stop_network): a failed run starts them again.
+STOPPED_NOW=()
 
 # changed PATH...: true if this run installed any of the given host files.
 changed() {
@@ -510,6 +542,35 @@ define_network() {
 	fi
 }
 
+# stop_network NAME: stop a libvirt network that is not this bundle's and turn its autostart off
+# (libvirt's `default`, with `libvirt-default-network: disable`), noting first whether it ran and
+# whether it autostarted ($STATE_DIR/libvirt/NAME.stopped: `autostart`, `active` lines), once: a
+# rerun or an upgrade keeps the note of the first install, which uninstall.sh puts back. A network
+# that is not defined is left alone.
+stop_network() {
+	local name=$1 note="$STATE_DIR/libvirt/$1.stopped" info active=0 autostart=0
+	info=$(virsh -q net-info "$name" 2>/dev/null) || return 0
+	if grep -E '^Active: +yes' <<<"$info" >/dev/null; then active=1; fi
+	if grep -E '^Autostart: +yes' <<<"$info" >/dev/null; then autostart=1; fi
+	if [ "$DRY_RUN" = 0 ] && [ ! -e "$note" ]; then
+		mkdir -p "$STATE_DIR/libvirt"
+		{
+			if [ "$autostart" = 1 ]; then echo autostart; fi
+			if [ "$active" = 1 ]; then echo active; fi
+		} >"$note.partial"
+		mv -f "$note.partial" "$note"
+		STOPPED_NOW+=("$name")
+	fi
+	if [ "$active" = 1 ]; then
+		run virsh -q net-destroy "$name"
+		if [ "$DRY_RUN" = 0 ]; then ANY_CHANGED=1; say "stopped libvirt network $name"; fi
+	fi
+	if [ "$autostart" = 1 ]; then
+		run virsh -q net-autostart --disable "$name"
+		if [ "$DRY_RUN" = 0 ]; then ANY_CHANGED=1; say "turned the autostart of libvirt network $name off"; fi
+	fi
+}
+
 usage() { sed -n '6,13p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -563,8 +624,8 @@ if [ "$PREFLIGHT" = 1 ] && ! "$BUNDLE_DIR/preflight.sh"; then
 fi
 
 rollback() {
-	local status=$? rel
-	if [ "$status" != 0 ] && [ "$DRY_RUN" = 0 ] && [ -n "${APPLIED[*]:-}" ]; then
+	local status=$? rel net
+	if [ "$status" != 0 ] && [ "$DRY_RUN" = 0 ] && { [ -n "${APPLIED[*]:-}" ] || [ -n "${STOPPED_NOW[*]:-}" ]; }; then
 		say "a step failed (exit $status): restoring the files this run installed"
 		FORCE=1
 		for rel in "${APPLIED[@]}"; do restore_file "$rel"; done
@@ -579,6 +640,12 @@ rollback() {
 			# kernel settings, libvirt networks) goes too, as uninstall.sh undoes it.
 			say "undoing what this run applied (units, firewall rules, kernel settings, libvirt networks): running uninstall.sh"
 			"$BUNDLE_DIR/uninstall.sh" --force || say "uninstall.sh did not finish: see above"
+		else
+			# A later run (an upgrade) that stopped a libvirt network first: it runs again (uninstall.sh
+			# does that above).
+			for net in "${STOPPED_NOW[@]}"; do
+				restore_stopped_network "$net" || say "could not put back libvirt network $net: uninstall.sh tries again"
+			done
 		fi
 	fi
 	exit "$status"
@@ -636,7 +703,7 @@ if [ "$DRY_RUN" = 0 ]; then
 fi
 # 1 if no earlier run of this profile's bundles left anything behind: a failure then undoes
 # everything this run did (files and running state) with uninstall.sh.
-if [ -z "$(tracked_files)" ] && [ -z "$(tracked_networks)" ]; then FIRST=1; fi
+if [ -z "$(tracked_files)" ] && [ -z "$(tracked_networks)" ] && [ -z "$(stopped_networks)" ]; then FIRST=1; fi
 
 # 0. An upgrade: what an earlier bundle of this profile installed and this one does not — its
 # files put back (the host's own originals, backed up by the first install, stay the backups of
@@ -668,6 +735,14 @@ if [ -d "$STATE_DIR" ]; then
 			run ip link delete dev "$br" || say "could not remove bridge $br"
 		fi
 	done <<<"$(cat "$STATE_DIR/bridges" 2>/dev/null)"
+	# The libvirt networks it stopped (libvirt's `default`) and this one does not: once its bridges
+	# are gone, as they were before the first install.
+	while IFS= read -r net; do
+		if [ -n "$net" ] && ! printf '%s\n' "${STOPS[@]}" | grep -qxF -- "$net"; then
+			say "an earlier bundle of this profile stopped libvirt network $net; this one does not: putting it back"
+			restore_stopped_network "$net" || say "could not put back libvirt network $net: uninstall.sh tries again"
+		fi
+	done <<<"$(stopped_networks)"
 	# This bundle's units and bridges, for the next upgrade (and its preflight: their routes
 	# are its own).
 	if [ "$DRY_RUN" = 0 ]; then

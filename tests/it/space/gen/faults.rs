@@ -2,7 +2,8 @@
 //! interface `x-dummy`, a bridge named like another's NetworkManager port connection, two
 //! networks on one bridge, names of 15 and 16 bytes, names equal up to `.`/`_`/`-`), overlapping
 //! subnets, gateways and DHCP ranges out of place, forwards that clash, keys for another stack,
-//! structural YAML errors. Some are still valid profiles on some stacks; `vnetgen check` decides.
+//! libvirt's `default` network disabled next to the profile's own, structural YAML errors. Some are
+//! still valid profiles on some stacks; `vnetgen check` decides.
 
 use super::{mac, Edit, FwdSpec, Gen, GuestSpec, NetSpec, RangeSpec, UpAddr, UpSpec, V4Spec, V6Spec};
 use std::net::Ipv4Addr;
@@ -35,6 +36,7 @@ pub enum Fault {
     BadForward,
     StackNotOnDistro,
     KeyForOtherStack,
+    DisableOwnDefault,
     BadRelease,
     BadMac,
     UnknownUplink,
@@ -74,6 +76,7 @@ pub(super) const FAULTS: &[Fault] = &[
     Fault::BadForward,
     Fault::StackNotOnDistro,
     Fault::KeyForOtherStack,
+    Fault::DisableOwnDefault,
     Fault::BadRelease,
     Fault::BadMac,
     Fault::UnknownUplink,
@@ -111,6 +114,7 @@ impl Gen<'_> {
             Fault::BadForward => self.bad_forward(),
             Fault::StackNotOnDistro => self.stack_not_on_distro(),
             Fault::KeyForOtherStack => self.key_for_other_stack(),
+            Fault::DisableOwnDefault => self.disable_own_default(),
             Fault::BadRelease => self.spec.host.release = Some(self.rng.pick(BAD_RELEASES).to_string()),
             Fault::BadMac => self.bad_mac(),
             Fault::UnknownUplink => self.net_mut().uplink = Some("nope0".to_string()),
@@ -480,6 +484,14 @@ impl Gen<'_> {
             2 => h.zone = Some("public".into()),
             3 => h.zone = Some(self.rng.pick(&["a-zone-name-longer-than-17", "bad zone", ""]).into()),
             _ => (h.distro, h.release, h.stack, h.nm_controlled) = ("rhel", Some("9".into()), "ifcfg", Some(false)),
+        }
+    }
+
+    /// `libvirt-default-network: disable` next to a network of the profile named `default`.
+    fn disable_own_default(&mut self) {
+        self.spec.host.libvirt_default = Some("disable");
+        if !self.spec.nets.iter().any(|n| n.name == "default") {
+            self.net_mut().name = "default".to_string();
         }
     }
 

@@ -35,6 +35,7 @@ pub(super) fn write(s: &Spec) -> String {
     opt(&mut out, 2, "firewalld-zone", h.zone.as_deref().map(q));
     opt(&mut out, 2, "netplan-renderer", h.renderer.map(String::from));
     opt(&mut out, 2, "ifcfg-nm-controlled", h.nm_controlled.map(|b| b.to_string()));
+    opt(&mut out, 2, "libvirt-default-network", h.libvirt_default.map(String::from));
     out.push_str("  uplinks:\n");
     for u in &h.uplinks {
         write_uplink(&mut out, u);
