@@ -41,6 +41,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("networkmanager/dispatcher.sh.tera", include_str!("../templates/networkmanager/dispatcher.sh.tera")),
     ("networkmanager/nmcli.sh.tera", include_str!("../templates/networkmanager/nmcli.sh.tera")),
     ("nftables/nftables-dropin.conf.tera", include_str!("../templates/nftables/nftables-dropin.conf.tera")),
+    (
+        "nftables/vnetgen-libvirt-refresh.service.tera",
+        include_str!("../templates/nftables/vnetgen-libvirt-refresh.service.tera"),
+    ),
     ("nftables/vnetgen-nftables.service.tera", include_str!("../templates/nftables/vnetgen-nftables.service.tera")),
     ("nftables/vnetgen.nft.tera", include_str!("../templates/nftables/vnetgen.nft.tera")),
     ("sysctl/bridge.conf.tera", include_str!("../templates/sysctl/bridge.conf.tera")),

@@ -14,6 +14,8 @@ use serde::Serialize;
 pub const RULES: &str = "etc/vnetgen/nftables.nft";
 pub const UNIT: &str = "etc/systemd/system/vnetgen-nftables.service";
 pub const DROPIN: &str = "etc/systemd/system/nftables.service.d/50-vnetgen.conf";
+/// Restarts libvirt's network daemon and runs the forwards' hook again after a flush.
+pub const REFRESH: &str = "etc/systemd/system/vnetgen-libvirt-refresh.service";
 
 #[derive(Serialize)]
 struct Chain {
@@ -40,7 +42,15 @@ struct DropinCtx {
     /// The nft binary (the distribution's path).
     nft: String,
     restart_vnetgen: bool,
-    reload_libvirt: bool,
+    refresh_libvirt: bool,
+}
+
+#[derive(Serialize)]
+struct RefreshCtx {
+    header: String,
+    /// The bundle has the network hook for forwards into libvirt's NAT networks.
+    hook: bool,
+    hook_path: &'static str,
 }
 
 /// `"virbr0"`: interface names are validated (`A-Za-z0-9_.-`), so double quotes are enough.
@@ -73,14 +83,25 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             header: header(p, "put vnetgen's and libvirt's tables back after nftables.service flushes the ruleset"),
             nft: p.host.sbin("nft"),
             restart_vnetgen: !custom.is_empty(),
-            reload_libvirt: libvirt_rules,
+            refresh_libvirt: libvirt_rules,
         },
     )?;
     plan.host_file(DROPIN, 0o644, dropin);
+    if libvirt_rules {
+        let refresh = t.render(
+            "nftables/vnetgen-libvirt-refresh.service.tera",
+            &RefreshCtx {
+                header: header(p, "libvirt's rules and the forwards' hook back after nftables.service flushes"),
+                hook: p.networks.iter().any(|n| n.mode == Mode::Nat && !n.forwards.is_empty()),
+                hook_path: super::libvirt::HOOK,
+            },
+        )?;
+        plan.host_file(REFRESH, 0o644, refresh);
+    }
     plan.require("nft", "nftables");
     plan.step(
         "Let systemd see the new and changed units.",
-        &[UNIT, DROPIN],
+        &[UNIT, DROPIN, REFRESH],
         vec!["run systemctl daemon-reload".into()],
     );
     if !custom.is_empty() {

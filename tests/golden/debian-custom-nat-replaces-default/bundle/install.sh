@@ -768,7 +768,7 @@ if changed etc/systemd/network/10-vnetgen-virbr0.netdev etc/systemd/network/10-v
 fi
 
 # Let systemd see the new and changed units.
-if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
+if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service; then
 	run systemctl daemon-reload
 fi
 

@@ -275,7 +275,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf etc/libvirt/network.conf)
+OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/nftables.conf etc/libvirt/network.conf)
 OWNED_NETWORKS=(default)
 owned() {
 	local f
@@ -335,6 +335,7 @@ attempt 'Remove libvirt network default (or restore the definition it replaced).
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/libvirt/network.conf
 attempt 'put back' restore_file etc/nftables.conf
+attempt 'put back' restore_file etc/systemd/system/vnetgen-libvirt-refresh.service
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 while IFS= read -r rel; do
 	if [ -n "$rel" ]; then attempt 'put back' restore_file "$rel"; fi

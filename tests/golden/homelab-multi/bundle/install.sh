@@ -280,7 +280,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/nftables.conf)
 OWNED_NETWORKS=(wired wireless)
 owned() {
 	local f
@@ -744,6 +744,7 @@ install_file etc/udev/rules.d/99-vnetgen-bridge.rules 0644
 install_file etc/NetworkManager/system-connections/vnetgen-br0.nmconnection 0600
 install_file etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection 0600
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
+install_file etc/systemd/system/vnetgen-libvirt-refresh.service 0644
 if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "$ROOT/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "$ROOT/etc/nftables.conf"; then edit_file etc/nftables.conf end keep; fi
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
@@ -769,7 +770,7 @@ if changed etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/Ne
 fi
 
 # Let systemd see the new and changed units.
-if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
+if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service; then
 	run systemctl daemon-reload
 fi
 

@@ -275,7 +275,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/NetworkManager/system-connections/vnetgen-br0.nmconnection etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/nftables.conf)
 OWNED_NETWORKS=(wired wireless)
 owned() {
 	local f
@@ -346,6 +346,7 @@ attempt 'Remove libvirt network wireless (or restore the definition it replaced)
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/nftables.conf
+attempt 'put back' restore_file etc/systemd/system/vnetgen-libvirt-refresh.service
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-br0-port-enp3s0.nmconnection
 attempt 'put back' restore_file etc/NetworkManager/system-connections/vnetgen-br0.nmconnection

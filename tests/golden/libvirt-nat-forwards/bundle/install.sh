@@ -280,7 +280,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/libvirt/hooks/network.d/50-vnetgen-forwards etc/nftables.conf)
+OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/libvirt/hooks/network.d/50-vnetgen-forwards etc/nftables.conf)
 OWNED_NETWORKS=(default)
 owned() {
 	local f
@@ -736,6 +736,7 @@ fi
 
 # 1. Files, each at its target path.
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
+install_file etc/systemd/system/vnetgen-libvirt-refresh.service 0644
 install_file etc/libvirt/hooks/network.d/50-vnetgen-forwards 0755
 if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "$ROOT/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "$ROOT/etc/nftables.conf"; then edit_file etc/nftables.conf end keep; fi
 
@@ -744,7 +745,7 @@ if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_
 # 2. Apply.
 
 # Let systemd see the new and changed units.
-if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
+if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service; then
 	run systemctl daemon-reload
 fi
 

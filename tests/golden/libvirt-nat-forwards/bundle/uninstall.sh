@@ -275,7 +275,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/libvirt/hooks/network.d/50-vnetgen-forwards etc/nftables.conf)
+OWNED=(etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/libvirt/hooks/network.d/50-vnetgen-forwards etc/nftables.conf)
 OWNED_NETWORKS=(default)
 owned() {
 	local f
@@ -341,6 +341,7 @@ attempt 'Remove the port forwards of network default.' undo_2
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/nftables.conf
 attempt 'put back' restore_file etc/libvirt/hooks/network.d/50-vnetgen-forwards
+attempt 'put back' restore_file etc/systemd/system/vnetgen-libvirt-refresh.service
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 while IFS= read -r rel; do
 	if [ -n "$rel" ]; then attempt 'put back' restore_file "$rel"; fi

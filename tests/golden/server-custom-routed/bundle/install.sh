@@ -777,7 +777,7 @@ if changed etc/vnetgen/dnsmasq/virbr10.conf etc/systemd/system/vnetgen-dnsmasq@.
 fi
 
 # Let systemd see the new and changed units.
-if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
+if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service; then
 	run systemctl daemon-reload
 fi
 

@@ -280,7 +280,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/systemd/network/10-vnetgen-enp1s0.network etc/systemd/network/10-vnetgen-br0.netdev etc/systemd/network/10-vnetgen-br0.network etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/network/10-vnetgen-virbr11.netdev etc/systemd/network/10-vnetgen-virbr11.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/systemd/network/10-vnetgen-enp1s0.network etc/systemd/network/10-vnetgen-br0.netdev etc/systemd/network/10-vnetgen-br0.network etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/network/10-vnetgen-virbr11.netdev etc/systemd/network/10-vnetgen-virbr11.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/nftables.conf)
 OWNED_NETWORKS=(lan default routed isolated cnat croute)
 owned() {
 	local f
@@ -754,6 +754,7 @@ install_file etc/vnetgen/dnsmasq/virbr11.conf 0644
 install_file etc/vnetgen/nftables.nft 0644
 install_file etc/systemd/system/vnetgen-nftables.service 0644
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
+install_file etc/systemd/system/vnetgen-libvirt-refresh.service 0644
 if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "$ROOT/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "$ROOT/etc/nftables.conf"; then edit_file etc/nftables.conf end keep; fi
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
@@ -794,7 +795,7 @@ if changed etc/vnetgen/dnsmasq/virbr11.conf etc/systemd/system/vnetgen-dnsmasq@.
 fi
 
 # Let systemd see the new and changed units.
-if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
+if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service; then
 	run systemctl daemon-reload
 fi
 

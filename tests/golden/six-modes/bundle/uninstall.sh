@@ -275,7 +275,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/systemd/network/10-vnetgen-enp1s0.network etc/systemd/network/10-vnetgen-br0.netdev etc/systemd/network/10-vnetgen-br0.network etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/network/10-vnetgen-virbr11.netdev etc/systemd/network/10-vnetgen-virbr11.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf)
+OWNED=(etc/sysctl.d/60-vnetgen.conf etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/systemd/network/10-vnetgen-enp1s0.network etc/systemd/network/10-vnetgen-br0.netdev etc/systemd/network/10-vnetgen-br0.network etc/systemd/network/10-vnetgen-virbr10.netdev etc/systemd/network/10-vnetgen-virbr10.network etc/systemd/network/10-vnetgen-virbr11.netdev etc/systemd/network/10-vnetgen-virbr11.network etc/systemd/system/vnetgen-dnsmasq@.service etc/vnetgen/dnsmasq/virbr11.conf etc/vnetgen/nftables.nft etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/nftables.conf)
 OWNED_NETWORKS=(lan default routed isolated cnat croute)
 owned() {
 	local f
@@ -376,6 +376,7 @@ attempt 'Remove libvirt network croute (or restore the definition it replaced).'
 
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/nftables.conf
+attempt 'put back' restore_file etc/systemd/system/vnetgen-libvirt-refresh.service
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/systemd/system/vnetgen-nftables.service
 attempt 'put back' restore_file etc/vnetgen/nftables.nft

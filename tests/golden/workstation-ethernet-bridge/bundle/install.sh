@@ -280,7 +280,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf etc/network/interfaces)
+OWNED=(etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/nftables.conf etc/network/interfaces)
 OWNED_NETWORKS=(lan default)
 owned() {
 	local f
@@ -742,6 +742,7 @@ install_file etc/sysctl.d/61-vnetgen-bridge.conf 0644
 install_file etc/udev/rules.d/99-vnetgen-bridge.rules 0644
 install_file etc/network/interfaces.d/vnetgen-br0 0644
 install_file etc/systemd/system/nftables.service.d/50-vnetgen.conf 0644
+install_file etc/systemd/system/vnetgen-libvirt-refresh.service 0644
 if grep -Eqs '^[[:space:]]*table[[:space:]]+inet[[:space:]]+filter([[:space:]]|$)' "$ROOT/etc/nftables.conf" && grep -Eqs 'policy[[:space:]]+drop' "$ROOT/etc/nftables.conf"; then edit_file etc/nftables.conf end keep; fi
 
 if [ "$GUARD" = 1 ] && [ "$DRY_RUN" = 0 ] && [ "$ANY_CHANGED" = 1 ]; then guard_start; fi
@@ -799,7 +800,7 @@ if changed etc/network/interfaces.d/vnetgen-br0; then
 fi
 
 # Let systemd see the new and changed units.
-if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf; then
+if changed etc/systemd/system/vnetgen-nftables.service etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service; then
 	run systemctl daemon-reload
 fi
 

@@ -275,7 +275,7 @@ tracked_networks() {
 }
 
 # owned PATH: true if PATH is one of this bundle's host files (installed, edited or tracked).
-OWNED=(etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/nftables.conf etc/network/interfaces)
+OWNED=(etc/sysctl.d/61-vnetgen-bridge.conf etc/udev/rules.d/99-vnetgen-bridge.rules etc/network/interfaces.d/vnetgen-br0 etc/systemd/system/nftables.service.d/50-vnetgen.conf etc/systemd/system/vnetgen-libvirt-refresh.service etc/nftables.conf etc/network/interfaces)
 OWNED_NETWORKS=(lan default)
 owned() {
 	local f
@@ -348,6 +348,7 @@ attempt 'Remove libvirt network default (or restore the definition it replaced).
 # Put back every file: this bundle's, then any other the state records (an earlier bundle's).
 attempt 'put back' restore_file etc/network/interfaces
 attempt 'put back' restore_file etc/nftables.conf
+attempt 'put back' restore_file etc/systemd/system/vnetgen-libvirt-refresh.service
 attempt 'put back' restore_file etc/systemd/system/nftables.service.d/50-vnetgen.conf
 attempt 'put back' restore_file etc/network/interfaces.d/vnetgen-br0
 attempt 'put back' restore_file etc/udev/rules.d/99-vnetgen-bridge.rules

@@ -168,15 +168,38 @@ host_rules() {
 	fi
 }
 
+# settle: wait (bounded) until what a reload queued for libvirt has run, as an admin would before
+# trying again: the jobs of libvirt's daemons (a reload that a drop-in queues with --no-block),
+# then, while libvirt runs active networks, its own rules (libvirt 10.4+'s nftables table, or its
+# iptables chain) — never the bundle's, which the checks after the reload are there to find.
+settle() {
+	local _
+	for _ in $(seq 1 120); do
+		systemctl list-jobs --no-legend 2>/dev/null | grep -qE 'virtnetworkd|libvirtd' || break
+		sleep 0.5
+	done
+	systemctl -q is-active virtnetworkd.service libvirtd.service 2>/dev/null || return 0
+	if timeout 30 virsh -q net-list --name 2>/dev/null | grep -q .; then
+		for _ in $(seq 1 120); do
+			nft list table ip libvirt_network >/dev/null 2>&1 && break
+			iptables -w -S LIBVIRT_FWI >/dev/null 2>&1 && break
+			sleep 0.5
+		done
+	fi
+}
+
 # reload NAME: reload the host's firewall as its admin would; print `rc=RC` and the last line.
 reload() {
 	local out rc
 	case "$1" in
 	netfilter-persistent) out=$(netfilter-persistent reload 2>&1) ;;
 	nftables) out=$(systemctl reload nftables.service 2>&1) ;;
+	firewalld) out=$(firewall-cmd --reload 2>&1) ;;
+	ufw) out=$(ufw reload 2>&1) ;;
 	*) echo "rc=2 unknown reload $1"; return ;;
 	esac
 	rc=$?
+	settle
 	echo "rc=$rc $(printf '%s' "$out" | tail -n 1)" | sed 's/ $//'
 }
 

@@ -61,13 +61,18 @@ pub fn default_units(model: &vnetgen::model::Profile) -> Vec<&'static str> {
 pub enum LivedIn {
     /// The distribution's own firewall, enabled as its admin leaves it: for the iptables backend
     /// Debian's iptables-persistent files with an SSH-only policy (INPUT and FORWARD DROP, v4
-    /// and v6), the equivalent of RHEL's stock /etc/sysconfig/iptables.
+    /// and v6), the equivalent of RHEL's stock /etc/sysconfig/iptables; for nftables Arch's
+    /// packaged /etc/nftables.conf; for firewalld its packaged defaults.
     StockFirewall,
     /// What Docker 27's daemon does to the firewall at every start (iptables backend, IPv6 on):
     /// docker0, its chains and jumps, FORWARD DROP in iptables and ip6tables, its masquerade.
     Docker,
     /// fail2ban's chain for sshd with a ban, jumped to first from INPUT.
     Fail2ban,
+    /// nftables.service enabled with Debian's packaged /etc/nftables.conf (`flush ruleset`, an
+    /// accepting table inet filter), as an admin who keeps rules there has it: every start or
+    /// reload of the service takes every table first.
+    NftablesService,
 }
 
 /// What the host's agent does on its first boot besides `install.sh --yes`.
@@ -254,9 +259,15 @@ fn lived_in(model: &vnetgen::model::Profile, what: &[LivedIn]) -> Result<(Files,
                 ));
                 own.push("etc/nftables.conf".to_string());
             }
+            LivedIn::StockFirewall if model.host.firewall == Firewall::Firewalld => {
+                // firewalld's defaults as its package leaves them (default zone public: SSH and
+                // DHCPv6 client in, everything else rejected), running at boot in the image: its
+                // configuration file is the host's own.
+                own.push("etc/firewalld/firewalld.conf".to_string());
+            }
             LivedIn::StockFirewall => {
                 if model.host.firewall != Firewall::Iptables {
-                    bail!("lived-in: stock-firewall is staged for the iptables and nftables backends only so far");
+                    bail!("lived-in: stock-firewall is staged for the iptables, nftables and firewalld backends only so far");
                 }
                 let rules = |icmp: &str| {
                     format!(
@@ -274,6 +285,13 @@ fn lived_in(model: &vnetgen::model::Profile, what: &[LivedIn]) -> Result<(Files,
                 files.extend(service("vt-docker", "Docker's firewall rules (iptables backend, IPv6)", DOCKER))
             }
             LivedIn::Fail2ban => files.extend(service("vt-fail2ban", "fail2ban's sshd chain with a ban", FAIL2BAN)),
+            LivedIn::NftablesService => {
+                files.push(symlink(
+                    "etc/systemd/system/sysinit.target.wants/nftables.service",
+                    "/lib/systemd/system/nftables.service",
+                ));
+                own.push("etc/nftables.conf".to_string());
+            }
         }
     }
     Ok((files, own))
@@ -287,7 +305,7 @@ fn service(name: &str, about: &str, script: &str) -> Files {
             format!("etc/systemd/system/{name}.service"),
             format!(
                 "[Unit]\nDescription=vnetgen vm-test: {about}\n\
-                 After=netfilter-persistent.service network-pre.target\n\n\
+                 After=netfilter-persistent.service nftables.service firewalld.service network-pre.target\n\n\
                  [Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/{name}\n\n\
                  [Install]\nWantedBy=multi-user.target\n"
             ),
