@@ -397,16 +397,26 @@ fn reasons(p: &Profile) -> Vec<Why> {
     if p.host.firewall == Firewall::Nftables {
         out.push(why(
             "Why nftables.service gets a drop-in",
-            "`/etc/nftables.conf` usually starts with `flush ruleset`, which deletes every table, \
-             libvirt's included, whenever nftables.service starts or reloads: `virsh net-start` then \
-             fails, or running guests silently lose their network. This bundle never \
-             flushes the ruleset: its rules live in their own table, `inet vnetgen`, replaced \
-             atomically, and a drop-in for nftables.service puts vnetgen's and libvirt's rules back \
-             after each flush, within the start or reload. A drop in any table is final, whatever another \
-             table accepts: where `/etc/nftables.conf` has a `table inet filter` that drops by policy (Arch's \
-             packaged firewall), install.sh puts accepts for the guests' bridges first in its input and \
-             forward chains (a marked block at the end of the file, which uninstall.sh removes) and reloads \
-             it; the rules of table inet vnetgen and libvirt's still reject what they reject.",
+            &format!(
+                "`/etc/nftables.conf` usually starts with `flush ruleset`, which deletes every table, \
+                 libvirt's included, whenever nftables.service starts or reloads: `virsh net-start` then \
+                 fails, or running guests silently lose their network. This bundle never \
+                 flushes the ruleset: its rules live in their own table, `inet vnetgen`, replaced \
+                 atomically, and a drop-in for nftables.service puts vnetgen's rules back after each flush, \
+                 within the start or reload{}. A drop in any table is final, whatever another \
+                 table accepts: where `/etc/nftables.conf` has a `table inet filter` that drops by policy (Arch's \
+                 packaged firewall), install.sh puts accepts for the guests' bridges first in its input and \
+                 forward chains (a marked block at the end of the file, which uninstall.sh removes) and reloads \
+                 it; the rules of table inet vnetgen and libvirt's still reject what they reject.",
+                if p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged) {
+                    ", and starts vnetgen-libvirt-refresh.service: it restarts libvirt's network daemon \
+                     (running guests are not touched; a reload of libvirt cannot re-create its own chains), \
+                     which re-creates libvirt's rules, and runs the bundle's libvirt network hook again for the \
+                     forwards (libvirt runs no hook when it re-creates its rules)"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
     if p.networks.iter().any(|n| n.mode == Mode::Nat && !n.forwards.is_empty()) {
