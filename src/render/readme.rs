@@ -130,7 +130,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         packages,
         steps,
         files,
-        why: reasons(p),
+        why: reasons(p).into_iter().chain(footprint(p, plan)).collect(),
         verify: verify(p),
         guest: format!(
             "{} guests on the {} stack, IPv6 {}{}",
@@ -209,6 +209,114 @@ fn guest_text(p: &Profile) -> Vec<String> {
         ));
     }
     out
+}
+
+/// What the bundle adds to the host's firewall, read from the files it installs (chains,
+/// tables, zones, marked blocks), and what it leaves alone.
+fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
+    let text = |path: &str| {
+        plan.bundle.files.get(&format!("host/{path}")).map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+    };
+    let mut adds = Vec::new();
+    // `*filter` / `:VNETGEN-INPUT - [0:0]` in an iptables-restore file: chains per table.
+    let restore_chains = |rules: &str| {
+        let mut out: Vec<String> = Vec::new();
+        let mut table = "";
+        for line in rules.lines() {
+            if let Some(t) = line.strip_prefix('*') {
+                table = t;
+            } else if let Some(c) = line.strip_prefix(':') {
+                if let Some(name) = c.split_whitespace().next() {
+                    out.push(format!("{name} ({table})"));
+                }
+            }
+        }
+        out
+    };
+    for (file, cmd) in [("etc/vnetgen/iptables.rules", "iptables"), ("etc/vnetgen/ip6tables.rules", "ip6tables")] {
+        if let Some(rules) = text(file) {
+            adds.push(format!(
+                "{cmd}: its own chains {}, each jumped to first from the built-in chain of its name (loaded with \
+                 `--noflush` by vnetgen-iptables.service; uninstall.sh deletes exactly those jumps and chains)",
+                restore_chains(&rules).join(", ")
+            ));
+        }
+    }
+    if let Some(nft) = text(super::nftables::RULES) {
+        let chains: Vec<&str> = nft
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("chain "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        adds.push(format!(
+            "nftables: its own table `inet vnetgen` (chains {}), replaced as a whole, never with `flush ruleset`",
+            chains.join(", ")
+        ));
+    }
+    // The firewall's own files (not e.g. libvirt's network.conf).
+    let firewall_file =
+        |t: &str| t.starts_with("etc/ufw/") || t == "etc/nftables.conf" || t.starts_with("etc/sysconfig/ip");
+    for e in plan.edits.iter().filter(|e| firewall_file(&e.target)) {
+        if let Some(block) = plan.bundle.files.get(&format!("edits/{}", e.target)) {
+            let chains: Vec<String> = String::from_utf8_lossy(&block.bytes)
+                .lines()
+                .filter_map(|l| l.strip_prefix(':').and_then(|c| c.split_whitespace().next()).map(str::to_string))
+                .collect();
+            let also = if chains.is_empty() { String::new() } else { format!(" (chains {})", chains.join(", ")) };
+            let when =
+                if e.only_if.is_some() { " where that file's own rules would drop the guests' traffic" } else { "" };
+            adds.push(format!(
+                "a marked block (`# BEGIN vnetgen` … `# END vnetgen`) in /{}{also}{when}, which uninstall.sh takes out \
+                 (the file comes back byte for byte)",
+                e.target
+            ));
+        }
+    }
+    if plan.tracked.iter().any(|t| t.starts_with("etc/ufw/user")) {
+        adds.push(
+            "UFW rules of its own, added with `ufw route allow` / `ufw allow` (uninstall.sh puts /etc/ufw/user.rules \
+             and user6.rules back)"
+                .to_string(),
+        );
+    }
+    let firewalld: Vec<String> = plan
+        .bundle
+        .files
+        .keys()
+        .filter_map(|k| k.strip_prefix("host/etc/firewalld/"))
+        .filter_map(|k| k.strip_suffix(".xml"))
+        .map(|k| k.replacen("zones/", "zone ", 1).replacen("policies/", "policy ", 1))
+        .collect();
+    if !firewalld.is_empty() {
+        adds.push(format!("firewalld: {}", firewalld.join(", ")));
+    }
+    if plan.bundle.files.contains_key(&format!("host/{}", super::libvirt::HOOK)) {
+        adds.push(
+            "libvirt's NAT networks with forwards: the hook's own nftables tables `ip vnetgen_fwd<N>` (DNAT) and one \
+             accept per forward first in libvirt's own chain (`guest_input` of `ip libvirt_network`, or LIBVIRT_FWI), \
+             put there when the network starts and taken out when it stops"
+                .to_string(),
+        );
+    }
+    if plan.bundle.files.contains_key(&format!("host/{}", super::nftables::DROPIN)) {
+        adds.push(
+            "a drop-in for nftables.service that puts vnetgen's and libvirt's rules back after it flushes".to_string(),
+        );
+    }
+    if adds.is_empty() {
+        return None;
+    }
+    Some(why(
+        "What the bundle adds to the firewall, and what it leaves alone",
+        &format!(
+            "It adds: {}. It leaves alone every other table, chain and rule — the host's own firewall and its \
+             rules files (/etc/iptables/rules.v4 and rules.v6, /etc/sysconfig/iptables, /etc/nftables.conf but \
+             for a marked block), Docker's, fail2ban's and libvirt's own rules — and never changes a policy; \
+             preflight.sh names what of theirs would defeat the bundle ({} firewall).",
+            adds.join("; "),
+            p.host.firewall.as_str()
+        ),
+    ))
 }
 
 fn reasons(p: &Profile) -> Vec<Why> {
