@@ -71,7 +71,8 @@ uninstall() {
 probe() {
 	local out rc
 	# shellcheck disable=SC2016 # $0 and $1 expand in the inner shell
-	out=$(timeout 4 bash -c 'exec 5<>"/dev/tcp/$0/$1" || exit 3; printf "GET / HTTP/1.0\r\n\r\n" >&5; timeout 2 cat <&5' "$1" "$2" 2>&1)
+	# TCG-sized: under load a bash and a first ARP exchange with a guest took more than 4 s.
+	out=$(timeout 10 bash -c 'exec 5<>"/dev/tcp/$0/$1" || exit 3; printf "GET / HTTP/1.0\r\n\r\n" >&5; timeout 4 cat <&5' "$1" "$2" 2>&1)
 	rc=$?
 	case "$rc:$out" in
 	124:*) echo timeout ;;
