@@ -517,10 +517,11 @@ fn reasons(p: &Profile) -> Vec<Why> {
                  forward chains (a marked block at the end of the file, which uninstall.sh removes) and reloads \
                  it; the rules of table inet vnetgen and libvirt's still reject what they reject.",
                 if p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged) {
-                    ", and starts vnetgen-libvirt-refresh.service: it restarts libvirt's network daemon \
+                    ", and queues vnetgen-libvirt-refresh.service: it restarts libvirt's network daemon \
                      (running guests are not touched; a reload of libvirt cannot re-create its own chains), \
                      which re-creates libvirt's rules, and runs the bundle's libvirt network hook again for the \
-                     forwards (libvirt runs no hook when it re-creates its rules)"
+                     forwards (libvirt runs no hook when it re-creates its rules); so libvirt's networks get \
+                     their rules back seconds after `systemctl reload nftables` returns, not within it"
                 } else {
                     ""
                 }

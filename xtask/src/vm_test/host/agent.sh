@@ -169,14 +169,15 @@ host_rules() {
 	fi
 }
 
-# settle: wait (bounded) until what a reload queued for libvirt has run, as an admin would before
-# trying again: the jobs of libvirt's daemons (a reload that a drop-in queues with --no-block),
+# settle: wait (bounded) until what a reload queued has run, as an admin would before trying
+# again: the jobs of libvirt's daemons and of vnetgen's units (what a drop-in queues with
+# --no-block: vnetgen-libvirt-refresh.service restarts libvirt and runs the forwards' hook),
 # then, while libvirt runs active networks, its own rules (libvirt 10.4+'s nftables table, or its
 # iptables chain) — never the bundle's, which the checks after the reload are there to find.
 settle() {
 	local _
 	for _ in $(seq 1 120); do
-		systemctl list-jobs --no-legend 2>/dev/null | grep -qE 'virtnetworkd|libvirtd' || break
+		systemctl list-jobs --no-legend 2>/dev/null | grep -qE 'virtnetworkd|libvirtd|vnetgen-' || break
 		sleep 0.5
 	done
 	systemctl -q is-active virtnetworkd.service libvirtd.service 2>/dev/null || return 0
