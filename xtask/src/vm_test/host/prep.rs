@@ -62,7 +62,8 @@ pub enum LivedIn {
     /// The distribution's own firewall, enabled as its admin leaves it: for the iptables backend
     /// Debian's iptables-persistent files with an SSH-only policy (INPUT and FORWARD DROP, v4
     /// and v6), the equivalent of RHEL's stock /etc/sysconfig/iptables; for nftables Arch's
-    /// packaged /etc/nftables.conf; for firewalld its packaged defaults.
+    /// packaged /etc/nftables.conf; for firewalld its packaged defaults; for UFW SSH allowed and
+    /// UFW enabled (it is installed inactive).
     StockFirewall,
     /// What Docker 27's daemon does to the firewall at every start (iptables backend, IPv6 on):
     /// docker0, its chains and jumps, FORWARD DROP in iptables and ip6tables, its masquerade.
@@ -265,10 +266,14 @@ fn lived_in(model: &vnetgen::model::Profile, what: &[LivedIn]) -> Result<(Files,
                 // configuration file is the host's own.
                 own.push("etc/firewalld/firewalld.conf".to_string());
             }
+            LivedIn::StockFirewall if model.host.firewall == Firewall::Ufw => {
+                // UFW as an Ubuntu admin leaves it: SSH allowed, then enabled (stock policies:
+                // deny incoming, deny routed). Once, before the agent records the host.
+                files.extend(service("vt-ufw", "UFW enabled with SSH allowed", UFW_ENABLE));
+                own.push("etc/ufw/ufw.conf".to_string());
+            }
             LivedIn::StockFirewall => {
-                if model.host.firewall != Firewall::Iptables {
-                    bail!("lived-in: stock-firewall is staged for the iptables, nftables and firewalld backends only so far");
-                }
+                // The iptables backend (the other three have their arms above).
                 let rules = |icmp: &str| {
                     format!(
                         "# The admin's firewall: SSH only.\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n\
@@ -349,6 +354,15 @@ done
 iptables -w -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
 iptables -w -t nat -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
 sysctl -qw net.ipv4.ip_forward=1
+"#;
+
+/// An admin's `ufw allow 22/tcp` and `ufw enable`, once (later boots: ufw.service loads it).
+const UFW_ENABLE: &str = r#"#!/bin/sh
+set -e
+if ! ufw status | grep -q '^Status: active'; then
+	ufw allow 22/tcp >/dev/null
+	ufw --force enable >/dev/null
+fi
 "#;
 
 /// fail2ban's iptables action for its sshd jail, with one banned address.
