@@ -267,7 +267,7 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
                 if e.only_if.is_some() { " where that file's own rules would drop the guests' traffic" } else { "" };
             adds.push(format!(
                 "a marked block (`# BEGIN vnetgen` … `# END vnetgen`) in /{}{also}{when}, which uninstall.sh takes out \
-                 (the file comes back byte for byte)",
+                 (the file comes back byte for byte unless it was changed since)",
                 e.target
             ));
         }
@@ -299,9 +299,14 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
         );
     }
     if plan.bundle.files.contains_key(&format!("host/{}", super::nftables::DROPIN)) {
-        adds.push(
-            "a drop-in for nftables.service that puts vnetgen's and libvirt's rules back after it flushes".to_string(),
-        );
+        let mut back = Vec::new();
+        if plan.bundle.files.contains_key(&format!("host/{}", super::nftables::RULES)) {
+            back.push("loads table inet vnetgen again");
+        }
+        if plan.bundle.files.contains_key(&format!("host/{}", super::nftables::REFRESH)) {
+            back.push("queues vnetgen-libvirt-refresh.service for libvirt's rules and the forwards");
+        }
+        adds.push(format!("a drop-in for nftables.service that {} after it flushes", back.join(" and ")));
     }
     if adds.is_empty() {
         return None;
@@ -309,12 +314,18 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
     Some(why(
         "What the bundle adds to the firewall, and what it leaves alone",
         &format!(
-            "It adds: {}. It leaves alone every other table, chain and rule — the host's own firewall and its \
-             rules files (/etc/iptables/rules.v4 and rules.v6, /etc/sysconfig/iptables, /etc/nftables.conf but \
-             for a marked block), Docker's, fail2ban's and libvirt's own rules — and never changes a policy; \
-             preflight.sh names what of theirs would defeat the bundle ({} firewall).",
+            "It adds: {}. It leaves alone every other table, chain and rule — {}, Docker's, fail2ban's and \
+             libvirt's own rules — and never changes a policy; preflight.sh names what of theirs would defeat \
+             the bundle.",
             adds.join("; "),
-            p.host.firewall.as_str()
+            match p.host.firewall {
+                Firewall::Nftables => "the host's own tables and /etc/nftables.conf's rules",
+                Firewall::Iptables => {
+                    "the host's own chains and rules files (/etc/iptables/rules.v4 and rules.v6, /etc/sysconfig/iptables)"
+                }
+                Firewall::Ufw => "UFW's own rules and policies (the admin's `ufw` rules stay as they are)",
+                Firewall::Firewalld => "firewalld's other zones and policies",
+            }
         ),
     ))
 }

@@ -53,6 +53,9 @@ pub fn run(flags: &Test) -> Result<()> {
             Ok((status, passed, failed, failures.lines))
         })?;
     let (status, mut passed, mut failed, mut failures) = status;
+    if !status.success() && failures.is_empty() {
+        failures.push(format!("cargo test exited with {status} (a build error, or a test binary that crashed)"));
+    }
     let mut phases = vec![("cargo tests", start.elapsed())];
     let mut runs = Vec::new();
     if vm {
@@ -91,9 +94,6 @@ pub fn run(flags: &Test) -> Result<()> {
     for f in &failures {
         println!("xtask: FAILED {f}");
     }
-    if !status.success() && failures.is_empty() {
-        println!("xtask: FAILED cargo test exited with {status} (a build error, or a test binary that crashed)");
-    }
     // The plain closing line CI reads: every cargo test binary and every VM scenario run.
     println!("total: {passed} passed, {failed} failed");
     anyhow::ensure!(status.success() && failed == 0, "the test suite failed");
@@ -120,7 +120,13 @@ impl Failures {
         if line.is_empty() && *kept == 0 {
             return;
         }
-        if line.starts_with("stack backtrace:") || line.starts_with("note: run with") || *kept >= 6 {
+        // The backtrace note comes with the first panic of a binary only: the list of
+        // failures ends the last block too.
+        if line.starts_with("stack backtrace:")
+            || line.starts_with("note: run with")
+            || line == "failures:"
+            || *kept >= 6
+        {
             self.reading = None;
             return;
         }
@@ -164,6 +170,17 @@ mod tests {
             f.read(line);
         }
         assert_eq!(f.lines, ["cargo test a::b", "  thread 'a::b' panicked at tests/it/a.rs:1:1:", "  no lease"]);
+    }
+
+    #[test]
+    fn a_later_panic_without_the_backtrace_note_ends_at_the_failures_list() {
+        let mut f = Failures::default();
+        for line in
+            ["---- a::c stdout ----", "", "thread 'a::c' panicked at x.rs:2:2:", "boom", "", "failures:", "    a::b"]
+        {
+            f.read(line);
+        }
+        assert_eq!(f.lines, ["cargo test a::c", "  thread 'a::c' panicked at x.rs:2:2:", "  boom", "  "]);
     }
 
     #[test]
