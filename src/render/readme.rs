@@ -304,7 +304,11 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
             back.push("loads table inet vnetgen again");
         }
         if plan.bundle.files.contains_key(&format!("host/{}", super::nftables::REFRESH)) {
-            back.push("queues vnetgen-libvirt-refresh.service for libvirt's rules and the forwards");
+            back.push(if plan.bundle.files.contains_key(&format!("host/{}", super::libvirt::HOOK)) {
+                "queues vnetgen-libvirt-refresh.service for libvirt's rules and the forwards"
+            } else {
+                "queues vnetgen-libvirt-refresh.service for libvirt's rules"
+            });
         }
         adds.push(format!("a drop-in for nftables.service that {} after it flushes", back.join(" and ")));
     }
