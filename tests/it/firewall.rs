@@ -534,17 +534,42 @@ fn libvirt_hook_forwards_pass_libvirts_nftables_reject() {
         std::fs::write(&f, libvirt).unwrap();
         sh(&["ip", "netns", "exec", h, nft.to_str().unwrap(), "-f", f.to_str().unwrap()]);
         let hook = bundle.join("host/etc/libvirt/hooks/network.d/50-vnetgen-forwards");
-        // Twice: a second start (libvirt restarts the network) replaces, never duplicates.
-        for run in ["first", "second"] {
+        let run_hook = |op: &str, run: &str| {
             let out = Command::new("ip")
                 .args(["netns", "exec", h, "bash"])
                 .arg(&hook)
-                .args([n.name.as_str(), "started", "begin", "-"])
+                .args([n.name.as_str(), op, "begin", "-"])
                 .stdin(Stdio::null())
                 .output()
                 .unwrap();
             assert!(out.status.success(), "the hook's {run} run failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
+        };
+        // The hook's exceptions in libvirt's chain.
+        let exceptions = || {
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    h,
+                    nft.to_str().unwrap(),
+                    "list",
+                    "chain",
+                    "ip",
+                    "libvirt_network",
+                    "guest_input",
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).matches("comment \"vnetgen\"").count()
+        };
+        // Twice: a second start (libvirt restarts the network) replaces, never duplicates; a
+        // stop takes out exactly what a start put in; then started again for the packets.
+        run_hook("started", "first");
+        run_hook("started", "second");
+        assert_eq!(exceptions(), n.forwards.len(), "one exception per forward in libvirt's chain, not more");
+        run_hook("stopped", "stopping");
+        assert_eq!(exceptions(), 0, "the stop left the hook's exceptions in libvirt's chain");
+        run_hook("started", "third");
     });
 }
 
