@@ -7,6 +7,10 @@
 # (02:00:00:00:01:00) moves into the network namespace `vtap` with the host VM's backhaul NIC
 # `vtap0` (cabled to the upstream segment); hostapd runs a WPA2 network there and bridges it to
 # the backhaul. The first radio is the host's own WiFi uplink, configured by the profile's stack.
+#
+# The unit is started (and the stack after it) only once the access point beacons: a
+# NetworkManager that starts first fails to find the network, and after four failures it stops
+# trying for five minutes (seen in CI: the host was not online before install.sh).
 set -eu
 modprobe mac80211_hwsim radios=2
 phy="" n=0
@@ -44,4 +48,13 @@ wlan=$(ip netns exec vtap iw dev | awk '$1 == "Interface" { print $2; exit }')
 	exit 1
 }
 sed "s/^interface=.*/interface=$wlan/" /etc/vt/hostapd.conf >/run/vt-hostapd.conf
-exec ip netns exec vtap hostapd /run/vt-hostapd.conf
+ip netns exec vtap hostapd -B -P /run/vt-hostapd.pid /run/vt-hostapd.conf
+n=0
+until ip netns exec vtap iw dev "$wlan" info 2>/dev/null | grep -q '^[[:space:]]*ssid '; do
+	n=$((n + 1))
+	if [ "$n" -gt 600 ]; then
+		echo "vt-ap: the access point does not beacon 60 s after hostapd started" >&2
+		exit 1
+	fi
+	sleep 0.1
+done

@@ -393,6 +393,24 @@ fn execute(run: &Run<'_>, outcome: &mut suite::Outcome) -> Result<()> {
         outcome.phases.add(name, took);
     }
     let reports = vm.reports();
+    // The fresh host was online when the agent recorded /etc and ran install.sh: without it, a
+    // later difference (NetworkManager's resolv.conf) would be blamed on uninstall.sh.
+    let offline: Vec<&str> = reports
+        .iter()
+        .take_while(|r| **r != Host::Boot(2))
+        .filter_map(|r| match r {
+            Host::Uplink { dev, address } if address.is_empty() => Some(dev.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !offline.is_empty() {
+        results.push(CheckResult {
+            id: "online-before-install".into(),
+            desc: "the fresh host's uplinks have their IPv4 addresses before install.sh runs".into(),
+            ok: false,
+            detail: format!("no IPv4 address on {} 120 s into the first boot", offline.join(", ")),
+        });
+    }
     if hs.earlier.is_some() {
         let rc = reports.iter().find_map(|r| if let Host::EarlierRc(rc) = r { Some(rc.as_str()) } else { None });
         results.push(CheckResult {

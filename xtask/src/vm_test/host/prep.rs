@@ -441,7 +441,7 @@ fn access_point() -> Files {
             "[Unit]\nDescription=vnetgen vm-test: the WiFi access point in front of the upstream\n\
              DefaultDependencies=no\nAfter=systemd-udevd.service local-fs.target\n\
              Before=network-pre.target\nWants=network-pre.target\n\n\
-             [Service]\nExecStart=/usr/local/sbin/vt-ap\n\n[Install]\nWantedBy=multi-user.target\n",
+             [Service]\nType=forking\nPIDFile=/run/vt-hostapd.pid\nTimeoutStartSec=180\nExecStart=/usr/local/sbin/vt-ap\n\n[Install]\nWantedBy=multi-user.target\n",
             0o644,
         ),
         symlink("etc/systemd/system/multi-user.target.wants/vt-ap.service", "/etc/systemd/system/vt-ap.service"),
