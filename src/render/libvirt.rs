@@ -87,11 +87,27 @@ pub(super) fn has_firewall_backend_option(p: &Profile) -> bool {
     }
 }
 
+/// Returns true if libvirt puts rules of its own into the host's firewall for this bundle: a
+/// libvirt network of a mode with a bridge of libvirt's (NAT, routed, isolated).
+pub(super) fn has_libvirt_rules(p: &Profile) -> bool {
+    p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged)
+}
+
+/// The networks whose forwards the libvirt network hook installs (libvirt NAT with forwards),
+/// with their index in the profile; the bundle has the hook exactly when this is not empty.
+pub(super) fn hook_networks(p: &Profile) -> Vec<(usize, &Network)> {
+    p.networks.iter().enumerate().filter(|(_, n)| n.mode == Mode::Nat && !n.forwards.is_empty()).collect()
+}
+
+/// Returns true if the bundle has the libvirt network hook for forwards ([`HOOK`]).
+pub(super) fn has_forwards_hook(p: &Profile) -> bool {
+    !hook_networks(p).is_empty()
+}
+
 /// Returns true if the bundle sets libvirt's `firewall_backend`: libvirt-managed networks on a
 /// release whose libvirt reads it.
 pub(super) fn sets_firewall_backend(p: &Profile) -> bool {
-    p.networks.iter().any(|n| matches!(n.mode, Mode::Nat | Mode::Routed | Mode::Isolated))
-        && has_firewall_backend_option(p)
+    has_libvirt_rules(p) && has_firewall_backend_option(p)
 }
 
 /// With `libvirt-default-network: disable`, install.sh's first step stops libvirt's network
@@ -134,8 +150,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         );
         restart_when.push("etc/libvirt/network.conf");
     }
-    let forwarding: Vec<(usize, &Network)> =
-        p.networks.iter().enumerate().filter(|(_, n)| n.mode == Mode::Nat && !n.forwards.is_empty()).collect();
+    let forwarding = hook_networks(p);
     if !forwarding.is_empty() {
         let networks = forwarding
             .iter()

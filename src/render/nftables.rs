@@ -60,7 +60,7 @@ fn q(name: &IfName) -> String {
 
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let custom: Vec<&Network> = p.networks.iter().filter(|n| n.mode.is_custom()).collect();
-    let libvirt_rules = p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged);
+    let libvirt_rules = super::libvirt::has_libvirt_rules(p);
     if !custom.is_empty() {
         let chains = chains(p, &custom);
         let text = t.render(
@@ -92,7 +92,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
             "nftables/vnetgen-libvirt-refresh.service.tera",
             &RefreshCtx {
                 header: header(p, "libvirt's rules and the forwards' hook back after nftables.service flushes"),
-                hook: p.networks.iter().any(|n| n.mode == Mode::Nat && !n.forwards.is_empty()),
+                hook: super::libvirt::has_forwards_hook(p),
                 hook_path: super::libvirt::HOOK,
             },
         )?;
@@ -168,13 +168,13 @@ fn distro_table_block(p: &Profile, plan: &mut Plan) {
         "Where /etc/nftables.conf (the distribution's firewall) drops by policy in table inet filter, it got \
          vnetgen's accepts for the guests' bridges: reload it if nftables.service runs.",
         &[DISTRO_CONF],
-        vec!["if systemctl is-active --quiet nftables.service; then run systemctl reload nftables.service; fi".into()],
+        vec!["if systemctl is-active --quiet nftables.service; then reload_nftables; fi".into()],
     );
     plan.undo_after(
         "Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).",
         vec![format!(
             "if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF {}; then \
-             run systemctl reload nftables.service; fi",
+             reload_nftables; fi",
             sh_quote(&format!("\"vnetgen {}\"", p.name.as_str()))
         )],
     );

@@ -640,10 +640,8 @@ pub fn explain(p: &Profile, flow: Option<&Flow>) -> String {
         p.name,
         p.host.firewall.as_str(),
         match libvirt_rules(p) {
-            Rules::LibvirtNft if p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged) =>
-                "; libvirt's own rules in nftables",
-            Rules::LibvirtIpt if p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged) =>
-                "; libvirt's own rules in iptables",
+            Rules::LibvirtNft if super::libvirt::has_libvirt_rules(p) => "; libvirt's own rules in nftables",
+            Rules::LibvirtIpt if super::libvirt::has_libvirt_rules(p) => "; libvirt's own rules in iptables",
             _ => "",
         }
     );

@@ -290,7 +290,7 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
     if !firewalld.is_empty() {
         adds.push(format!("firewalld: {}", firewalld.join(", ")));
     }
-    if plan.bundle.files.contains_key(&format!("host/{}", super::libvirt::HOOK)) {
+    if super::libvirt::has_forwards_hook(p) {
         adds.push(
             "libvirt's NAT networks with forwards: the hook's own nftables tables `ip vnetgen_fwd<N>` (DNAT) and one \
              accept per forward first in libvirt's own chain (`guest_input` of `ip libvirt_network`, or LIBVIRT_FWI), \
@@ -304,7 +304,7 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
             back.push("loads table inet vnetgen again");
         }
         if plan.bundle.files.contains_key(&format!("host/{}", super::nftables::REFRESH)) {
-            back.push(if plan.bundle.files.contains_key(&format!("host/{}", super::libvirt::HOOK)) {
+            back.push(if super::libvirt::has_forwards_hook(p) {
                 "queues vnetgen-libvirt-refresh.service for libvirt's rules and the forwards"
             } else {
                 "queues vnetgen-libvirt-refresh.service for libvirt's rules"
@@ -531,7 +531,7 @@ fn reasons(p: &Profile) -> Vec<Why> {
                  packaged firewall), install.sh puts accepts for the guests' bridges first in its input and \
                  forward chains (a marked block at the end of the file, which uninstall.sh removes) and reloads \
                  it; the rules of table inet vnetgen and libvirt's still reject what they reject.",
-                if p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged) {
+                if super::libvirt::has_libvirt_rules(p) {
                     ", and queues vnetgen-libvirt-refresh.service: it restarts libvirt's network daemon \
                      (running guests are not touched; a reload of libvirt cannot re-create its own chains), \
                      which re-creates libvirt's rules, and runs the bundle's libvirt network hook again for the \
@@ -543,7 +543,7 @@ fn reasons(p: &Profile) -> Vec<Why> {
             ),
         ));
     }
-    if p.networks.iter().any(|n| n.mode == Mode::Nat && !n.forwards.is_empty()) {
+    if super::libvirt::has_forwards_hook(p) {
         out.push(why(
             "Why the forwards into libvirt's NAT network are a libvirt hook",
             "libvirt's own rules reject new connections towards the guests of its NAT networks, and \

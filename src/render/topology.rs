@@ -75,7 +75,7 @@ fn picture(p: &Profile) -> Picture {
     };
     let mut host_lines = Vec::new();
     let custom = p.networks.iter().any(|n| n.mode.is_custom());
-    let libvirt = p.networks.iter().any(|n| n.mode.is_libvirt_managed() && n.mode != Mode::Bridged);
+    let libvirt = super::libvirt::has_libvirt_rules(p);
     let own = match p.host.firewall {
         Firewall::Nftables => "vnetgen's rules in table inet vnetgen".to_string(),
         Firewall::Iptables => "vnetgen's rules in chains VNETGEN-*".to_string(),

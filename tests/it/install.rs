@@ -1044,3 +1044,37 @@ fn a_failed_install_or_an_upgrade_that_keeps_it_puts_libvirts_default_network_ba
     ok(&rig.run("uninstall.sh", &[], None));
     assert_eq!(network(&rig, "default"), Some((true, true)));
 }
+
+/// A directory the bundle created and an upgrade removed is not the bundle's any more: made
+/// again by something else (a package), a later install of a bundle with a file in it, and its
+/// uninstall, leave it (found in review: the directory's mark outlived the directory).
+#[test]
+fn a_directory_removed_by_an_upgrade_and_made_again_by_a_package_stays() {
+    let plain = vnetgen::builtin::get("debian-nftables-default-nat").unwrap();
+    let forwards = format!(
+        "{plain}    forwards:\n      - proto: tcp\n        host-port: 8080\n        guest: 192.168.122.10\n        guest-port: 80\n"
+    );
+    let rig = Rig::with_profile(&forwards);
+    let hook = "etc/libvirt/hooks/network.d/50-vnetgen-forwards";
+    let plain_bundle = rig.bundle.parent().unwrap().join("plain");
+    let model = vnetgen::check(plain.as_bytes()).model.unwrap();
+    vnetgen::render_bundle(&model, &Templates::load(None).unwrap()).unwrap().write_to(&plain_bundle, false).unwrap();
+    let args = ["--skip-host-check", "--skip-preflight"];
+    let mut expected = rig.snapshot();
+
+    ok(&rig.run("install.sh", &args, None));
+    assert!(rig.root.join(hook).is_file(), "the forwards' hook is not installed");
+    // The upgrade to the bundle without forwards takes the hook and the directories it made.
+    ok(&rig.run_bundle(&plain_bundle, "install.sh", &args, None));
+    assert!(!rig.root.join("etc/libvirt/hooks").exists(), "the upgrade left the hook's directories");
+    // A package makes /etc/libvirt/hooks (empty) before the bundle with forwards comes back.
+    std::fs::create_dir_all(rig.root.join("etc/libvirt/hooks")).unwrap();
+    ok(&rig.run("install.sh", &args, None));
+    assert!(rig.root.join(hook).is_file());
+    let text = ok(&rig.run("uninstall.sh", &[], None));
+    // The host as before the first install, with the package's directory.
+    for d in ["etc/", "etc/libvirt/", "etc/libvirt/hooks/"] {
+        expected.insert(d.to_string(), Vec::new());
+    }
+    assert_eq!(rig.snapshot(), expected, "uninstall.sh removed the package's directory:\n{text}");
+}

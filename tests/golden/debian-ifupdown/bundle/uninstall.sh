@@ -38,6 +38,20 @@ run() {
 	fi
 }
 
+# reload_nftables: reload nftables.service, then wait (up to 2 min) for what its vnetgen drop-in
+# queues after a flush: libvirt's network daemon restarting (vnetgen-libvirt-refresh.service),
+# during which a virsh call of this script would fail.
+reload_nftables() {
+	run systemctl reload nftables.service
+	if [ "$DRY_RUN" = 1 ]; then return 0; fi
+	local _
+	for _ in $(seq 240); do
+		if ! systemctl list-jobs --no-legend vnetgen-libvirt-refresh.service 2>/dev/null | grep -q .; then return 0; fi
+		sleep 0.5
+	done
+	say "libvirt's refresh after the nftables reload is still running after 2 min"
+}
+
 # show_diff PATH OLD NEW: with --dry-run, the unified diff that turning file OLD (/PATH as it is,
 # or /dev/null when it does not exist) into NEW (or /dev/null: removed) would make to /PATH.
 show_diff() {
@@ -141,7 +155,11 @@ restore_file() {
 		local d
 		d=$(dirname "$rel")
 		while [ "$d" != . ] && [ -e "$STATE_DIR/created-dirs/$d/.vnetgen-created" ]; do
-			if [ -d "$ROOT/$d" ] && [ -z "$(ls -A "$ROOT/$d")" ]; then run rmdir "$ROOT/$d"; fi
+			if [ -d "$ROOT/$d" ] && [ -z "$(ls -A "$ROOT/$d")" ]; then
+				run rmdir "$ROOT/$d"
+				# Gone: a directory made there later by something else is not the bundle's.
+				run rm -f "$STATE_DIR/created-dirs/$d/.vnetgen-created"
+			fi
 			d=$(dirname "$d")
 		done
 	fi
@@ -421,7 +439,7 @@ attempt 'Forget the removed unit.' undo_after_4
 
 # Reload the distribution's nftables firewall without vnetgen's accepts (if it runs and has them).
 undo_after_5() {
-	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen debian-ifupdown"'; then run systemctl reload nftables.service; fi
+	if systemctl is-active --quiet nftables.service && nft list table inet filter 2>/dev/null | grep -qF '"vnetgen debian-ifupdown"'; then reload_nftables; fi
 }
 attempt 'Reload the distribution'\''s nftables firewall without vnetgen'\''s accepts (if it runs and has them).' undo_after_5
 
