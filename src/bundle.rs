@@ -42,25 +42,26 @@ impl Bundle {
     /// The SHA256SUMS text: `sha256sum -c SHA256SUMS` in the bundle directory verifies every
     /// file (coreutils' format: the digest, two spaces, the path), sorted by path.
     pub fn sha256sums(&self) -> String {
-        let mut out = String::new();
-        for (path, f) in &self.files {
-            let digest = Sha256::digest(&f.bytes);
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            out.push_str(&format!("{hex}  {path}\n"));
-        }
-        out
+        self.sums_and_manifest().0
     }
 
     /// The MANIFEST text: mode, sha256 and path of every file, sorted by path.
     pub fn manifest(&self) -> String {
-        let mut out = String::from(MANIFEST_HEADER);
-        out.push('\n');
+        self.sums_and_manifest().1
+    }
+
+    /// The SHA256SUMS and MANIFEST texts, each file hashed once (hashing and hex are a few
+    /// percent of a render).
+    pub fn sums_and_manifest(&self) -> (String, String) {
+        let mut sums = String::new();
+        let mut manifest = String::from(MANIFEST_HEADER);
+        manifest.push('\n');
         for (path, f) in &self.files {
-            let digest = Sha256::digest(&f.bytes);
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            out.push_str(&format!("{:04o} {hex} {path}\n", f.mode));
+            let hex = hex(&Sha256::digest(&f.bytes));
+            sums.push_str(&format!("{hex}  {path}\n"));
+            manifest.push_str(&format!("{:04o} {hex} {path}\n", f.mode));
         }
-        out
+        (sums, manifest)
     }
 
     /// Writes the bundle as directory `out`, atomically (temp dir + rename).
@@ -188,6 +189,17 @@ impl Bundle {
         }
         r
     }
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Returns true if `dir` holds a vnetgen bundle (its MANIFEST starts with our header).

@@ -247,8 +247,7 @@ pub fn render(p: &Profile, t: &Templates, profile_yaml: &str) -> Result<Bundle> 
     readme::render(p, t, &mut plan)?;
     let mut bundle = plan.bundle;
     bundle.add("profile.yaml", 0o644, profile_yaml.to_string());
-    let sums = bundle.sha256sums();
-    let manifest = bundle.manifest();
+    let (sums, manifest) = bundle.sums_and_manifest();
     bundle.add("MANIFEST", 0o644, manifest);
     bundle.add("SHA256SUMS", 0o644, sums);
     Ok(bundle)
