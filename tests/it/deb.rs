@@ -1,6 +1,6 @@
 //! The Debian package: built by cargo-deb from Cargo.toml's `[package.metadata.deb]` with the
 //! test build's binary (`cargo deb --no-build --profile dev --strip --fast`: no second compile, about 2 s; `cargo xtask
-//! deb` packs the release build the same way), installed with `dpkg --root` into a scratch root
+//! deb` packs the release build the same way, glibc linked statically with `--target HOST`, xtask/src/release.rs), installed with `dpkg --root` into a scratch root
 //! with its own dpkg database (the machine's database and /usr are not touched), then used: the
 //! installed binary runs, `man` finds and formats the installed page, and each shell's
 //! completion file is in its standard directory and loads.

@@ -1,6 +1,7 @@
-//! `cargo xtask bench`: how long `vnetgen` takes, as a user sees it. Builds the release binary,
-//! then times whole processes (spawn to exit, the wall clock) of `render`, `check` and `list`, N
-//! runs each per built-in profile, and prints the median and 90th percentile. When cloud-init is
+//! `cargo xtask bench`: how long `vnetgen` takes, as a user sees it. Builds the binary the
+//! Debian package ships (`release`: glibc static on a `*-linux-gnu` host, and says so), then
+//! times whole processes (spawn to exit, the wall clock) of `render`, `check` and `list`, N runs
+//! each per built-in profile, and prints the median and 90th percentile. When cloud-init is
 //! installed it also times `cloud-init devel net-convert` on the network-config v2 equivalent of
 //! the host side of `ubuntu-netplan-bridge` (the uplink as a port of bridge br0, netplan out) and
 //! prints how many times slower that is than rendering the whole bundle; when it is not, it says
@@ -43,15 +44,9 @@ const CLOUD_INIT_RUNS: usize = 20;
 pub fn run(flags: &Bench) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has a parent")?.to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("xtask: building the release binary");
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "--locked", "--bin", "vnetgen"])
-        .status()
-        .context("starting cargo build")?;
-    ensure!(status.success(), "cargo build --release failed");
+    let release = crate::release::build(&root, &cargo)?;
+    let bin = release.bin.clone();
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let bin = target.join("release/vnetgen");
     let work = Scratch::new(&flags.dir.clone().unwrap_or_else(|| target.join("bench")))?;
     let profiles: Vec<&str> = if flags.profiles.is_empty() {
         vnetgen::builtin::PROFILES.iter().map(|(name, _, _)| *name).collect()
@@ -63,6 +58,7 @@ pub fn run(flags: &Bench) -> Result<()> {
     }
     let n = flags.runs;
     println!("vnetgen {} ({}), {n} runs each, process wall time", bin.display(), git_describe(&root));
+    println!("built as `cargo xtask deb` packs it: {}", release.describe());
     println!("bundles written under {} ({})", work.0.display(), fs_type(&work.0));
     println!();
     println!("{:<44} {:>10} {:>10} {:>10}", "command", "median ms", "p90 ms", "min ms");

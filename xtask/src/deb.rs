@@ -1,6 +1,7 @@
-//! `cargo xtask deb`: the Debian package. Builds the release binary, has it write its man page
-//! and shell completions into `target/deb-assets/` (generated, never committed: the binary is
-//! their source), then runs `cargo deb --no-build`, which packs the files that
+//! `cargo xtask deb`: the Debian package. Builds the release binary (`release`: glibc linked
+//! statically on a `*-linux-gnu` host, the binary `cargo xtask bench` times), has it write its
+//! man page and shell completions into `target/deb-assets/` (generated, never committed: the
+//! binary is their source), then runs `cargo deb --no-build`, which packs the files that
 //! `[package.metadata.deb]` in Cargo.toml names. `tests/it/deb.rs` builds the same package from
 //! the test build and installs it into a scratch root; `cargo xtask test` installs cargo-deb
 //! for it (`ensure_cargo_deb`).
@@ -18,22 +19,20 @@ pub fn run() -> Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has a parent")?.to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_cargo_deb(&cargo)?;
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "--locked", "--bin", "vnetgen"])
-        .status()
-        .context("starting cargo build")?;
-    ensure!(status.success(), "cargo build --release failed");
+    let release = crate::release::build(&root, &cargo)?;
+    write_assets(&release.bin, &root.join(ASSETS))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    write_assets(&target.join("release/vnetgen"), &root.join(ASSETS))?;
     let out = target.join("debian");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let output = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["deb", "--no-build", "--locked", "--output"])
-        .arg(&out)
-        .output()
-        .context("starting cargo deb")?;
+    let mut pack = Command::new(&cargo);
+    pack.current_dir(&root).args(["deb", "--no-build", "--locked"]);
+    // With --target, cargo deb takes Cargo.toml's `target/release/vnetgen` from
+    // `target/TRIPLE/release/`; the static binary needs no shared library, so `$auto` finds no
+    // dependency and the package depends on nothing.
+    if let Some(t) = &release.target {
+        pack.args(["--target", t]);
+    }
+    let output = pack.arg("--output").arg(&out).output().context("starting cargo deb")?;
     ensure!(output.status.success(), "cargo deb failed:\n{}", String::from_utf8_lossy(&output.stderr));
     // cargo deb prints the package's path last.
     let deb = String::from_utf8_lossy(&output.stdout).lines().last().map(|l| PathBuf::from(l.trim()));

@@ -18,6 +18,7 @@ mod bench;
 mod deb;
 mod flags;
 mod fuzz;
+mod release;
 mod test;
 mod tools;
 mod vm_test;
