@@ -188,6 +188,22 @@ settle() {
 			sleep 0.5
 		done
 	fi
+	libvirt_started
+}
+
+# libvirt_started: wait (bounded) until libvirt has started every autostarted network, its
+# network hooks included: a network's DHCP server answers before its `started` hook has run
+# (seen: a forward's exception, the hook's last command, came after the check).
+libvirt_started() {
+	local _
+	systemctl -q is-active virtnetworkd.service libvirtd.service 2>/dev/null || return 0
+	for _ in $(seq 1 120); do
+		if [ -z "$(timeout 30 virsh -q net-list --inactive --autostart --name 2>/dev/null)" ] &&
+			! pgrep -f /etc/libvirt/hooks/ >/dev/null; then
+			return 0
+		fi
+		sleep 0.5
+	done
 }
 
 # reload NAME: reload the host's firewall as its admin would; print `rc=RC` and the last line.
@@ -395,6 +411,7 @@ for _ in $(seq 60); do
 	if [ "$DHCP_SERVER" = 0 ] || [ -n "$(ss -Hlun 'sport = :67' 2>/dev/null)" ]; then break; fi
 	sleep 0.5
 done
+libvirt_started
 say "ready $(cut -d' ' -f1 /proc/uptime)"
 
 serve
