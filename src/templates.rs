@@ -35,6 +35,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("libvirt/interface.xml.tera", include_str!("../templates/libvirt/interface.xml.tera")),
     ("libvirt/network.xml.tera", include_str!("../templates/libvirt/network.xml.tera")),
     ("libvirt/virsh-commands.txt.tera", include_str!("../templates/libvirt/virsh-commands.txt.tera")),
+    (
+        "libvirt/vnetgen-firewalld-follow.service.tera",
+        include_str!("../templates/libvirt/vnetgen-firewalld-follow.service.tera"),
+    ),
     ("netplan/vnetgen.yaml.tera", include_str!("../templates/netplan/vnetgen.yaml.tera")),
     ("networkd/bridge.netdev.tera", include_str!("../templates/networkd/bridge.netdev.tera")),
     ("networkd/bridge.network.tera", include_str!("../templates/networkd/bridge.network.tera")),

@@ -43,6 +43,14 @@ struct HookCtx {
     networks: Vec<HookNetCtx>,
 }
 
+/// The unit that runs the hook again after firewalld reloads.
+#[derive(Serialize)]
+struct FollowCtx {
+    header: String,
+    python: &'static str,
+    hook_path: &'static str,
+}
+
 /// One NAT network's values in the hook, every one quoted.
 #[derive(Serialize)]
 struct HookNetCtx {
@@ -56,6 +64,9 @@ struct HookNetCtx {
 
 /// Where the hook goes: libvirt (6.5 and later) runs every script in `network.d`.
 pub(super) const HOOK: &str = "etc/libvirt/hooks/network.d/50-vnetgen-forwards";
+/// The unit that follows firewalld's reloads (forwards into libvirt's NAT networks on firewalld).
+pub(super) const FOLLOW_UNIT: &str = "vnetgen-firewalld-follow.service";
+const FOLLOW: &str = "etc/systemd/system/vnetgen-firewalld-follow.service";
 const HOOK_TABLE: &str = "vnetgen_fwd";
 
 #[derive(Serialize)]
@@ -130,6 +141,31 @@ pub fn stop_default(p: &Profile, plan: &mut Plan) {
     plan.stops.push(LIBVIRT_DEFAULT_NETWORK.to_string());
 }
 
+/// The unit that runs the hook again after `firewall-cmd --reload` ([`FOLLOW`]): firewalld's
+/// reload empties the iptables tables, libvirt re-creates its rules (first in its chain) and runs
+/// no hook, so the forwards' exceptions would be gone until the network restarts.
+fn follow_firewalld(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
+    let ctx = FollowCtx {
+        header: super::header(p, "the forwards into libvirt's NAT networks back after firewalld reloads"),
+        python: "/usr/bin/python3",
+        hook_path: HOOK,
+    };
+    plan.host_file(FOLLOW, 0o644, t.render("libvirt/vnetgen-firewalld-follow.service.tera", &ctx)?);
+    plan.require("python3", "python3");
+    plan.enables(FOLLOW_UNIT);
+    plan.step(
+        "Follow firewalld's reloads: after each, the hook puts the forwards back into libvirt's chain.",
+        &[FOLLOW],
+        vec!["run systemctl daemon-reload".into(), format!("enable_unit {FOLLOW_UNIT} --now")],
+    );
+    plan.undo(
+        "Stop following firewalld's reloads.",
+        vec![format!("run systemctl disable --now {FOLLOW_UNIT} || true")],
+    );
+    plan.undo_after("Forget the removed unit.", vec!["run systemctl daemon-reload".into()]);
+    Ok(())
+}
+
 pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
     let mut restart_when = Vec::new();
     if sets_firewall_backend(p) {
@@ -171,6 +207,9 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         plan.host_file(HOOK, 0o755, t.render("libvirt/hook-network.sh.tera", &ctx)?);
         plan.require("nft", "nftables");
         restart_when.push(HOOK);
+        if p.host.firewall == Firewall::Firewalld {
+            follow_firewalld(p, t, plan)?;
+        }
     }
     if !restart_when.is_empty() {
         // libvirt looks for hook scripts only when it starts. Its network driver runs in

@@ -297,6 +297,12 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
              put there when the network starts and taken out when it stops"
                 .to_string(),
         );
+        if p.host.firewall == Firewall::Firewalld {
+            adds.push(format!(
+                "{}, which runs the hook again after each firewalld reload",
+                super::libvirt::FOLLOW_UNIT
+            ));
+        }
     }
     if plan.bundle.files.contains_key(&format!("host/{}", super::nftables::DROPIN)) {
         let mut back = Vec::new();
@@ -556,6 +562,12 @@ fn reasons(p: &Profile) -> Vec<Why> {
              hairpin for guests) into an nftables table of its own; it removes both when the network \
              stops. libvirt looks for hooks when it starts: install.sh restarts its network driver.",
         ));
+        if p.host.firewall == Firewall::Firewalld {
+            out.push(why(
+                "Why a unit follows firewalld's reloads",
+                "`firewall-cmd --reload` empties the iptables tables, libvirt's chains included. libvirt                  hears firewalld's Reloaded signal and re-creates its rules, first in its chain, but runs no                  network hook for that: the forwards' exceptions would be gone until the network restarts.                  vnetgen-firewalld-follow.service hears the same signal and runs the hook again once                  libvirt's rules have settled (shown with packets on Debian 12: without it, every forward                  was refused after the reload).",
+            ));
+        }
     }
     if super::libvirt::sets_firewall_backend(p) {
         out.push(why(
