@@ -193,17 +193,23 @@ settle() {
 
 # libvirt_started: wait (bounded) until libvirt has started every autostarted network, its
 # network hooks included: a network's DHCP server answers before its `started` hook has run
-# (seen: a forward's exception, the hook's last command, came after the check).
+# (seen: a forward's exception, the hook's last command, came after the check). A hook is a
+# script run by a shell, not a process that only names one (the bundle's unit that follows
+# firewalld's reloads has the hook's path in its command line).
 libvirt_started() {
-	local _
-	systemctl -q is-active virtnetworkd.service libvirtd.service 2>/dev/null || return 0
-	for _ in $(seq 1 120); do
-		if [ -z "$(timeout 30 virsh -q net-list --inactive --autostart --name 2>/dev/null)" ] &&
-			! pgrep -f /etc/libvirt/hooks/ >/dev/null; then
+	local out end=$((SECONDS + 90))
+	while [ "$SECONDS" -lt "$end" ]; do
+		# Neither daemon running nor starting: nothing to wait for.
+		# (One state a line; `inactive` contains `active`.)
+		systemctl is-active virtnetworkd.service libvirtd.service 2>/dev/null | grep -qxE 'active|activating|reloading' || return 0
+		# A virsh that fails (libvirt not answering yet) is not an empty list.
+		if out=$(timeout 30 virsh -q net-list --inactive --autostart --name 2>/dev/null) && [ -z "$out" ] &&
+			! pgrep -f '^/[^ ]*sh /etc/libvirt/hooks/' >/dev/null; then
 			return 0
 		fi
 		sleep 0.5
 	done
+	echo "vt-agent: libvirt has not started its autostarted networks after 90 s" >&2
 }
 
 # reload NAME: reload the host's firewall as its admin would; print `rc=RC` and the last line.
