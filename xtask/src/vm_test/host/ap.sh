@@ -48,8 +48,8 @@ wlan=$(ip netns exec vtap iw dev | awk '$1 == "Interface" { print $2; exit }')
 	exit 1
 }
 sed "s/^interface=.*/interface=$wlan/" /etc/vt/hostapd.conf >/run/vt-hostapd.conf
-# -s: its log to syslog (the journal), as without -B.
-ip netns exec vtap hostapd -B -s -P /run/vt-hostapd.pid /run/vt-hostapd.conf
+# (Its log lines reach the journal through syslog, hostapd's default; Debian's build has no -s.)
+ip netns exec vtap hostapd -B -P /run/vt-hostapd.pid /run/vt-hostapd.conf
 n=0
 until [ -s /run/vt-hostapd.pid ] && ip netns exec vtap iw dev "$wlan" info 2>/dev/null | grep -q '^[[:space:]]*ssid '; do
 	n=$((n + 1))
