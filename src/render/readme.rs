@@ -565,7 +565,12 @@ fn reasons(p: &Profile) -> Vec<Why> {
         if p.host.firewall == Firewall::Firewalld {
             out.push(why(
                 "Why a unit follows firewalld's reloads",
-                "`firewall-cmd --reload` empties the iptables tables, libvirt's chains included. libvirt                  hears firewalld's Reloaded signal and re-creates its rules, first in its chain, but runs no                  network hook for that: the forwards' exceptions would be gone until the network restarts.                  vnetgen-firewalld-follow.service hears the same signal and runs the hook again once                  libvirt's rules have settled (shown with packets on Debian 12: without it, every forward                  was refused after the reload).",
+                "`firewall-cmd --reload` empties the iptables tables, libvirt's chains included. libvirt \
+                 hears firewalld's Reloaded signal and re-creates its rules, first in its chain, but runs no \
+                 network hook for that: the forwards' exceptions would be gone until the network restarts. \
+                 vnetgen-firewalld-follow.service hears the same signal and runs the hook again once \
+                 libvirt's rules have settled (shown with packets on Debian 12: without it, every forward \
+                 was refused after the reload).",
             ));
         }
     }
