@@ -354,14 +354,20 @@ check_dns() {
     echo "${a:-none}"
 }
 
-# check_tcp IP:PORT -> open | refused | unreachable | timeout
+# check_tcp IP:PORT -> open | refused | unreachable | timeout. A refusal or an unreachable
+# answer is asked again twice, half a second apart: sent the instant a neighbour's NIC came up,
+# a connection was once refused although the host reached the same address just before.
 check_tcp() {
-    out=$(timeout 4 nc -w 3 "${1%%:*}" "${1#*:}" -e true 2>&1 </dev/null) && { echo open; return; }
-    case $out in
-        *refused*) echo refused ;;
-        *unreachable* | *"No route"*) echo unreachable ;;
-        *) echo timeout ;;
-    esac
+    for try in 1 2 3; do
+        out=$(timeout 4 nc -w 3 "${1%%:*}" "${1#*:}" -e true 2>&1 </dev/null) && { echo open; return; }
+        case $out in
+            *refused*) r=refused ;;
+            *unreachable* | *"No route"*) r=unreachable ;;
+            *) echo timeout; return ;;
+        esac
+        [ "$try" = 3 ] || sleep 0.5
+    done
+    echo "$r"
 }
 
 # With a control port, the checks come last: the harness sends them once the guests they target
