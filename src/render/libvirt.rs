@@ -60,6 +60,8 @@ struct HookNetCtx {
     subnet: String,
     /// `'tcp 8080 192.168.122.10 80'`
     forwards: Vec<String>,
+    /// The guests the forwards reach, each once (one hairpin masquerade per guest).
+    guests: Vec<String>,
 }
 
 /// Where the hook goes: libvirt (6.5 and later) runs every script in `network.d`.
@@ -113,6 +115,11 @@ pub(super) fn hook_networks(p: &Profile) -> Vec<(usize, &Network)> {
 /// Returns true if the bundle has the libvirt network hook for forwards ([`HOOK`]).
 pub(super) fn has_forwards_hook(p: &Profile) -> bool {
     !hook_networks(p).is_empty()
+}
+
+/// Returns true if the bundle has the unit that runs the hook again after firewalld reloads.
+pub(super) fn follows_firewalld(p: &Profile) -> bool {
+    has_forwards_hook(p) && p.host.firewall == Firewall::Firewalld
 }
 
 /// Returns true if the bundle sets libvirt's `firewall_backend`: libvirt-managed networks on a
@@ -200,6 +207,14 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
                     .iter()
                     .map(|f| sh_quote(&format!("{} {} {} {}", f.proto.as_str(), f.host_port, f.guest, f.guest_port)))
                     .collect(),
+                guests: n
+                    .forwards
+                    .iter()
+                    .map(|f| f.guest.to_string())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .map(|g| sh_quote(&g))
+                    .collect(),
             })
             .collect();
         let ctx =
@@ -207,7 +222,7 @@ pub fn render(p: &Profile, t: &Templates, plan: &mut Plan) -> Result<()> {
         plan.host_file(HOOK, 0o755, t.render("libvirt/hook-network.sh.tera", &ctx)?);
         plan.require("nft", "nftables");
         restart_when.push(HOOK);
-        if p.host.firewall == Firewall::Firewalld {
+        if follows_firewalld(p) {
             follow_firewalld(p, t, plan)?;
         }
     }

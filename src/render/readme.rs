@@ -297,7 +297,7 @@ fn footprint(p: &Profile, plan: &Plan) -> Option<Why> {
              put there when the network starts and taken out when it stops"
                 .to_string(),
         );
-        if p.host.firewall == Firewall::Firewalld {
+        if super::libvirt::follows_firewalld(p) {
             adds.push(format!(
                 "{}, which runs the hook again after each firewalld reload",
                 super::libvirt::FOLLOW_UNIT
@@ -562,7 +562,7 @@ fn reasons(p: &Profile) -> Vec<Why> {
              hairpin for guests) into an nftables table of its own; it removes both when the network \
              stops. libvirt looks for hooks when it starts: install.sh restarts its network driver.",
         ));
-        if p.host.firewall == Firewall::Firewalld {
+        if super::libvirt::follows_firewalld(p) {
             out.push(why(
                 "Why a unit follows firewalld's reloads",
                 "`firewall-cmd --reload` empties the iptables tables, libvirt's chains included. libvirt \
