@@ -3,8 +3,10 @@
 //! `write_to` renders into a temporary sibling directory and renames it into place, so a failed
 //! write leaves nothing behind; temporary names are unpredictable and created exclusively (a
 //! `mkdir` or `O_EXCL` open that fails on anything already there, a planted symlink included); an existing directory is replaced only if it is a bundle (it has a
-//! `MANIFEST` that starts with our header) or `force` is set. `write_tar` writes a reproducible
-//! archive: sorted entries, mtime 0, uid/gid 0, fixed modes.
+//! `MANIFEST` that starts with our header) or `force` is set, and a directory that holds exactly
+//! the bundle already (the same MANIFEST, directories, files, modes and bytes, nothing else) is
+//! left untouched. `write_tar` writes a reproducible archive: sorted entries, mtime 0, uid/gid
+//! 0, fixed modes.
 
 use anyhow::{bail, Context as _, Result};
 use sha2::{Digest, Sha256};
@@ -64,14 +66,23 @@ impl Bundle {
         (sums, manifest)
     }
 
-    /// Writes the bundle as directory `out`, atomically (temp dir + rename).
-    pub fn write_to(&self, out: &Path, force: bool) -> Result<()> {
-        if out.exists() {
+    /// Writes the bundle as directory `out`, atomically (temp dir + rename). A directory that
+    /// holds exactly this bundle already is left as it is (`Written::Unchanged`): nothing is
+    /// written, its files keep their times.
+    pub fn write_to(&self, out: &Path, force: bool) -> Result<Written> {
+        let existed = out.exists();
+        if existed {
             if !out.is_dir() {
                 bail!("{} exists and is not a directory", out.display());
             }
-            if !force && !is_bundle_dir(out) {
+            let manifest = fs::read(out.join("MANIFEST")).ok();
+            if !force && !manifest.as_ref().is_some_and(|m| m.starts_with(MANIFEST_HEADER.as_bytes())) {
                 bail!("{} exists and is not a vnetgen bundle; pass --force to replace it", out.display());
+            }
+            // The MANIFEST holds every file's mode and digest: when it differs, so does the
+            // bundle, and nothing more is read.
+            if manifest.as_deref() == self.files.get("MANIFEST").map(|f| f.bytes.as_slice()) && self.is_at(out) {
+                return Ok(Written::Unchanged);
             }
         }
         let parent = match out.parent() {
@@ -94,7 +105,52 @@ impl Bundle {
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
-        result
+        result.map(|()| if existed { Written::Replaced } else { Written::Created })
+    }
+
+    /// Whether directory `dir` holds exactly this bundle: mode 0755, the bundle's directories
+    /// and files and nothing else (no symlink, no other file), every file with the bundle's
+    /// mode and bytes. Anything unreadable counts as a difference.
+    fn is_at(&self, dir: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt as _;
+        if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o7777 == 0o755) {
+            return false;
+        }
+        let dirs = self.dirs();
+        let (mut files_seen, mut dirs_seen) = (0, 0);
+        let mut pending = vec![(dir.to_path_buf(), String::new())];
+        while let Some((path, rel)) = pending.pop() {
+            let Ok(entries) = fs::read_dir(&path) else { return false };
+            for entry in entries {
+                let Ok(entry) = entry else { return false };
+                let (Ok(kind), Some(name)) = (entry.file_type(), entry.file_name().to_str().map(str::to_string)) else {
+                    return false;
+                };
+                let rel = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                if kind.is_dir() && dirs.contains(rel.as_str()) {
+                    dirs_seen += 1;
+                    pending.push((entry.path(), rel));
+                } else if kind.is_file() && self.files.get(&rel).is_some_and(|f| holds(&entry.path(), f)) {
+                    files_seen += 1;
+                } else {
+                    return false;
+                }
+            }
+        }
+        files_seen == self.files.len() && dirs_seen == dirs.len()
+    }
+
+    /// Every directory the bundle's files imply, without the root.
+    fn dirs(&self) -> std::collections::BTreeSet<&str> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for path in self.files.keys() {
+            let mut p = path.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                dirs.insert(parent);
+                p = parent;
+            }
+        }
+        dirs
     }
 
     fn write_tree(&self, root: &Path) -> Result<()> {
@@ -191,6 +247,30 @@ impl Bundle {
     }
 }
 
+/// What `write_to` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The directory did not exist.
+    Created,
+    /// A different bundle (or, with `force`, anything) was there and was replaced.
+    Replaced,
+    /// The directory held exactly this bundle: nothing was written.
+    Unchanged,
+}
+
+/// Whether regular file `path` has `f`'s mode and bytes.
+fn holds(path: &Path, f: &File) -> bool {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(mut file) = fs::File::open(path) else { return false };
+    let same_kind = file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == f.mode && m.len() == f.bytes.len() as u64);
+    // One byte more than expected is read, so a file that grew since is caught too.
+    let mut bytes = Vec::with_capacity(f.bytes.len() + 1);
+    same_kind && file.read_to_end(&mut bytes).is_ok() && bytes == f.bytes
+}
+
 /// Lowercase hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -200,11 +280,6 @@ fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     out
-}
-
-/// Returns true if `dir` holds a vnetgen bundle (its MANIFEST starts with our header).
-pub fn is_bundle_dir(dir: &Path) -> bool {
-    fs::read_to_string(dir.join("MANIFEST")).is_ok_and(|m| m.starts_with(MANIFEST_HEADER))
 }
 
 /// Creates `parent/.BASE.KIND-…` with `create` under a name no one can guess (process id, clock,

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use vnetgen::{builtin, diag, templates::Templates};
+use vnetgen::{builtin, bundle::Written, diag, templates::Templates};
 
 const EX_DATAERR: u8 = 65;
 const EX_USAGE: u8 = 2;
@@ -257,8 +257,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 (None, None) => Some(PathBuf::from(&dir_name)),
             };
             if let Some(out) = &out {
-                bundle.write_to(out, force)?;
-                println!("wrote {} ({} files)", out.display(), bundle.files.len());
+                match bundle.write_to(out, force)? {
+                    Written::Unchanged => {
+                        println!("{} is up to date ({} files, unchanged)", out.display(), bundle.files.len())
+                    }
+                    Written::Created | Written::Replaced => {
+                        println!("wrote {} ({} files)", out.display(), bundle.files.len())
+                    }
+                }
             }
             if let Some(tar) = &tar {
                 bundle.write_tar(tar, &dir_name)?;

@@ -204,6 +204,65 @@ fn an_existing_directory_that_is_not_a_bundle_is_never_overwritten_without_force
     assert!(!out.join("host/etc/systemd/network/10-vnetgen-virbr0.netdev").exists());
 }
 
+/// A second render of the same bundle writes nothing (the files keep their inodes and times);
+/// any difference in the directory — a changed byte, mode or file type, a file missing or
+/// added — makes it write the whole bundle again.
+#[test]
+fn rendering_an_unchanged_bundle_again_leaves_it_as_it_is() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let tmp = TempDir::new("again");
+    let out = tmp.path().join("b");
+    let render = || {
+        let r = vnetgen().args(["render", "laptop-wifi", "--out"]).arg(&out).output().unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8(r.stdout).unwrap()
+    };
+    // Inode and change time of every file: both change when a file is written again.
+    let stamps = || -> Vec<(String, u64, i64, i64)> {
+        files_below(&out)
+            .into_iter()
+            .map(|f| {
+                let m = std::fs::symlink_metadata(out.join(&f)).unwrap();
+                (f, m.ino(), m.ctime(), m.ctime_nsec())
+            })
+            .collect()
+    };
+    assert!(render().starts_with("wrote "));
+    let first = stamps();
+    let original = std::fs::read(out.join("install.sh")).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let again = render();
+    assert!(again.contains("is up to date (21 files, unchanged)"), "{again}");
+    assert_eq!(stamps(), first, "an unchanged bundle was written again");
+
+    let changes: [(&str, &dyn Fn(&Path)); 6] = [
+        ("a changed byte", &|d| {
+            let mut b = std::fs::read(d.join("install.sh")).unwrap();
+            b[0] ^= 1;
+            std::fs::write(d.join("install.sh"), b).unwrap();
+        }),
+        ("a changed mode", &|d| {
+            std::fs::set_permissions(d.join("install.sh"), std::fs::Permissions::from_mode(0o700)).unwrap()
+        }),
+        ("a file added", &|d| std::fs::write(d.join("guest/notes.txt"), "mine").unwrap()),
+        ("a file removed", &|d| std::fs::remove_file(d.join("guest/verify.sh")).unwrap()),
+        ("a file turned symlink", &|d| {
+            std::fs::rename(d.join("install.sh"), d.join("../install.sh")).unwrap();
+            std::os::unix::fs::symlink(d.join("../install.sh"), d.join("install.sh")).unwrap();
+        }),
+        ("a changed directory mode", &|d| std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap()),
+    ];
+    for (what, change) in changes {
+        change(&out);
+        let r = render();
+        assert!(r.starts_with("wrote "), "{what}: {r}");
+        assert_eq!(std::fs::read(out.join("install.sh")).unwrap(), original, "{what}");
+        assert!(std::fs::symlink_metadata(out.join("install.sh")).unwrap().is_file(), "{what}");
+        assert_eq!(files_below(&out), first.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), "{what}");
+        assert!(render().contains("is up to date"), "{what}: not unchanged after the rewrite");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let r = vnetgen().args(["render", "no-such-profile"]).output().unwrap();
