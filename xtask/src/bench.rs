@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: how long `vnetgen` takes, as a user sees it. Builds the binary the
-//! Debian package ships (`release`: glibc static on a `*-linux-gnu` host, and says so), then
-//! times whole processes (spawn to exit, the wall clock) of `render`, `check` and `list`, N runs
-//! each per built-in profile, and prints the median and 90th percentile. When cloud-init is
+//! Debian package ships (`release`: glibc static on a `*-linux-gnu` host, and says so), copies
+//! it as an install would, then times whole processes of that copy (spawn to exit, the wall
+//! clock): `list`, and per built-in profile `check` and three renders — into a new directory,
+//! into its own unchanged bundle (nothing is written) and over a changed one (replaced) — N runs
+//! each, and prints the median and 90th percentile. When cloud-init is
 //! installed it also times `cloud-init devel net-convert` on the network-config v2 equivalent of
 //! the host side of `ubuntu-netplan-bridge` (the uplink as a port of bridge br0, netplan out) and
 //! prints how many times slower that is than rendering the whole bundle; when it is not, it says
@@ -45,8 +47,8 @@ pub fn run(flags: &Bench) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has a parent")?.to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let release = crate::release::build(&root, &cargo)?;
-    let bin = release.bin.clone();
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = installed_copy(&release.bin, &target.join("bench-bin"))?;
     let work = Scratch::new(&flags.dir.clone().unwrap_or_else(|| target.join("bench")))?;
     let profiles: Vec<&str> = if flags.profiles.is_empty() {
         vnetgen::builtin::PROFILES.iter().map(|(name, _, _)| *name).collect()
@@ -59,24 +61,45 @@ pub fn run(flags: &Bench) -> Result<()> {
     let n = flags.runs;
     println!("vnetgen {} ({}), {n} runs each, process wall time", bin.display(), git_describe(&root));
     println!("built as `cargo xtask deb` packs it: {}", release.describe());
+    println!("timed: a copy of {}, as `cargo install` and dpkg install it", release.bin.display());
     println!("bundles written under {} ({})", work.0.display(), fs_type(&work.0));
     println!();
     println!("{:<44} {:>10} {:>10} {:>10}", "command", "median ms", "p90 ms", "min ms");
-    let list = time_runs(n, || Command::new(&bin).arg("list").stdout(Stdio::null()).status())?;
+    let list = time_runs(n, |_| Ok(()), |_| Command::new(&bin).arg("list").stdout(Stdio::null()).status())?;
     print_row("list", &list);
     let mut renders = Vec::new();
     for p in &profiles {
-        let out = work.0.join(format!("{p}-bundle"));
-        let check = time_runs(n, || Command::new(&bin).args(["check", p]).stdout(Stdio::null()).status())?;
-        print_row(&format!("check {p}"), &check);
-        let render =
-            time_runs(n, || Command::new(&bin).args(["render", p, "--out"]).arg(&out).stdout(Stdio::null()).status())?;
-        print_row(&format!("render {p} --out DIR"), &render);
-        renders.push((*p, render));
+        // A profile's rows run interleaved (one run of each in turn), so a machine that drifts
+        // drifts for all of them alike.
+        let same = work.0.join(format!("{p}-bundle"));
+        let manifest = same.join("MANIFEST");
+        let fresh = |run: usize| work.0.join(format!("{p}-new-{run}"));
+        let cases: Vec<Case> = vec![
+            Case::new(format!("check {p}"), |_| Command::new(&bin).args(["check", p]).stdout(Stdio::null()).status()),
+            // Each run into a directory of its own, the previous one removed first: a first render.
+            Case::new(format!("render {p} --out NEW"), |run| render_into(&bin, p, &fresh(run))).setup(|run| match run
+                .checked_sub(1)
+            {
+                Some(previous) => std::fs::remove_dir_all(fresh(previous)).context("removing the previous bundle"),
+                None => Ok(()),
+            }),
+            // Its own bundle is there, unchanged: nothing is written.
+            Case::new(format!("render {p} --out SAME (unchanged)"), |_| render_into(&bin, p, &same)),
+            // A byte of the MANIFEST changed first: the bundle is written anew and replaces it.
+            Case::new(format!("render {p} --out OLD (replaced)"), |_| render_into(&bin, p, &same)).setup(|_| {
+                let mut f = std::fs::OpenOptions::new().append(true).open(&manifest).context("opening MANIFEST")?;
+                std::io::Write::write_all(&mut f, b"#").context("changing MANIFEST")
+            }),
+        ];
+        let times = time_interleaved(n, cases)?;
+        for (name, t) in &times {
+            print_row(name, t);
+        }
+        renders.push(times.into_iter().nth(1).map(|(_, t)| t).context("the NEW row")?);
     }
     println!();
-    let all: Vec<Duration> = renders.iter().flat_map(|(_, t)| t.iter().copied()).collect();
-    println!("render, all {} profiles: median {}", renders.len(), ms(percentile(&all, 50)));
+    let all: Vec<Duration> = renders.iter().flatten().copied().collect();
+    println!("render into a new directory, all {} profiles: median {}", renders.len(), ms(percentile(&all, 50)));
     compare_cloud_init(&work.0, &bin, n)?;
     Ok(())
 }
@@ -92,23 +115,32 @@ fn compare_cloud_init(work: &Path, bin: &Path, n: usize) -> Result<()> {
     let input = work.join("network-config.yaml");
     std::fs::write(&input, NETWORK_CONFIG).with_context(|| format!("writing {}", input.display()))?;
     let out = work.join("cloud-init-out");
-    let cloud = time_runs(CLOUD_INIT_RUNS, || {
-        Command::new("cloud-init")
-            .args(["devel", "net-convert", "--kind", "yaml", "--distro", "ubuntu", "--output-kind", "netplan"])
-            .arg("--network-data")
-            .arg(&input)
-            .arg("--directory")
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-    })?;
+    let cloud = time_runs(
+        CLOUD_INIT_RUNS,
+        |_| Ok(()),
+        |_| {
+            Command::new("cloud-init")
+                .args(["devel", "net-convert", "--kind", "yaml", "--distro", "ubuntu", "--output-kind", "netplan"])
+                .arg("--network-data")
+                .arg(&input)
+                .arg("--directory")
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+        },
+    )?;
     let written = out.join("etc/netplan/50-cloud-init.yaml");
     ensure!(written.is_file(), "cloud-init net-convert did not write {}", written.display());
-    let bundle = work.join(format!("{COMPARED}-bundle"));
-    let ours = time_runs(n, || {
-        Command::new(bin).args(["render", COMPARED, "--out"]).arg(&bundle).stdout(Stdio::null()).status()
-    })?;
+    let fresh = |run: usize| work.join(format!("{COMPARED}-compared-{run}"));
+    let ours = time_runs(
+        n,
+        |run| match run.checked_sub(1) {
+            Some(previous) => std::fs::remove_dir_all(fresh(previous)).context("removing the previous bundle"),
+            None => Ok(()),
+        },
+        |run| render_into(bin, COMPARED, &fresh(run)),
+    )?;
     println!("the host side of {COMPARED} (uplink enp3s0 as a port of bridge br0, netplan):");
     print_row("cloud-init devel net-convert (netplan only)", &cloud);
     print_row(&format!("vnetgen render {COMPARED} (whole bundle)"), &ours);
@@ -117,19 +149,87 @@ fn compare_cloud_init(work: &Path, bin: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` once to warm caches, then `n` times, and returns the wall times, sorted.
-fn time_runs(n: usize, mut f: impl FnMut() -> std::io::Result<std::process::ExitStatus>) -> Result<Vec<Duration>> {
-    let status = f().context("starting the command")?;
-    ensure!(status.success(), "the command failed: {status}");
+/// Runs `f` once to warm caches, then `n` times, and returns the wall times, sorted. `setup`
+/// runs before each run of `f` (the run's number, from 0 for the warm-up), outside the timing.
+fn time_runs(
+    n: usize,
+    mut setup: impl FnMut(usize) -> Result<()>,
+    mut f: impl FnMut(usize) -> std::io::Result<std::process::ExitStatus>,
+) -> Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(n);
-    for _ in 0..n {
+    for run in 0..=n {
+        setup(run)?;
         let began = Instant::now();
-        let status = f().context("starting the command")?;
-        times.push(began.elapsed());
+        let status = f(run).context("starting the command")?;
+        let took = began.elapsed();
         ensure!(status.success(), "the command failed: {status}");
+        if run > 0 {
+            times.push(took);
+        }
     }
     times.sort();
     Ok(times)
+}
+
+/// One row of a table: a command, and what to do before each run of it (not timed).
+struct Case<'a> {
+    name: String,
+    setup: Box<dyn FnMut(usize) -> Result<()> + 'a>,
+    run: Box<dyn FnMut(usize) -> std::io::Result<std::process::ExitStatus> + 'a>,
+}
+
+impl<'a> Case<'a> {
+    fn new(name: String, run: impl FnMut(usize) -> std::io::Result<std::process::ExitStatus> + 'a) -> Case<'a> {
+        Case { name, setup: Box::new(|_| Ok(())), run: Box::new(run) }
+    }
+
+    fn setup(mut self, setup: impl FnMut(usize) -> Result<()> + 'a) -> Case<'a> {
+        self.setup = Box::new(setup);
+        self
+    }
+}
+
+/// Runs every case once to warm caches, then `n` rounds of one run of each case in turn, and
+/// returns each case's name and wall times, sorted.
+fn time_interleaved(n: usize, mut cases: Vec<Case>) -> Result<Vec<(String, Vec<Duration>)>> {
+    let mut times: Vec<Vec<Duration>> = cases.iter().map(|_| Vec::with_capacity(n)).collect();
+    for run in 0..=n {
+        for (case, times) in cases.iter_mut().zip(&mut times) {
+            (case.setup)(run).with_context(|| format!("before `{}`", case.name))?;
+            let began = Instant::now();
+            let status = (case.run)(run).with_context(|| format!("starting `{}`", case.name))?;
+            let took = began.elapsed();
+            ensure!(status.success(), "`{}` failed: {status}", case.name);
+            if run > 0 {
+                times.push(took);
+            }
+        }
+    }
+    Ok(cases
+        .into_iter()
+        .zip(times)
+        .map(|(c, mut t)| {
+            (c.name, {
+                t.sort();
+                t
+            })
+        })
+        .collect())
+}
+
+fn render_into(bin: &Path, profile: &str, out: &Path) -> std::io::Result<std::process::ExitStatus> {
+    Command::new(bin).args(["render", profile, "--out"]).arg(out).stdout(Stdio::null()).status()
+}
+
+/// A fresh copy of `bin` in `dir`, as an install puts it: the file the linker wrote starts
+/// measurably slower (up to 0.5 ms here) than a copy of it, however often either has run.
+fn installed_copy(bin: &Path, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let copy = dir.join("vnetgen");
+    let staged = dir.join(".vnetgen.new");
+    std::fs::copy(bin, &staged).with_context(|| format!("copying {} to {}", bin.display(), staged.display()))?;
+    std::fs::rename(&staged, &copy).with_context(|| format!("renaming into {}", copy.display()))?;
+    Ok(copy)
 }
 
 /// The `p`th percentile of sorted `times` (nearest rank).
