@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vnetgen::{builtin, bundle::Written, diag, templates::Templates};
 
+#[cfg(target_os = "linux")]
+mod arena;
+
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: arena::Arena<{ arena::RESERVE }> = arena::Arena::new();
+
 const EX_DATAERR: u8 = 65;
 const EX_USAGE: u8 = 2;
 
