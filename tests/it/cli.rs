@@ -235,7 +235,8 @@ fn rendering_an_unchanged_bundle_again_leaves_it_as_it_is() {
     assert!(again.contains("is up to date (21 files, unchanged)"), "{again}");
     assert_eq!(stamps(), first, "an unchanged bundle was written again");
 
-    let changes: [(&str, &dyn Fn(&Path)); 6] = [
+    type Change<'a> = (&'a str, &'a dyn Fn(&Path));
+    let changes: [Change; 6] = [
         ("a changed byte", &|d| {
             let mut b = std::fs::read(d.join("install.sh")).unwrap();
             b[0] ^= 1;

@@ -64,7 +64,7 @@ pub fn run(flags: &Bench) -> Result<()> {
     println!("timed: a copy of {}, as `cargo install` and dpkg install it", release.bin.display());
     println!("bundles written under {} ({})", work.0.display(), fs_type(&work.0));
     println!();
-    println!("{:<44} {:>10} {:>10} {:>10}", "command", "median ms", "p90 ms", "min ms");
+    println!("{:<56} {:>10} {:>10} {:>10}", "command", "median ms", "p90 ms", "min ms");
     let list = time_runs(n, |_| Ok(()), |_| Command::new(&bin).arg("list").stdout(Stdio::null()).status())?;
     print_row("list", &list);
     let mut renders = Vec::new();
@@ -246,7 +246,7 @@ fn ms(d: Duration) -> String {
 
 fn print_row(what: &str, times: &[Duration]) {
     println!(
-        "{what:<44} {:>10} {:>10} {:>10}",
+        "{what:<56} {:>10} {:>10} {:>10}",
         ms(percentile(times, 50)),
         ms(percentile(times, 90)),
         ms(times.iter().copied().min().unwrap_or_default())

@@ -1,5 +1,5 @@
-//! `cargo xtask deb`: the Debian package. Builds the release binary (`release`: glibc linked
-//! statically on a `*-linux-gnu` host, the binary `cargo xtask bench` times), has it write its
+//! `cargo xtask deb`: the Debian package. Builds the release binary (`release`: static, for the
+//! musl target or with glibc; the binary `cargo xtask bench` times), has it write its
 //! man page and shell completions into `target/deb-assets/` (generated, never committed: the
 //! binary is their source), then runs `cargo deb --no-build`, which packs the files that
 //! `[package.metadata.deb]` in Cargo.toml names. `tests/it/deb.rs` builds the same package from
