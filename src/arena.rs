@@ -72,8 +72,9 @@ impl<const SIZE: usize> Arena<SIZE> {
         let base = self.base()?;
         let mut top = self.top.load(Ordering::Relaxed);
         loop {
-            // The region starts page-aligned, so aligning the offset aligns the address.
-            let start = top.checked_next_multiple_of(layout.align())?;
+            // The address is aligned, not the offset: the region is only page-aligned, a
+            // layout may ask for more.
+            let start = (base + top).checked_next_multiple_of(layout.align())? - base;
             let end = start.checked_add(layout.size()).filter(|&e| e <= SIZE)?;
             match self.top.compare_exchange_weak(top, end, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return Some((base + start) as *mut u8),
@@ -196,6 +197,21 @@ mod tests {
             a.dealloc(x, layout(3, 1));
             let w = a.alloc(layout(3, 1));
             assert!(w as usize > z as usize);
+        }
+    }
+
+    #[test]
+    fn an_alignment_above_the_page_size_is_kept() {
+        let a = Small::new();
+        unsafe {
+            let small = a.alloc(layout(1, 1));
+            for align in [8192, 16384] {
+                let p = a.alloc(layout(8, align));
+                assert_eq!(p as usize % align, 0, "align {align}");
+                assert!(p as usize > small as usize);
+                let z = a.alloc_zeroed(layout(8, align));
+                assert_eq!(z as usize % align, 0, "zeroed, align {align}");
+            }
         }
     }
 

@@ -108,9 +108,10 @@ impl Bundle {
         result.map(|()| if existed { Written::Replaced } else { Written::Created })
     }
 
-    /// Whether directory `dir` holds exactly this bundle: mode 0755, the bundle's directories
-    /// and files and nothing else (no symlink, no other file), every file with the bundle's
-    /// mode and bytes. Anything unreadable counts as a difference.
+    /// Whether directory `dir` holds exactly this bundle: the bundle's directories and files and
+    /// nothing else (no symlink, no other file), every directory with mode 0755, every file
+    /// with the bundle's mode and bytes and no other name (a hard link from elsewhere would
+    /// outlive a rewrite). Anything unreadable counts as a difference.
     fn is_at(&self, dir: &Path) -> bool {
         use std::os::unix::fs::PermissionsExt as _;
         if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o7777 == 0o755) {
@@ -127,7 +128,8 @@ impl Bundle {
                     return false;
                 };
                 let rel = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-                if kind.is_dir() && dirs.contains(rel.as_str()) {
+                let is_0755 = || entry.metadata().is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o755);
+                if kind.is_dir() && dirs.contains(rel.as_str()) && is_0755() {
                     dirs_seen += 1;
                     pending.push((entry.path(), rel));
                 } else if kind.is_file() && self.files.get(&rel).is_some_and(|f| holds(&entry.path(), f)) {
@@ -163,6 +165,9 @@ impl Bundle {
         for dir in dirs {
             let dir = root.join(dir);
             fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            // 0755 whatever the umask, like the bundle's root and files.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("setting mode of {}", dir.display()))?;
         }
         for (path, f) in &self.files {
             let dest = root.join(path);
@@ -261,11 +266,11 @@ pub enum Written {
 /// Whether regular file `path` has `f`'s mode and bytes.
 fn holds(path: &Path, f: &File) -> bool {
     use std::io::Read as _;
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let Ok(mut file) = fs::File::open(path) else { return false };
-    let same_kind = file
-        .metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == f.mode && m.len() == f.bytes.len() as u64);
+    let same_kind = file.metadata().is_ok_and(|m| {
+        m.is_file() && m.nlink() == 1 && m.permissions().mode() & 0o7777 == f.mode && m.len() == f.bytes.len() as u64
+    });
     // One byte more than expected is read, so a file that grew since is caught too.
     let mut bytes = Vec::with_capacity(f.bytes.len() + 1);
     same_kind && file.read_to_end(&mut bytes).is_ok() && bytes == f.bytes

@@ -236,7 +236,7 @@ fn rendering_an_unchanged_bundle_again_leaves_it_as_it_is() {
     assert_eq!(stamps(), first, "an unchanged bundle was written again");
 
     type Change<'a> = (&'a str, &'a dyn Fn(&Path));
-    let changes: [Change; 6] = [
+    let changes: [Change; 9] = [
         ("a changed byte", &|d| {
             let mut b = std::fs::read(d.join("install.sh")).unwrap();
             b[0] ^= 1;
@@ -252,6 +252,14 @@ fn rendering_an_unchanged_bundle_again_leaves_it_as_it_is() {
             std::os::unix::fs::symlink(d.join("../install.sh"), d.join("install.sh")).unwrap();
         }),
         ("a changed directory mode", &|d| std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap()),
+        ("a changed subdirectory mode", &|d| {
+            std::fs::set_permissions(d.join("guest"), std::fs::Permissions::from_mode(0o700)).unwrap()
+        }),
+        ("a directory added", &|d| std::fs::create_dir(d.join("host/mine")).unwrap()),
+        ("a file linked from elsewhere", &|d| {
+            let _ = std::fs::remove_file(d.join("../linked"));
+            std::fs::hard_link(d.join("MANIFEST"), d.join("../linked")).unwrap();
+        }),
     ];
     for (what, change) in changes {
         change(&out);
@@ -262,6 +270,27 @@ fn rendering_an_unchanged_bundle_again_leaves_it_as_it_is() {
         assert_eq!(files_below(&out), first.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), "{what}");
         assert!(render().contains("is up to date"), "{what}: not unchanged after the rewrite");
     }
+    // Every directory of a bundle is 0755 whatever the umask, so that a bundle written under
+    // one umask is found unchanged under another.
+    let strict = tmp.path().join("strict");
+    let bin = assert_cmd::cargo::cargo_bin("vnetgen");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 077 && exec \"$0\" render laptop-wifi --out \"$1\" >/dev/null")
+        .arg(&bin)
+        .arg(&strict)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for dir in ["", "guest", "host", "host/etc"] {
+        let mode = std::fs::metadata(strict.join(dir)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{dir} under umask 077");
+    }
+    let r = vnetgen().args(["render", "laptop-wifi", "--out"]).arg(&strict).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("is up to date"),
+        "written under umask 077, not found unchanged"
+    );
 }
 
 #[test]

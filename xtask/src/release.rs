@@ -72,7 +72,7 @@ pub fn build(root: &Path, cargo: &str) -> Result<Release> {
             if let Some(m) = &musl {
                 eprintln!(
                     "xtask: the musl target is not installed, so glibc is linked statically instead; \
-                     `rustup target add {m}` makes vnetgen start ~0.2 ms faster (README, Speed)"
+                     `rustup target add {m}` makes a `check` ~0.35 ms faster (README, Speed)"
                 );
             }
             cmd.args(["--target", &host]);
@@ -91,14 +91,16 @@ pub fn build(root: &Path, cargo: &str) -> Result<Release> {
     };
     eprintln!("xtask: building the release binary ({})", release.describe());
     let status = cmd.status().context("starting cargo build")?;
-    ensure!(
-        status.success(),
-        "cargo build --release failed{}",
-        match release.linked {
-            Linked::GlibcStatic => " (a static glibc needs libc.a: Debian's libc6-dev, Fedora's glibc-static)",
-            Linked::Musl | Linked::Default => "",
+    let hint = match (release.linked, &release.target) {
+        (Linked::GlibcStatic, _) => {
+            " (a static glibc needs libc.a: Debian's libc6-dev, Fedora's glibc-static)".to_string()
         }
-    );
+        (Linked::Musl, Some(t)) => {
+            format!(" (for the musl target; `rustup target remove {t}` makes it link glibc statically instead)")
+        }
+        _ => String::new(),
+    };
+    ensure!(status.success(), "cargo build --release failed{hint}");
     // Only where it was built static: elsewhere it may not be a 64-bit little-endian ELF file.
     if release.linked != Linked::Default && has_interpreter(&release.bin)? {
         bail!("{} was built to be static but is dynamically linked", release.bin.display());
