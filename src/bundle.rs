@@ -70,6 +70,15 @@ impl Bundle {
     /// holds exactly this bundle already is left as it is (`Written::Unchanged`): nothing is
     /// written, its files keep their times.
     pub fn write_to(&self, out: &Path, force: bool) -> Result<Written> {
+        // A symlink is followed: the directory it names is the bundle, replaced in place, and
+        // the link keeps naming it (renaming over the link would replace the link instead).
+        let resolved;
+        let out = if fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink()) {
+            resolved = follow_link(out)?;
+            resolved.as_path()
+        } else {
+            out
+        };
         let existed = out.exists();
         if existed {
             if !out.is_dir() {
@@ -290,6 +299,24 @@ fn hex(bytes: &[u8]) -> String {
 /// Creates `parent/.BASE.KIND-…` with `create` under a name no one can guess (process id, clock,
 /// a counter), trying another name while one exists: `create` must fail on anything already
 /// there (`mkdir`, `O_EXCL`), so a planted symlink is never followed.
+/// The path symlink `link` names: resolved through every link when it exists, else the
+/// link's own target, which a render creates (a dangling link to another link is an error).
+fn follow_link(link: &Path) -> Result<PathBuf> {
+    if let Ok(path) = fs::canonicalize(link) {
+        return Ok(path);
+    }
+    let target = fs::read_link(link).with_context(|| format!("reading symlink {}", link.display()))?;
+    let target = link.parent().unwrap_or(Path::new("")).join(target);
+    if fs::symlink_metadata(&target).is_ok() {
+        bail!(
+            "{} is a symlink to {}, which does not resolve to a directory; render into a directory or remove the link",
+            link.display(),
+            target.display()
+        );
+    }
+    Ok(target)
+}
+
 fn create_unique(
     parent: &Path,
     base: &str,
@@ -316,7 +343,10 @@ fn replace_dir(tmp: &Path, out: &Path, parent: &Path, base: &str) -> Result<()> 
         // Aside under an unguessable name, created empty (exclusively) so the rename replaces a
         // directory of ours.
         let old = create_unique(parent, base, "old", |p| fs::create_dir(p))?;
-        fs::rename(out, &old).with_context(|| format!("moving old {} aside", out.display()))?;
+        if let Err(e) = fs::rename(out, &old) {
+            let _ = fs::remove_dir(&old);
+            return Err(e).with_context(|| format!("moving old {} aside", out.display()));
+        }
         if let Err(e) = fs::rename(tmp, out) {
             let _ = fs::rename(&old, out);
             return Err(e).with_context(|| format!("renaming into {}", out.display()));

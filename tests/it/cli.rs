@@ -293,6 +293,42 @@ fn rendering_an_unchanged_bundle_again_leaves_it_as_it_is() {
     );
 }
 
+/// `--out` naming a symlink renders into the directory it names: a bundle there is replaced in
+/// place and the link still names it; a dangling link's target is created; nothing is left
+/// beside them.
+#[test]
+fn rendering_through_a_symlink_replaces_the_directory_it_names() {
+    let tmp = TempDir::new("link");
+    let (real, link) = (tmp.path().join("real"), tmp.path().join("link"));
+    std::os::unix::fs::symlink("real", &link).unwrap();
+    let render = |profile: &str| {
+        let r = vnetgen().args(["render", profile, "--out"]).arg(&link).output().unwrap();
+        assert!(r.status.success(), "{profile}: {}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8(r.stdout).unwrap()
+    };
+    // Dangling: the link's target is created.
+    assert!(render("laptop-wifi").starts_with("wrote "));
+    assert!(real.join("install.sh").is_file());
+    assert!(render("laptop-wifi").contains("is up to date"));
+    // Another profile replaces the bundle the link names.
+    assert!(render("server-routed").starts_with("wrote "));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("real"));
+    assert!(std::fs::read_to_string(real.join("profile.yaml")).unwrap().contains("routed"));
+    let mut names: Vec<_> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["link", "real"]);
+    // A link to a link that resolves nowhere is refused, and nothing is created.
+    let chain = tmp.path().join("chain");
+    std::os::unix::fs::symlink("nowhere-link", &chain).unwrap();
+    std::os::unix::fs::symlink("nowhere", tmp.path().join("nowhere-link")).unwrap();
+    let r = vnetgen().args(["render", "laptop-wifi", "--out"]).arg(&chain).output().unwrap();
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("does not resolve"), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(!tmp.path().join("nowhere").exists());
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let r = vnetgen().args(["render", "no-such-profile"]).output().unwrap();
