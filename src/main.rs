@@ -127,6 +127,13 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Output into a closed pipe (`vnetgen explain … | head`) ends the process quietly, as it does
+    // cat's or grep's, not with a panic in println!. vnetgen writes to no other pipe.
+    #[cfg(target_os = "linux")]
+    // SAFETY: sets a signal's disposition back to the default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

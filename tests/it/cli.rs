@@ -329,6 +329,27 @@ fn rendering_through_a_symlink_replaces_the_directory_it_names() {
     assert!(!tmp.path().join("nowhere").exists());
 }
 
+/// Printing into a pipe nobody reads (`vnetgen explain … | head -1` once head is done) ends the
+/// process by SIGPIPE, quietly, as it does cat; it used to panic with "failed printing to stdout".
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    for args in
+        [&["explain", "laptop-wifi"][..], &["list"], &["man"], &["completions", "bash"], &["show", "laptop-wifi"]]
+    {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let r = std::process::Command::new(assert_cmd::cargo::cargo_bin("vnetgen"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.signal(), Some(13), "{args:?}: {:?} {stderr}", r.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let r = vnetgen().args(["render", "no-such-profile"]).output().unwrap();
