@@ -522,7 +522,8 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         Ok(t) => t,
         Err(d) => return Parsed { profile: None, errors: vec![d] },
     };
-    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let original: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut lines = original.clone();
     let mut errors = Vec::new();
     let mut set_aside: Vec<String> = Vec::new();
     let mut blanked_rows: Vec<u32> = Vec::new();
@@ -533,7 +534,8 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         };
         let (message, loc) = (e.to_string(), location(&e));
         let caused_by_us = missing_field(&message).is_some_and(|f| set_aside.iter().any(|k| k == f))
-            || blanked_rows.contains(&loc.line);
+            || blanked_rows.contains(&loc.line)
+            || !blanked_rows.is_empty() && emptied(&original, &lines, loc.line);
         if caused_by_us {
             // Missing or empty only because an error above set its entry aside: already reported.
             return Parsed { profile: None, errors };
@@ -666,6 +668,25 @@ fn set_aside_entry(lines: &mut [String], message: &str, loc: Loc) -> Option<Stri
         l.clear();
     }
     Some(key)
+}
+
+/// Whether the key on line `line` has no value in `now` only because its block (the lines below
+/// it, indented deeper) was set aside: it held an entry in `original` and holds none in `now`.
+/// (`host:` whose only entry was a misspelt `distro` would be reported as "expected a mapping".)
+fn emptied(original: &[String], now: &[String], line: u32) -> bool {
+    let row = line as usize - 1;
+    let Some(head) = now.get(row) else { return false };
+    if !head.trim_end().ends_with(':') {
+        return false;
+    }
+    let indent = |l: &str| l.chars().take_while(|&c| c == ' ').count();
+    // Where the key starts: after the indentation and any `- ` of sequence items.
+    let key_indent = head.len() - head.trim_start_matches([' ', '-']).len();
+    let content = |l: &str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
+    let block_end =
+        (row + 1..now.len()).find(|&r| content(&now[r]) && indent(&now[r]) <= key_indent).unwrap_or(now.len());
+    (row + 1..block_end).all(|r| !content(&now[r]))
+        && (row + 1..block_end).any(|r| original.get(r).is_some_and(|l| content(l)))
 }
 
 /// Where the key a duplicate-key error at `loc` repeats was first given: the same key earlier in
