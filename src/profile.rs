@@ -674,7 +674,7 @@ fn set_aside_entry(lines: &mut [String], message: &str, loc: Loc) -> Option<Stri
 /// it, indented deeper) was set aside: it held an entry in `original` and holds none in `now`.
 /// (`host:` whose only entry was a misspelt `distro` would be reported as "expected a mapping".)
 fn emptied(original: &[String], now: &[String], line: u32) -> bool {
-    let row = line as usize - 1;
+    let Some(row) = (line as usize).checked_sub(1) else { return false };
     let Some(head) = now.get(row) else { return false };
     if !head.trim_end().ends_with(':') {
         return false;
