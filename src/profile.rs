@@ -529,6 +529,19 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     let mut blanked_rows: Vec<u32> = Vec::new();
     loop {
         let e = match parse_text(&lines.join("\n")) {
+            // A mapping the recovery emptied (its only entries set aside) reads as absent: the
+            // profile has a hole the user did not write, and checking its meaning would report
+            // that hole ("network vmnet has no subnet") as a second error.
+            Ok(_)
+                if blanked_rows.iter().any(|&r| {
+                    (r as usize)
+                        .checked_sub(1)
+                        .and_then(|row| parent_key_row(&original, row))
+                        .is_some_and(|p| emptied(&original, &lines, p as u32 + 1))
+                }) =>
+            {
+                return Parsed { profile: None, errors }
+            }
             Ok(profile) => return Parsed { profile: Some(profile), errors },
             Err(e) => e,
         };
@@ -687,6 +700,17 @@ fn emptied(original: &[String], now: &[String], line: u32) -> bool {
         (row + 1..now.len()).find(|&r| content(&now[r]) && indent(&now[r]) <= key_indent).unwrap_or(now.len());
     (row + 1..block_end).all(|r| !content(&now[r]))
         && (row + 1..block_end).any(|r| original.get(r).is_some_and(|l| content(l)))
+}
+
+/// The row of the key whose block holds the key on `row`: the nearest line above, with content,
+/// whose key starts further left.
+fn parent_key_row(lines: &[String], row: usize) -> Option<usize> {
+    let key_col = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
+    let col = key_col(lines.get(row)?);
+    (0..row).rev().find(|&r| {
+        let l = &lines[r];
+        !l.trim().is_empty() && !l.trim_start().starts_with('#') && key_col(l) < col
+    })
 }
 
 /// Where the key a duplicate-key error at `loc` repeats was first given: the same key earlier in
