@@ -101,7 +101,7 @@ enum Command {
     Explain {
         /// A built-in profile name, a path to a profile, or `-` for standard input.
         profile: String,
-        /// FROM TO PORT[/PROTO], e.g. `lan vmnet 80/tcp` or `10.10.0.5 host 53/udp`.
+        /// FROM TO PORT[/PROTO], e.g. `lan vmnet 80/tcp` or `10.10.0.5 host 53/udp` (three arguments, or one quoted).
         flow: Vec<String>,
     },
     /// Print a shell completion script (e.g. `vnetgen completions bash > /etc/bash_completion.d/vnetgen`).

@@ -439,9 +439,10 @@ fn end(p: &Profile, word: &str) -> Result<End, String> {
     Ok(End::Lan(Some(a)))
 }
 
-/// Parses FLOW's three words.
-pub fn parse_flow(p: &Profile, words: &[String]) -> Result<Flow, String> {
-    let [from, to, port] = words else {
+/// Parses FLOW's three words, given as three arguments or quoted as one (`"lan vmnet 80"`).
+pub fn parse_flow(p: &Profile, args: &[String]) -> Result<Flow, String> {
+    let words: Vec<String> = args.iter().flat_map(|a| a.split_whitespace()).map(str::to_string).collect();
+    let [from, to, port] = words.as_slice() else {
         return Err(format!("a flow is three words, got {}\n{FLOW_SYNTAX}", words.len()));
     };
     let (num, proto) = match port.split_once('/') {

@@ -22,6 +22,8 @@ const FLOWS: &[(&str, &[&str], i32)] = &[
     ("ufw-libvirt-nat-out", &["ubuntu-ufw-default-nat", "default", "lan", "80"], 0),
     ("ufw-libvirt-nat-lan-in-refused", &["ubuntu-ufw-default-nat", "lan", "default", "80"], 0),
     ("lan-to-host-no-forward", &["laptop-wifi", "lan", "host", "8080"], 0),
+    ("flow-quoted-as-one-argument", &["laptop-wifi", "192.0.2.9 10.10.0.200 80"], 0),
+    ("bad-flow-too-many-words", &["laptop-wifi", "lan vmnet", "80 tcp"], 2),
     ("bad-flow-protocol", &["laptop-wifi", "lan", "vmnet", "80/icmp"], 2),
     ("bad-flow-port", &["laptop-wifi", "lan", "vmnet", "0"], 2),
     ("bad-flow-too-few-words", &["laptop-wifi", "lan", "vmnet"], 2),
