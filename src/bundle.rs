@@ -99,6 +99,9 @@ impl Bundle {
             _ => PathBuf::from("."),
         };
         let base = out.file_name().context("output path has no file name")?.to_string_lossy().into_owned();
+        if !parent.is_dir() {
+            bail!("cannot write {}: directory {} does not exist; create it first", out.display(), parent.display());
+        }
         let tmp = create_unique(&parent, &base, "tmp", |p| {
             use std::os::unix::fs::DirBuilderExt as _;
             fs::DirBuilder::new().mode(0o700).create(p)

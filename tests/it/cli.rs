@@ -327,6 +327,10 @@ fn rendering_through_a_symlink_replaces_the_directory_it_names() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("does not resolve"), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(!tmp.path().join("nowhere").exists());
+    // A parent that does not exist is named, not a temporary path beside it.
+    let r = vnetgen().args(["render", "laptop-wifi", "--out"]).arg(tmp.path().join("no/such/b")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("does not exist; create it first") && !stderr.contains(".tmp-"), "{stderr}");
 }
 
 /// Printing into a pipe nobody reads (`vnetgen explain … | head -1` once head is done) ends the
