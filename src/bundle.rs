@@ -99,9 +99,6 @@ impl Bundle {
             _ => PathBuf::from("."),
         };
         let base = out.file_name().context("output path has no file name")?.to_string_lossy().into_owned();
-        if !parent.is_dir() {
-            bail!("cannot write {}: directory {} does not exist; create it first", out.display(), parent.display());
-        }
         let tmp = create_unique(&parent, &base, "tmp", |p| {
             use std::os::unix::fs::DirBuilderExt as _;
             fs::DirBuilder::new().mode(0o700).create(p)
@@ -335,6 +332,12 @@ fn create_unique(
         match create(&path) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            // Name the missing directory, not the temporary path in it.
+            Err(_) if !parent.is_dir() => bail!(
+                "cannot write {}: directory {} does not exist; create it first",
+                parent.join(base).display(),
+                parent.display()
+            ),
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
     }

@@ -331,6 +331,9 @@ fn rendering_through_a_symlink_replaces_the_directory_it_names() {
     let r = vnetgen().args(["render", "laptop-wifi", "--out"]).arg(tmp.path().join("no/such/b")).output().unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.contains("does not exist; create it first") && !stderr.contains(".tmp-"), "{stderr}");
+    let r = vnetgen().args(["render", "laptop-wifi", "--tar"]).arg(tmp.path().join("no/such/b.tar")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("does not exist; create it first") && !stderr.contains(".tmp-"), "{stderr}");
 }
 
 /// Printing into a pipe nobody reads (`vnetgen explain … | head -1` once head is done) ends the
