@@ -292,7 +292,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn label(arg: &str) -> String {
     if arg == "-" {
         "<stdin>".to_string()
-    } else if Path::new(arg).is_file() {
+    } else if is_profile_file(arg) {
         arg.to_string()
     } else {
         format!("<built-in>/{arg}.yaml")
@@ -315,6 +315,13 @@ fn load(arg: &str) -> Result<vnetgen::model::Profile, Failure> {
     checked.model.ok_or(Failure::Invalid)
 }
 
+/// Whether `arg` names a file to read as the profile: anything there but a directory, so a pipe
+/// (`<(…)`, /dev/stdin) too. A file shadows the built-in profile of the same name; a directory
+/// (say, the bundle `render laptop-wifi --out laptop-wifi` wrote) does not.
+fn is_profile_file(arg: &str) -> bool {
+    std::fs::metadata(arg).is_ok_and(|m| !m.is_dir())
+}
+
 /// A profile's label (`file`, `<stdin>`, `<built-in>/NAME.yaml`) and bytes.
 fn read_profile(arg: &str) -> Result<(String, Vec<u8>), Failure> {
     let bytes: Vec<u8> = if arg == "-" {
@@ -324,7 +331,7 @@ fn read_profile(arg: &str) -> Result<(String, Vec<u8>), Failure> {
             .read_to_end(&mut buf)
             .context("reading the profile from standard input")?;
         buf
-    } else if Path::new(arg).is_file() {
+    } else if is_profile_file(arg) {
         let f = std::fs::File::open(arg).with_context(|| format!("opening {arg}"))?;
         let mut buf = Vec::new();
         f.take(vnetgen::profile::MAX_PROFILE_BYTES as u64 + 1)
@@ -333,12 +340,18 @@ fn read_profile(arg: &str) -> Result<(String, Vec<u8>), Failure> {
         buf
     } else if let Some(text) = builtin::get(arg) {
         text.as_bytes().to_vec()
+    } else if Path::new(arg).is_dir() {
+        return Err(Failure::Usage(format!("{arg} is a directory, not a profile file")));
     } else {
         let names: Vec<&str> = builtin::PROFILES.iter().map(|(n, _, _)| *n).collect();
-        return Err(Failure::Usage(format!(
-            "no profile file or built-in profile named {arg:?}\nbuilt-in profiles: {}",
-            names.join(", ")
-        )));
+        let looks_like_a_path = arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml");
+        let what = if looks_like_a_path {
+            format!("no such profile file: {arg}")
+        } else {
+            format!("no profile file or built-in profile named {arg:?}")
+        };
+        let hint = vnetgen::profile::closest(arg, &names).map_or(String::new(), |n| format!("; did you mean `{n}`?"));
+        return Err(Failure::Usage(format!("{what}{hint}\nbuilt-in profiles: {}", names.join(", "))));
     };
     Ok((label(arg), bytes))
 }

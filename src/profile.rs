@@ -826,7 +826,7 @@ fn did_you_mean(word: &str, valid: &str) -> String {
 /// The valid name closest to `word` when it is plausibly what was meant: the same ignoring
 /// case, or at most a third of the word's length in edits (a swap of neighbours counts one;
 /// rustc's bound), never more than 3. The first of equally close names wins.
-fn closest<'a>(word: &str, valid: &[&'a str]) -> Option<&'a str> {
+pub fn closest<'a>(word: &str, valid: &[&'a str]) -> Option<&'a str> {
     let lower = word.to_lowercase();
     let bound = (word.chars().count().max(3) / 3).min(3);
     valid

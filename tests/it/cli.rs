@@ -367,6 +367,44 @@ fn usage_errors_exit_2() {
     assert_eq!(vnetgen().args(["frobnicate"]).output().unwrap().status.code(), Some(2));
 }
 
+/// How PROFILE is found: a file (regular, or a pipe as `<(…)` gives) before a built-in of the
+/// same name, a directory never; a miss says which it was and suggests a near built-in name.
+#[test]
+fn a_profile_argument_is_a_file_a_pipe_or_a_builtin_name() {
+    let tmp = TempDir::new("arg");
+    let stderr_of = |args: &[&str]| {
+        let r = vnetgen().current_dir(tmp.path()).args(args).output().unwrap();
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        String::from_utf8(r.stderr).unwrap()
+    };
+    assert!(stderr_of(&["check", "laptop-wifii"]).contains("did you mean `laptop-wifi`?"));
+    assert!(stderr_of(&["check", "./mine.yaml"]).starts_with("error: no such profile file: ./mine.yaml\n"));
+    assert!(stderr_of(&["check", "."]).starts_with("error: . is a directory, not a profile file\n"));
+    // The bundle directory `--out laptop-wifi` wrote does not shadow the built-in profile.
+    vnetgen().current_dir(tmp.path()).args(["render", "laptop-wifi", "--out", "laptop-wifi"]).assert().success();
+    vnetgen()
+        .current_dir(tmp.path())
+        .args(["check", "laptop-wifi"])
+        .assert()
+        .success()
+        .stdout("<built-in>/laptop-wifi.yaml: ok: 1 network(s)\n");
+    // A pipe is read as the profile, named by its path.
+    let text = vnetgen::builtin::get("server-routed").unwrap();
+    let r = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("exec \"$0\" check <(printf %s \"$1\")")
+        .arg(assert_cmd::cargo::cargo_bin("vnetgen"))
+        .arg(text)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success() && stdout.starts_with("/dev/fd/") && stdout.ends_with(": ok: 1 network(s)\n"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
 #[test]
 fn list_names_every_builtin_profile() {
     let out = vnetgen().arg("list").output().unwrap();
