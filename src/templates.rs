@@ -67,6 +67,7 @@ impl Templates {
     pub fn load(override_dir: Option<&Path>) -> Result<Templates> {
         if let Some(dir) = override_dir {
             anyhow::ensure!(dir.is_dir(), "template directory {} does not exist", dir.display());
+            check_overrides(dir)?;
         }
         let dir: Option<PathBuf> = override_dir.map(Path::to_path_buf);
         let mut env = minijinja::Environment::new();
@@ -101,6 +102,41 @@ impl Templates {
         }
         Ok(out)
     }
+}
+
+/// Every file under the override directory must be named as a built-in template is (a file of
+/// another name would be ignored, and the render silently use the built-in one). Entries whose
+/// name starts with `.` (`.git`, editors' swap files) are skipped.
+fn check_overrides(dir: &Path) -> Result<()> {
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = pending.pop() {
+        let entries = std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading {}", path.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if entry.path().is_dir() {
+                pending.push((entry.path(), rel));
+            } else if !EMBEDDED.iter().any(|(n, _)| *n == rel) {
+                let same_file = EMBEDDED.iter().find(|(n, _)| n.rsplit('/').next() == Some(name.as_str()));
+                let hint = match same_file {
+                    Some((n, _)) => format!("did you mean {}?", dir.join(n).display()),
+                    None => format!(
+                        "the built-in templates are {}",
+                        EMBEDDED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                anyhow::bail!(
+                    "{} is not the name of a built-in template, so it would replace nothing; {hint}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source of template `name`: the override directory's file of that name if there is one,

@@ -464,6 +464,22 @@ fn templates_can_be_overridden_from_a_directory() {
     let text = std::fs::read_to_string(out.join("libvirt/vmnet/interface.xml")).unwrap();
     assert_eq!(text, "<interface type=\"network\"><source network=\"vmnet\"/></interface>\n");
     assert!(Path::new(&out.join("install.sh")).is_file());
+    // A file that names no built-in template would replace nothing: refused, with the name meant,
+    // and nothing written. A dot-file (an editor's swap file) is skipped.
+    std::fs::write(dir.join(".interface.xml.tera.swp"), "x").unwrap();
+    std::fs::write(tmp.path().join("tpl/interface.xml.tera"), "x").unwrap();
+    let r = vnetgen()
+        .args(["render", "laptop-wifi", "--templates"])
+        .arg(tmp.path().join("tpl"))
+        .arg("--out")
+        .arg(tmp.path().join("out2"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interface.xml.tera is not the name of a built-in template"), "{stderr}");
+    assert!(stderr.contains("did you mean ") && stderr.contains("tpl/libvirt/interface.xml.tera?"), "{stderr}");
+    assert!(!tmp.path().join("out2").exists());
 }
 
 /// `check --format json`: one JSON document with every diagnostic (file, line, column, severity,
