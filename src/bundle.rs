@@ -296,9 +296,6 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Creates `parent/.BASE.KIND-…` with `create` under a name no one can guess (process id, clock,
-/// a counter), trying another name while one exists: `create` must fail on anything already
-/// there (`mkdir`, `O_EXCL`), so a planted symlink is never followed.
 /// The path symlink `link` names: resolved through every link when it exists, else the
 /// link's own target, which a render creates (a dangling link to another link is an error).
 fn follow_link(link: &Path) -> Result<PathBuf> {
@@ -317,6 +314,9 @@ fn follow_link(link: &Path) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// Creates `parent/.BASE.KIND-…` with `create` under a name no one can guess (process id, clock,
+/// a counter), trying another name while one exists: `create` must fail on anything already
+/// there (`mkdir`, `O_EXCL`), so a planted symlink is never followed.
 fn create_unique(
     parent: &Path,
     base: &str,

@@ -693,8 +693,7 @@ fn emptied(original: &[String], now: &[String], line: u32) -> bool {
         return false;
     }
     let indent = |l: &str| l.chars().take_while(|&c| c == ' ').count();
-    // Where the key starts: after the indentation and any `- ` of sequence items.
-    let key_indent = head.len() - head.trim_start_matches([' ', '-']).len();
+    let key_indent = key_col(head);
     let content = |l: &str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
     let block_end =
         (row + 1..now.len()).find(|&r| content(&now[r]) && indent(&now[r]) <= key_indent).unwrap_or(now.len());
@@ -705,12 +704,17 @@ fn emptied(original: &[String], now: &[String], line: u32) -> bool {
 /// The row of the key whose block holds the key on `row`: the nearest line above, with content,
 /// whose key starts further left.
 fn parent_key_row(lines: &[String], row: usize) -> Option<usize> {
-    let key_col = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
     let col = key_col(lines.get(row)?);
     (0..row).rev().find(|&r| {
         let l = &lines[r];
         !l.trim().is_empty() && !l.trim_start().starts_with('#') && key_col(l) < col
     })
+}
+
+/// The column (0-based) where a line's key starts: after the indentation and any `- ` of
+/// sequence items.
+fn key_col(line: &str) -> usize {
+    line.len() - line.trim_start_matches([' ', '-']).len()
 }
 
 /// Where the key a duplicate-key error at `loc` repeats was first given: the same key earlier in
