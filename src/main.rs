@@ -224,8 +224,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Check { profile, format: Format::Text } => {
-            let model = load(&profile)?;
-            println!("{}: ok: {} network(s)", label(&profile), model.networks.len());
+            let (file, model) = load_labelled(&profile)?;
+            println!("{file}: ok: {} network(s)", model.networks.len());
             Ok(())
         }
         Command::Show { profile, format } => {
@@ -289,18 +289,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn label(arg: &str) -> String {
-    if arg == "-" {
-        "<stdin>".to_string()
-    } else if is_profile_file(arg) {
-        arg.to_string()
-    } else {
-        format!("<built-in>/{arg}.yaml")
-    }
-}
-
 /// Reads a profile (file, built-in or stdin), prints its diagnostics, and returns the model.
 fn load(arg: &str) -> Result<vnetgen::model::Profile, Failure> {
+    load_labelled(arg).map(|(_, model)| model)
+}
+
+/// `load`, with the profile's label (`file`, `<stdin>`, `<built-in>/NAME.yaml`).
+fn load_labelled(arg: &str) -> Result<(String, vnetgen::model::Profile), Failure> {
     let (file, bytes) = read_profile(arg)?;
     let checked = vnetgen::check(&bytes);
     if !checked.diagnostics.is_empty() {
@@ -312,7 +307,7 @@ fn load(arg: &str) -> Result<vnetgen::model::Profile, Failure> {
         };
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
-    checked.model.ok_or(Failure::Invalid)
+    checked.model.map(|model| (file, model)).ok_or(Failure::Invalid)
 }
 
 /// Whether `arg` names a file to read as the profile: anything there but a directory, so a pipe
@@ -324,24 +319,24 @@ fn is_profile_file(arg: &str) -> bool {
 
 /// A profile's label (`file`, `<stdin>`, `<built-in>/NAME.yaml`) and bytes.
 fn read_profile(arg: &str) -> Result<(String, Vec<u8>), Failure> {
-    let bytes: Vec<u8> = if arg == "-" {
+    if arg == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
             .take(vnetgen::profile::MAX_PROFILE_BYTES as u64 + 1)
             .read_to_end(&mut buf)
             .context("reading the profile from standard input")?;
-        buf
+        Ok(("<stdin>".to_string(), buf))
     } else if is_profile_file(arg) {
         let f = std::fs::File::open(arg).with_context(|| format!("opening {arg}"))?;
         let mut buf = Vec::new();
         f.take(vnetgen::profile::MAX_PROFILE_BYTES as u64 + 1)
             .read_to_end(&mut buf)
             .with_context(|| format!("reading {arg}"))?;
-        buf
+        Ok((arg.to_string(), buf))
     } else if let Some(text) = builtin::get(arg) {
-        text.as_bytes().to_vec()
+        Ok((format!("<built-in>/{arg}.yaml"), text.as_bytes().to_vec()))
     } else if Path::new(arg).is_dir() {
-        return Err(Failure::Usage(format!("{arg} is a directory, not a profile file")));
+        Err(Failure::Usage(format!("{arg} is a directory, not a profile file")))
     } else {
         let names: Vec<&str> = builtin::PROFILES.iter().map(|(n, _, _)| *n).collect();
         let looks_like_a_path = arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml");
@@ -351,7 +346,6 @@ fn read_profile(arg: &str) -> Result<(String, Vec<u8>), Failure> {
             format!("no profile file or built-in profile named {arg:?}")
         };
         let hint = vnetgen::profile::closest(arg, &names).map_or(String::new(), |n| format!("; did you mean `{n}`?"));
-        return Err(Failure::Usage(format!("{what}{hint}\nbuilt-in profiles: {}", names.join(", "))));
-    };
-    Ok((label(arg), bytes))
+        Err(Failure::Usage(format!("{what}{hint}\nbuilt-in profiles: {}", names.join(", "))))
+    }
 }

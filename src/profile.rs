@@ -529,26 +529,12 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     let mut blanked_rows: Vec<u32> = Vec::new();
     loop {
         let e = match parse_text(&lines.join("\n")) {
-            // A mapping the recovery emptied (its only entries set aside) reads as absent: the
-            // profile has a hole the user did not write, and checking its meaning would report
-            // that hole ("network vmnet has no subnet") as a second error.
-            Ok(_)
-                if blanked_rows.iter().any(|&r| {
-                    (r as usize)
-                        .checked_sub(1)
-                        .and_then(|row| parent_key_row(&original, row))
-                        .is_some_and(|p| emptied(&original, &lines, p as u32 + 1))
-                }) =>
-            {
-                return Parsed { profile: None, errors }
-            }
             Ok(profile) => return Parsed { profile: Some(profile), errors },
             Err(e) => e,
         };
         let (message, loc) = (e.to_string(), location(&e));
         let caused_by_us = missing_field(&message).is_some_and(|f| set_aside.iter().any(|k| k == f))
-            || blanked_rows.contains(&loc.line)
-            || !blanked_rows.is_empty() && emptied(&original, &lines, loc.line);
+            || blanked_rows.contains(&loc.line);
         if caused_by_us {
             // Missing or empty only because an error above set its entry aside: already reported.
             return Parsed { profile: None, errors };
@@ -562,6 +548,14 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             return Parsed { profile: None, errors };
         }
         match set_aside_entry(&mut lines, &message, loc) {
+            // A mapping whose only entries are set aside now reads as absent: a hole the user did
+            // not write, which the next parse or the checks of meaning would report as a second
+            // error ("expected a mapping here", "network vmnet has no subnet"). Stop here.
+            Some(_)
+                if parent_key_row(&original, loc.line as usize - 1).is_some_and(|p| emptied(&original, &lines, p)) =>
+            {
+                return Parsed { profile: None, errors }
+            }
             Some(key) => {
                 set_aside.push(key);
                 blanked_rows.push(loc.line);
@@ -683,11 +677,9 @@ fn set_aside_entry(lines: &mut [String], message: &str, loc: Loc) -> Option<Stri
     Some(key)
 }
 
-/// Whether the key on line `line` has no value in `now` only because its block (the lines below
+/// Whether the key on row `row` has no value in `now` only because its block (the lines below
 /// it, indented deeper) was set aside: it held an entry in `original` and holds none in `now`.
-/// (`host:` whose only entry was a misspelt `distro` would be reported as "expected a mapping".)
-fn emptied(original: &[String], now: &[String], line: u32) -> bool {
-    let Some(row) = (line as usize).checked_sub(1) else { return false };
+fn emptied(original: &[String], now: &[String], row: usize) -> bool {
     let Some(head) = now.get(row) else { return false };
     if !head.trim_end().ends_with(':') {
         return false;

@@ -327,7 +327,13 @@ fn rendering_through_a_symlink_replaces_the_directory_it_names() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("does not resolve"), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(!tmp.path().join("nowhere").exists());
-    // A parent that does not exist is named, not a temporary path beside it.
+}
+
+/// `--out` or `--tar` in a directory that does not exist: the error names that directory, not
+/// the temporary path render would have written beside the output.
+#[test]
+fn rendering_into_a_missing_directory_names_it() {
+    let tmp = TempDir::new("missing");
     let r = vnetgen().args(["render", "laptop-wifi", "--out"]).arg(tmp.path().join("no/such/b")).output().unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.contains("does not exist; create it first") && !stderr.contains(".tmp-"), "{stderr}");
